@@ -1,0 +1,520 @@
+"""The ``photosim`` command line: every job headless, on the same core as the GUI.
+
+Thin by design: it parses arguments, builds :class:`~photosim.config.Settings`, drives core
+generators under a progress bar and prints results. torch is imported only when a command
+needs descriptors (through :mod:`photosim.embed`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from photosim import __version__
+from photosim.config import Settings, default_catalog_path
+from photosim.core.cancel import CancelToken
+from photosim.core.catalog import Catalog, CatalogError
+from photosim.core.types import Embedder, Error, ScanStage, ScanSummary
+
+logger = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def _human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def _err(message: str) -> None:
+    print(f"photosim: {message}", file=sys.stderr)
+
+
+# ---------------------------------------------------------------------------- embedder
+def _load_embedder(settings: Settings, quiet: bool = False) -> tuple[Embedder | None, str | None]:
+    """Load the configured backbone; ``(None, reason)`` when it cannot run here."""
+    if settings.model == "none":
+        return None, "hash-only scan requested (--model none)"
+    from photosim import embed  # lazy: imports torch only now
+
+    try:
+        embedder = embed.load_embedder(
+            settings.model,
+            pooling=settings.pooling,
+            device=settings.device,
+            weights=settings.weights,
+            progress=not quiet,
+        )
+    except embed.WeightsUnavailableError as exc:
+        return None, str(exc)
+    return embedder, None
+
+
+# ---------------------------------------------------------------------------- scan
+def _progress_bar(quiet: bool) -> Any:
+    if quiet:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=0, unit="img", dynamic_ncols=True, file=sys.stderr, leave=True)
+
+
+def _drive_scan(gen: Any, quiet: bool) -> ScanSummary:
+    bar = _progress_bar(quiet)
+    try:
+        while True:
+            try:
+                progress = next(gen)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+            if bar is None:
+                continue
+            if progress.stage is ScanStage.WALKING:
+                bar.set_description(f"finding photos ({progress.done})")
+            elif progress.stage is ScanStage.PROCESSING:
+                if bar.total != progress.total:
+                    bar.reset(total=progress.total)
+                    bar.set_description("scanning")
+                bar.n = progress.done
+                bar.set_postfix(errors=progress.errors, refresh=False)
+                bar.refresh()
+            elif progress.stage is ScanStage.INDEXING:
+                bar.set_description("indexing")
+                bar.refresh()
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def cmd_scan(args: argparse.Namespace, settings: Settings) -> int:
+    """``photosim scan FOLDER...``."""
+    from photosim.core.pipeline import scan
+
+    folders = [os.path.abspath(f) for f in args.folders]
+    for folder in folders:
+        if not os.path.isdir(folder):
+            _err(f"not a folder: {folder}")
+            return EXIT_USAGE
+    with _open_catalog(args) as catalog:
+        if args.model is None and catalog.get_meta("model"):
+            # Keep using the model the catalog was built with unless told otherwise.
+            model_id = catalog.get_meta("model") or ""
+            name, _, pooling = model_id.rpartition("-")
+            settings = dataclasses.replace(settings, model=name, pooling=pooling)
+        embedder, reason = _load_embedder(settings, args.quiet)
+        cancel = CancelToken()
+
+        def on_sigint(signum: int, frame: object) -> None:
+            cancel.cancel()
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            _err("stopping after the current batch (Ctrl-C again to abort)")
+
+        previous = signal.signal(signal.SIGINT, on_sigint)
+        try:
+            summary = _drive_scan(scan(catalog, folders, settings, embedder, cancel), args.quiet)
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        summary.embed_note = summary.embed_note or reason
+        if args.json:
+            print(json.dumps(_summary_json(summary, embedder, catalog), indent=2))
+        else:
+            _print_summary(summary, embedder)
+    return EXIT_INTERRUPTED if summary.cancelled else EXIT_OK
+
+
+def _summary_json(summary: ScanSummary, embedder: Embedder | None, catalog: Catalog) -> dict:
+    data = dataclasses.asdict(summary)
+    data["images_per_second"] = round(summary.images_per_second, 2)
+    data["error_samples"] = [list(e) for e in summary.error_samples]
+    data["model"] = embedder.model_id if embedder else None
+    data["device"] = embedder.device if embedder else None
+    data["catalog"] = str(catalog.path)
+    return data
+
+
+def _print_summary(summary: ScanSummary, embedder: Embedder | None) -> None:
+    s = summary
+    print(
+        f"{'Stopped' if s.cancelled else 'Scanned'}: {s.seen} seen, {s.new} new, "
+        f"{s.changed} changed, {s.unchanged} unchanged, {s.removed} removed, "
+        f"{s.errors} errors in {s.seconds:.1f} s ({s.images_per_second:.1f} images/s)"
+    )
+    print(f"  decoded {s.decoded}, reused known content {s.reused}, descriptors {s.embedded}")
+    if embedder is not None:
+        print(f"  model {embedder.model_id} on {embedder.device}")
+    if s.embed_note:
+        print(f"  no descriptors: {s.embed_note}")
+    if s.cancelled:
+        print("  the next scan resumes where this one stopped")
+    for path, reason in s.error_samples[:10]:
+        print(f"  error: {path}: {reason}")
+    if len(s.error_samples) > 10:
+        print(f"  ... {len(s.error_samples) - 10} more (photosim info --errors)")
+
+
+# ---------------------------------------------------------------------------- duplicates
+def _photo_json(photo: Any) -> dict[str, Any]:
+    return {
+        "path": photo.path,
+        "size": photo.size,
+        "width": photo.width,
+        "height": photo.height,
+        "format": photo.format,
+        "taken_at": photo.taken_at,
+        "content_hash": photo.content_hash,
+    }
+
+
+def cmd_duplicates(args: argparse.Namespace, settings: Settings) -> int:
+    """``photosim duplicates``."""
+    from photosim.core.duplicates import find_duplicates
+
+    th = settings.thresholds
+    if args.threshold is not None:
+        field = "similar_cosine" if args.tier == "similar" else "near_cosine"
+        th = dataclasses.replace(th, **{field: args.threshold})
+    if args.max_phash is not None:
+        th = dataclasses.replace(th, near_phash=args.max_phash)
+    with _open_catalog(args) as catalog:
+        result = find_duplicates(catalog, args.tier, th, k=settings.knn)
+    if args.json:
+        out = {
+            "schema": "photosim-duplicates/v1",
+            "tier": result.tier,
+            "evidence": result.evidence,
+            "model": result.model,
+            "thresholds": dataclasses.asdict(th),
+            "notes": result.notes,
+            "groups": [
+                {
+                    "id": g.id,
+                    "tier": g.tier,
+                    "reclaimable_bytes": g.reclaimable_bytes,
+                    "members": [
+                        {
+                            **_photo_json(m.photo),
+                            "keep": i == 0,
+                            "match": m.match,
+                            "why": m.why,
+                            "evidence": m.evidence,
+                        }
+                        for i, m in enumerate(g.members)
+                    ],
+                }
+                for g in result.groups
+            ],
+        }
+        print(json.dumps(out, indent=2))
+        return EXIT_OK
+    names = {"exact": "exact duplicate", "near": "near-duplicate", "similar": "similar"}
+    total = sum(g.reclaimable_bytes for g in result.groups)
+    print(
+        f"{len(result.groups)} {names[result.tier]} groups, "
+        f"{sum(len(g.members) - 1 for g in result.groups)} photos to review, "
+        f"{_human_bytes(total)} reclaimable (evidence: {result.evidence})"
+    )
+    for note in result.notes:
+        print(f"note: {note}")
+    for g in result.groups:
+        print(f"\nGroup {g.id} [{g.tier}] {len(g.members)} photos, reclaim {_human_bytes(g.reclaimable_bytes)}")
+        for i, m in enumerate(g.members):
+            p = m.photo
+            tag = "keep" if i == 0 else m.match
+            print(f"  {tag:7} {p.path}")
+            print(f"          {p.width}x{p.height} {p.format} {_human_bytes(p.size)}  {m.why}")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------- similar
+def cmd_similar(args: argparse.Namespace, settings: Settings) -> int:
+    """``photosim similar IMAGE``."""
+    from photosim.core.hashing import file_content_hash
+    from photosim.core.search import find_similar
+
+    with _open_catalog(args) as catalog:
+        embedder = None
+        model = catalog.get_meta("model")
+        try:
+            known = bool(catalog.photos_by_hash(file_content_hash(args.image)[0]))
+        except OSError:
+            known = True  # let find_similar report the unreadable query
+        if model and not known:
+            name, _, pooling = model.rpartition("-")
+            embedder, reason = _load_embedder(
+                dataclasses.replace(settings, model=name, pooling=pooling), quiet=True
+            )
+            if reason:
+                _err(f"cannot describe the query with {model}: {reason}")
+        result = find_similar(catalog, args.image, k=args.k, embedder=embedder)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "schema": "photosim-similar/v1",
+                    "query": result.query,
+                    "in_catalog": result.in_catalog,
+                    "mode": result.mode,
+                    "model": result.model,
+                    "notes": result.notes,
+                    "results": [
+                        {"rank": i, "similarity": round(h.similarity, 4), **_photo_json(h.photo)}
+                        for i, h in enumerate(result.hits, 1)
+                    ],
+                },
+                indent=2,
+            )
+        )
+        return EXIT_OK
+    where = "in the catalog" if result.in_catalog else "not in the catalog"
+    print(f"Photos similar to {result.query} ({where}; by {result.mode}):")
+    for note in result.notes:
+        print(f"note: {note}")
+    for i, hit in enumerate(result.hits, 1):
+        print(f"{i:4}. {hit.similarity:6.3f}  {hit.photo.path}")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------- info
+def cmd_info(args: argparse.Namespace, settings: Settings) -> int:
+    """``photosim info``."""
+    from photosim import embed
+    from photosim.core.index import HASH_MODEL, index_paths
+
+    with _open_catalog(args) as catalog:
+        counts = catalog.counts()
+        model = catalog.get_meta("model")
+        models = dict(catalog.models())
+        indexes = {}
+        for name in models:
+            hnsw, meta, _ = index_paths(catalog.path, name)
+            state = "missing (rebuilt on next use)"
+            if hnsw.exists() and meta.exists():
+                info = json.loads(meta.read_text())
+                state = "in sync" if info.get("count") == models[name] else "stale (rebuilt on next use)"
+            indexes[name] = {"file": str(hnsw), "vectors": models[name], "state": state}
+        data = {
+            "version": __version__,
+            "catalog": str(catalog.path),
+            "schema": catalog.schema_version(),
+            "folders": [{"path": p, "protected": v} for p, v in catalog.folders()],
+            **counts,
+            "model": model,
+            "default_model": embed.DEFAULT_MODEL,
+            "descriptors": {k: v for k, v in models.items() if k != HASH_MODEL},
+            "device": settings.device or "auto (CUDA, then MPS, then CPU)",
+            "weights_cached": embed.weights_cached((model or settings.model).rpartition("-")[0] or settings.model),
+            "indexes": indexes,
+        }
+        errors = catalog.errors() if args.errors else []
+    if args.json:
+        if args.errors:
+            data["error_files"] = [{"path": p, "reason": r} for p, r in errors]
+        print(json.dumps(data, indent=2))
+        return EXIT_OK
+    print(f"photosim {data['version']}")
+    print(f"catalog:     {data['catalog']} (schema {data['schema']})")
+    for f in data["folders"]:
+        print(f"folder:      {f['path']}{' (protected)' if f['protected'] else ''}")
+    print(f"photos:      {counts['photos']} files, {counts['ok']} readable, "
+          f"{counts['contents']} unique contents, {counts['errors']} errors")
+    print(f"model:       {model or 'none yet'} (default for new catalogs: {embed.DEFAULT_MODEL})")
+    print(f"weights:     {'cached' if data['weights_cached'] else 'not downloaded yet'}")
+    print(f"device:      {data['device']}")
+    for name, info in indexes.items():
+        print(f"index:       {name}: {info['vectors']} vectors, {info['state']}")
+    for path, reason in errors:
+        print(f"error:       {path}: {reason}")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------- eval
+def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
+    """``photosim eval FOLDER --truth groundtruth.json``: scan, group, score."""
+    import tempfile
+
+    from photosim.core.duplicates import find_duplicates, group_pairs
+    from photosim.core.evaluate import load_truth, recall_by_transform, relative_pairs, score
+    from photosim.core.pipeline import scan
+
+    truth = load_truth(args.truth)
+    folder = Path(args.folder).resolve()
+    with tempfile.TemporaryDirectory(prefix="photosim-eval-") as tmp:
+        catalog_path = Path(args.catalog) if args.catalog else Path(tmp) / "eval.db"
+        embedder, reason = _load_embedder(settings, quiet=True)
+        with Catalog(catalog_path) as catalog:
+            summary = _drive_scan(scan(catalog, [str(folder)], settings, embedder), args.quiet)
+            readable = {
+                os.path.relpath(p.path, folder).replace(os.sep, "/") for p in catalog.photos()
+            }
+            report: dict[str, Any] = {
+                "folder": str(folder),
+                "model": embedder.model_id if embedder else None,
+                "embed_note": reason,
+                "scan_seconds": round(summary.seconds, 2),
+                "images_per_second": round(summary.images_per_second, 2),
+                "tiers": {},
+            }
+            universe = readable - truth.unreadable
+            for tier in ("exact", "near", "similar"):
+                try:
+                    result = find_duplicates(catalog, tier, settings.thresholds, k=settings.knn)
+                except Error as exc:
+                    report["tiers"][tier] = {"skipped": str(exc)}
+                    continue
+                predicted = relative_pairs(group_pairs(result.groups), folder)
+                positive = truth.exact if tier == "exact" else truth.duplicate
+                if tier == "similar":
+                    positive = truth.duplicate | truth.similar
+                s = score(predicted, positive, universe)
+                report["tiers"][tier] = {
+                    "evidence": result.evidence,
+                    "precision": round(s.precision, 4),
+                    "recall": round(s.recall, 4),
+                    "f1": round(s.f1, 4),
+                    "true_positives": s.true_positives,
+                    "predicted_pairs": s.true_positives + len(s.false_positives),
+                    "positive_pairs": s.true_positives + len(s.false_negatives),
+                    "comparisons_per_photo": round(result.comparisons / max(1, result.contents), 2),
+                    "false_positives": s.false_positives,
+                    "hard_negative_hits": sorted(
+                        tuple(sorted(p)) for p in predicted & truth.hard_negative
+                    ),
+                }
+                if tier == "near":
+                    report["near_recall_by_transform"] = {
+                        k: {"found": f, "total": t}
+                        for k, (f, t) in recall_by_transform(truth, predicted).items()
+                    }
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return EXIT_OK
+    print(f"eval of {folder} (model: {report['model'] or 'none: ' + str(reason)})")
+    print(f"scan: {report['scan_seconds']} s, {report['images_per_second']} images/s")
+    print(f"{'tier':8} {'evidence':20} {'precision':>9} {'recall':>7} {'F1':>6} {'pairs':>6}")
+    for tier, r in report["tiers"].items():
+        if "skipped" in r:
+            print(f"{tier:8} skipped: {r['skipped']}")
+            continue
+        print(f"{tier:8} {r['evidence']:20} {r['precision']:9.3f} {r['recall']:7.3f} "
+              f"{r['f1']:6.3f} {r['predicted_pairs']:6}")
+        for a, b in r["false_positives"][:20]:
+            print(f"   false positive: {a} ~ {b}")
+    if "near_recall_by_transform" in report:
+        print("near-duplicate recall by transform:")
+        for k, v in report["near_recall_by_transform"].items():
+            print(f"   {k:40} {v['found']:3}/{v['total']:<3}")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------- parser
+def _open_catalog(args: argparse.Namespace) -> Catalog:
+    return Catalog(Path(args.catalog) if args.catalog else default_catalog_path())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="photosim", description="Find duplicate and similar photos on your own disk."
+    )
+    parser.add_argument("--version", action="version", version=f"photosim {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--catalog", metavar="PATH",
+        help="catalog file (default: $PHOTOSIM_CATALOG or the per-user data folder)",
+    )
+    common.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    common.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    common.add_argument("--json", action="store_true", help="machine-readable output")
+    model = argparse.ArgumentParser(add_help=False)
+    model.add_argument(
+        "--model", help="backbone (efficientnet_b1, resnet50, mobilenet_v3_large) or 'none' "
+        "for hash-only; default: the catalog's model, else efficientnet_b1",
+    )
+    model.add_argument("--pooling", choices=("avg", "gem", "rmac"), default="avg")
+    model.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: best available)")
+    model.add_argument("--weights", metavar="FILE", help="local state_dict file for the backbone")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("scan", parents=[common, model], help="scan folders into the catalog")
+    p.add_argument("folders", nargs="+", metavar="FOLDER")
+    p.add_argument("--exclude", action="append", default=[], metavar="GLOB",
+                   help="skip files or folders matching this pattern (repeatable)")
+    p.add_argument("--workers", type=int, default=0, help="decode processes (default: cores)")
+    p.set_defaults(func=cmd_scan)
+
+    p = sub.add_parser("duplicates", parents=[common], help="list duplicate groups")
+    p.add_argument("--tier", choices=("exact", "near", "similar"), default="near")
+    p.add_argument("--threshold", type=float, metavar="X",
+                   help="minimum descriptor cosine similarity for the tier")
+    p.add_argument("--max-phash", type=int, metavar="N",
+                   help="maximum pHash Hamming distance (of 64) for hash evidence")
+    p.set_defaults(func=cmd_duplicates)
+
+    p = sub.add_parser("similar", parents=[common], help="photos similar to an image")
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("-k", type=int, default=20, help="number of results (default 20)")
+    p.set_defaults(func=cmd_similar)
+
+    p = sub.add_parser("info", parents=[common], help="catalog, model, device and index state")
+    p.add_argument("--errors", action="store_true", help="list unreadable files with reasons")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("eval", parents=[common, model],
+                       help="scan a folder with ground truth and report precision/recall")
+    p.add_argument("folder", metavar="FOLDER")
+    p.add_argument("--truth", required=True, metavar="JSON", help="photosim-groundtruth/v1 file")
+    p.set_defaults(func=cmd_eval)
+    return parser
+
+
+def _settings_from(args: argparse.Namespace) -> Settings:
+    settings = Settings()
+    changes: dict[str, Any] = {}
+    for name in ("model", "pooling", "device", "weights"):
+        value = getattr(args, name, None)
+        if value is not None:
+            changes[name] = value
+    if getattr(args, "exclude", None):
+        changes["exclude"] = tuple(args.exclude)
+    if getattr(args, "workers", 0):
+        changes["workers"] = args.workers
+    return dataclasses.replace(settings, **changes) if changes else settings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    if not logging.getLogger().handlers:
+        from photosim.log import setup_logging
+
+        setup_logging(verbose=args.verbose)
+    try:
+        return int(args.func(args, _settings_from(args)))
+    except (CatalogError, Error) as exc:
+        _err(str(exc))
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # Output piped into `head` and closed early: not an error; silence the final flush.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK

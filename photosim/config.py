@@ -1,0 +1,102 @@
+"""Settings and on-disk locations.
+
+One frozen dataclass holds every tunable with its default; the CLI overrides fields from flags,
+the GUI (later) persists them. Core code receives a :class:`Settings`, never reads the
+environment itself. Paths come from platformdirs so they follow each OS's conventions.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import platformdirs
+
+APP_NAME = "photosim"
+CATALOG_ENV = "PHOTOSIM_CATALOG"
+CATALOG_FILENAME = "catalog.db"
+
+
+def data_dir() -> Path:
+    """Per-user data folder (catalog, vector index), e.g. ``~/.local/share/photosim``."""
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+def log_dir() -> Path:
+    """Per-user log folder, e.g. ``~/.local/state/photosim/log``."""
+    return Path(platformdirs.user_log_dir(APP_NAME, appauthor=False))
+
+
+def default_catalog_path() -> Path:
+    """The catalog path: ``$PHOTOSIM_CATALOG`` if set, else ``data_dir()/catalog.db``."""
+    env = os.environ.get(CATALOG_ENV)
+    if env:
+        return Path(env).expanduser()
+    return data_dir() / CATALOG_FILENAME
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Decision thresholds of the three tiers of sameness (see DESIGN.md).
+
+    Attributes:
+        near_phash: Max pHash Hamming distance (of 64 bits) for a hash-only near-duplicate.
+        near_dhash: Max dHash Hamming distance (of 64 bits) for a hash-only near-duplicate.
+        near_hash_sum: Max pHash + dHash distance; both hashes must agree, which keeps
+            different photos of one scene apart.
+        near_aspect: Max relative difference of aspect ratios (width / height) of a near pair.
+        near_cosine: Min descriptor cosine similarity for a descriptor-backed near-duplicate.
+        near_cosine_phash: Max pHash distance that confirms a descriptor near-duplicate.
+        similar_cosine: Min descriptor cosine similarity for the "similar" tier.
+    """
+
+    near_phash: int = 14
+    near_dhash: int = 16
+    near_hash_sum: int = 22
+    near_aspect: float = 0.10
+    near_cosine: float = 0.92
+    near_cosine_phash: int = 22
+    similar_cosine: float = 0.80
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every user-tunable setting, with defaults.
+
+    Attributes:
+        model: Registry name of the backbone (see :func:`photosim.embed.available_models`), or
+            ``"none"`` for hash-only scanning.
+        pooling: Global pooling of the feature map: ``"avg"``, ``"gem"`` or ``"rmac"``.
+        device: ``None`` for automatic (CUDA, then MPS, then CPU) or an explicit device.
+        weights: Optional path of a local state_dict file for the backbone.
+        thumb_size: Longest side of stored thumbnails, pixels.
+        workers: Decode worker processes; 0 means one per CPU core.
+        batch_size: Files per catalog transaction and per inference batch.
+        exclude: Glob patterns (matched against the file or folder name and the full path)
+            that the walk skips.
+        thresholds: Tier thresholds.
+        knn: Neighbours fetched per photo from the vector index when grouping.
+    """
+
+    model: str = "efficientnet_b1"
+    pooling: str = "avg"
+    device: str | None = None
+    weights: str | None = None
+    thumb_size: int = 256
+    workers: int = 0
+    batch_size: int = 32
+    exclude: tuple[str, ...] = ()
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    knn: int = 16
+
+    @property
+    def model_id(self) -> str | None:
+        """Catalog key of descriptors made with these settings, or None when hash-only."""
+        if self.model == "none":
+            return None
+        return f"{self.model}-{self.pooling}"
+
+    def worker_count(self) -> int:
+        """Number of decode worker processes to start (at least 1)."""
+        return self.workers if self.workers > 0 else max(1, os.cpu_count() or 1)

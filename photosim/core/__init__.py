@@ -1,0 +1,1 @@
+"""Qt-free and torch-free core: catalog, walking, decoding, hashing, index, grouping, search."""

@@ -1,0 +1,530 @@
+"""The SQLite catalog: the single source of truth about a library.
+
+Tables (schema version :data:`SCHEMA_VERSION`):
+
+- ``meta(key, value)``: schema version and bookkeeping.
+- ``folders(path, protected, added_at)``: roots the user scans.
+- ``photos``: one row per file path, with stat data, content hash, metadata, perceptual
+  hashes and a status (``ok`` or ``error`` with a reason).
+- ``embeddings(id, content_hash, model, vector)``: one float16 descriptor per content and
+  model. ``id`` is the label of the descriptor in the hnswlib index.
+- ``thumbnails(content_hash, jpeg)``: one JPEG thumbnail per content.
+- ``verdicts(hash_a, hash_b, verdict)``: user decisions ("not a duplicate") on content pairs.
+
+Descriptors and thumbnails are keyed by content hash, so copies and moved files share them.
+A connection belongs to the thread that opened it (SQLite's rule); the catalog runs in WAL mode
+so readers in other threads or processes never block the scan's writer.
+
+Paths are stored as TEXT; the rare path that is not valid UTF-8 (a surrogate-escaped
+``str``) is stored as a BLOB of its raw bytes so it round-trips exactly.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sqlite_utils
+
+from photosim.core.types import Error
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+STATUS_OK = "ok"
+STATUS_ERROR = "error"
+
+_SCHEMA_V1 = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS folders (
+    path TEXT PRIMARY KEY,
+    protected INTEGER NOT NULL DEFAULT 0,
+    added_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS photos (
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL UNIQUE,
+    folder TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    content_hash TEXT,
+    width INTEGER,
+    height INTEGER,
+    format TEXT,
+    taken_at TEXT,
+    camera TEXT,
+    phash INTEGER,
+    dhash INTEGER,
+    variants BLOB,
+    status TEXT NOT NULL,
+    error TEXT,
+    scanned_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS photos_content_hash ON photos(content_hash);
+CREATE INDEX IF NOT EXISTS photos_folder ON photos(folder);
+CREATE TABLE IF NOT EXISTS embeddings (
+    id INTEGER PRIMARY KEY,
+    content_hash TEXT NOT NULL,
+    model TEXT NOT NULL,
+    vector BLOB NOT NULL,
+    UNIQUE (content_hash, model)
+);
+CREATE TABLE IF NOT EXISTS thumbnails (
+    content_hash TEXT PRIMARY KEY,
+    jpeg BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS verdicts (
+    hash_a TEXT NOT NULL,
+    hash_b TEXT NOT NULL,
+    verdict TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (hash_a, hash_b)
+);
+"""
+
+# Step-wise forward migrations: MIGRATIONS[n] turns schema n-1 into schema n.
+MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1}
+
+_PHOTO_COLUMNS = (
+    "id, path, folder, size, mtime_ns, content_hash, width, height, format, taken_at, "
+    "camera, phash, dhash, status, error, variants"
+)
+
+
+class CatalogError(Error):
+    """The catalog cannot be opened or used."""
+
+
+class CatalogVersionError(CatalogError):
+    """The catalog was written by a newer photosim with a schema this version cannot read."""
+
+
+def db_path(path: str) -> str | bytes:
+    """Convert a filesystem path to its catalog form (TEXT, or BLOB for non-UTF-8 names)."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(path)
+    return path
+
+
+def py_path(value: str | bytes) -> str:
+    """Inverse of :func:`db_path`."""
+    return os.fsdecode(value) if isinstance(value, bytes) else value
+
+
+@dataclass
+class Photo:
+    """One row of ``photos``.
+
+    Attributes:
+        id: Row id.
+        path: Absolute path.
+        folder: The scanned root this file was found under.
+        size: File size, bytes.
+        mtime_ns: Modification time, nanoseconds since the epoch.
+        content_hash: xxh3-128 hex of the bytes, None if the file could not be read.
+        width: Pixels after EXIF orientation (None on error).
+        height: Pixels after EXIF orientation (None on error).
+        format: Pillow format name from the content.
+        taken_at: EXIF date taken, ISO-8601, or None.
+        camera: EXIF camera make and model, or None.
+        phash: 64-bit pHash as signed int64.
+        dhash: 64-bit dHash as signed int64.
+        status: ``"ok"`` or ``"error"``.
+        error: Reason when status is ``"error"``.
+        variants: pHash and dHash of the 7 other orientations, 14 int64 (112 bytes), or None.
+    """
+
+    id: int
+    path: str
+    folder: str
+    size: int
+    mtime_ns: int
+    content_hash: str | None
+    width: int | None
+    height: int | None
+    format: str | None
+    taken_at: str | None
+    camera: str | None
+    phash: int | None
+    dhash: int | None
+    status: str
+    error: str | None
+    variants: bytes | None = None
+
+    @property
+    def pixels(self) -> int:
+        """Width times height, 0 when unknown."""
+        return (self.width or 0) * (self.height or 0)
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> Photo:
+        """Build from a row selected with the ``_PHOTO_COLUMNS`` column order."""
+        values = list(row)
+        values[1] = py_path(values[1])
+        values[2] = py_path(values[2])
+        return cls(*values)
+
+
+class Catalog:
+    """A photosim catalog file.
+
+    Args:
+        path: SQLite file; created with its parent folders if missing.
+
+    Raises:
+        CatalogVersionError: The file was written by a newer schema.
+        CatalogError: The file is not a usable SQLite database.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None)
+            self.db = sqlite_utils.Database(conn)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise CatalogError(f"{self.path} is not a usable photosim catalog: {exc}") from exc
+
+    # ------------------------------------------------------------------ lifecycle
+    def close(self) -> None:
+        """Close the connection."""
+        self.db.conn.close()
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One explicit transaction (the scan commits one per batch)."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def schema_version(self) -> int:
+        """The schema version stored in ``meta`` (0 for a new file)."""
+        if "meta" not in self.db.table_names():
+            return 0
+        row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        return int(row[0]) if row else 0
+
+    def _migrate(self) -> None:
+        current = self.schema_version()
+        if current > SCHEMA_VERSION:
+            raise CatalogVersionError(
+                f"{self.path} was written by a newer photosim (catalog schema {current}; "
+                f"this version reads up to {SCHEMA_VERSION}). Upgrade photosim, or pass "
+                "--catalog with another file."
+            )
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            logger.info("migrating catalog %s to schema %d", self.path, version)
+            with self.transaction():
+                for statement in MIGRATIONS[version].split(";"):
+                    if statement.strip():
+                        self.db.execute(statement)
+                self.db.execute(
+                    "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)",
+                    [str(version)],
+                )
+
+    def get_meta(self, key: str) -> str | None:
+        """Read a ``meta`` value."""
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", [key]).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Write a ``meta`` value."""
+        self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", [key, value])
+
+    # ------------------------------------------------------------------ folders
+    def add_folder(self, path: str, protected: bool = False) -> None:
+        """Remember a scanned root (absolute path); keeps its protected flag if known."""
+        self.db.execute(
+            "INSERT INTO folders(path, protected, added_at) VALUES (?, ?, ?) "
+            "ON CONFLICT(path) DO NOTHING",
+            [db_path(path), int(protected), time.time()],
+        )
+
+    def set_protected(self, path: str, protected: bool) -> None:
+        """Mark a root as protected (never touched by cleanup) or not."""
+        self.db.execute(
+            "UPDATE folders SET protected=? WHERE path=?", [int(protected), db_path(path)]
+        )
+
+    def folders(self) -> list[tuple[str, bool]]:
+        """All roots as ``(path, protected)``, sorted by path."""
+        rows = self.db.execute("SELECT path, protected FROM folders ORDER BY path").fetchall()
+        return [(py_path(p), bool(v)) for p, v in rows]
+
+    def remove_folder(self, path: str) -> int:
+        """Forget a root and every photo under it. Returns the number of photos removed."""
+        with self.transaction():
+            cur = self.db.execute("DELETE FROM photos WHERE folder=?", [db_path(path)])
+            self.db.execute("DELETE FROM folders WHERE path=?", [db_path(path)])
+        return cur.rowcount
+
+    # ------------------------------------------------------------------ photos
+    def stat_map(self, root: str) -> dict[str, tuple[int, int, str, str | None]]:
+        """``path -> (size, mtime_ns, status, content_hash)`` for photos at or below ``root``."""
+        prefix = root.rstrip(os.sep) + os.sep
+        upper = prefix[:-1] + chr(ord(os.sep) + 1)
+        rows = self.db.execute(
+            "SELECT path, size, mtime_ns, status, content_hash FROM photos "
+            "WHERE path = ? OR (path >= ? AND path < ?)",
+            [db_path(root), db_path(prefix), db_path(upper)],
+        )
+        return {py_path(p): (s, m, st, h) for p, s, m, st, h in rows}
+
+    def upsert_photos(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Insert or replace photo rows (keys: the ``photos`` columns except ``id``)."""
+        now = time.time()
+        for row in rows:
+            values = dict(row)
+            values["path"] = db_path(values["path"])
+            values["folder"] = db_path(values["folder"])
+            values.setdefault("scanned_at", now)
+            columns = ", ".join(values)
+            marks = ", ".join("?" for _ in values)
+            updates = ", ".join(f"{c}=excluded.{c}" for c in values if c != "path")
+            self.db.execute(
+                f"INSERT INTO photos({columns}) VALUES ({marks}) "
+                f"ON CONFLICT(path) DO UPDATE SET {updates}",
+                list(values.values()),
+            )
+
+    def delete_paths(self, paths: Iterable[str]) -> int:
+        """Delete photo rows by path. Returns how many were deleted."""
+        count = 0
+        for path in paths:
+            count += self.db.execute("DELETE FROM photos WHERE path=?", [db_path(path)]).rowcount
+        return count
+
+    def photos(self, status: str | None = STATUS_OK) -> list[Photo]:
+        """Photo rows ordered by id; all statuses when ``status`` is None."""
+        sql = f"SELECT {_PHOTO_COLUMNS} FROM photos"
+        params: list[Any] = []
+        if status is not None:
+            sql += " WHERE status=?"
+            params.append(status)
+        return [Photo.from_row(r) for r in self.db.execute(sql + " ORDER BY id", params)]
+
+    def photo_by_path(self, path: str) -> Photo | None:
+        """The row of one path, or None."""
+        row = self.db.execute(
+            f"SELECT {_PHOTO_COLUMNS} FROM photos WHERE path=?", [db_path(path)]
+        ).fetchone()
+        return Photo.from_row(row) if row else None
+
+    def photos_by_hash(self, content_hash: str) -> list[Photo]:
+        """Decoded photos with this content hash."""
+        rows = self.db.execute(
+            f"SELECT {_PHOTO_COLUMNS} FROM photos WHERE content_hash=? AND status='ok'",
+            [content_hash],
+        )
+        return [Photo.from_row(r) for r in rows]
+
+    def known_content(self, content_hash: str) -> dict[str, Any] | None:
+        """Decoded metadata of any photo with this content, for reuse by a copy; else None."""
+        row = self.db.execute(
+            "SELECT width, height, format, taken_at, camera, phash, dhash, variants FROM photos "
+            "WHERE content_hash=? AND status='ok' LIMIT 1",
+            [content_hash],
+        ).fetchone()
+        if row is None:
+            return None
+        keys = ("width", "height", "format", "taken_at", "camera", "phash", "dhash", "variants")
+        return dict(zip(keys, row))
+
+    def counts(self) -> dict[str, int]:
+        """Row counts for ``photosim info``: photos, ok, errors, contents, thumbnails."""
+        one = lambda sql: int(self.db.execute(sql).fetchone()[0])  # noqa: E731
+        return {
+            "photos": one("SELECT count(*) FROM photos"),
+            "ok": one("SELECT count(*) FROM photos WHERE status='ok'"),
+            "errors": one("SELECT count(*) FROM photos WHERE status='error'"),
+            "contents": one(
+                "SELECT count(DISTINCT content_hash) FROM photos WHERE status='ok'"
+            ),
+            "thumbnails": one("SELECT count(*) FROM thumbnails"),
+        }
+
+    def errors(self) -> list[tuple[str, str]]:
+        """``(path, reason)`` of every file recorded with an error, sorted by path."""
+        rows = self.db.execute("SELECT path, error FROM photos WHERE status='error'")
+        return sorted((py_path(p), e or "") for p, e in rows)
+
+    # ------------------------------------------------------------------ thumbnails
+    def has_thumbnail(self, content_hash: str) -> bool:
+        """True if a thumbnail is stored for this content."""
+        return (
+            self.db.execute(
+                "SELECT 1 FROM thumbnails WHERE content_hash=?", [content_hash]
+            ).fetchone()
+            is not None
+        )
+
+    def put_thumbnail(self, content_hash: str, jpeg: bytes) -> None:
+        """Store a JPEG thumbnail for a content hash (replacing any)."""
+        self.db.execute(
+            "INSERT OR REPLACE INTO thumbnails(content_hash, jpeg) VALUES (?, ?)",
+            [content_hash, jpeg],
+        )
+
+    def thumbnail(self, content_hash: str) -> bytes | None:
+        """The stored JPEG thumbnail bytes, or None."""
+        row = self.db.execute(
+            "SELECT jpeg FROM thumbnails WHERE content_hash=?", [content_hash]
+        ).fetchone()
+        return bytes(row[0]) if row else None
+
+    # ------------------------------------------------------------------ embeddings
+    def has_embedding(self, content_hash: str, model: str) -> bool:
+        """True if a descriptor of this model is stored for this content."""
+        return (
+            self.db.execute(
+                "SELECT 1 FROM embeddings WHERE content_hash=? AND model=?",
+                [content_hash, model],
+            ).fetchone()
+            is not None
+        )
+
+    def put_embeddings(self, model: str, hashes: Sequence[str], vectors: np.ndarray) -> None:
+        """Store descriptors.
+
+        Args:
+            model: Model id (e.g. ``"efficientnet_b1-avg"``).
+            hashes: N content hashes.
+            vectors: ``(N, D)`` float array, L2-normalised; stored as float16.
+        """
+        data = np.ascontiguousarray(vectors, dtype=np.float16)
+        for content_hash, vector in zip(hashes, data):
+            self.db.execute(
+                "INSERT INTO embeddings(content_hash, model, vector) VALUES (?, ?, ?) "
+                "ON CONFLICT(content_hash, model) DO UPDATE SET vector=excluded.vector",
+                [content_hash, model, vector.tobytes()],
+            )
+
+    def embedding(self, content_hash: str, model: str) -> np.ndarray | None:
+        """One descriptor as ``(D,)`` float32, or None."""
+        row = self.db.execute(
+            "SELECT vector FROM embeddings WHERE content_hash=? AND model=?",
+            [content_hash, model],
+        ).fetchone()
+        return np.frombuffer(row[0], dtype=np.float16).astype(np.float32) if row else None
+
+    def embedding_stats(self, model: str) -> tuple[int, int]:
+        """``(count, max id)`` of the descriptors of a model (``(0, 0)`` when none)."""
+        row = self.db.execute(
+            "SELECT count(*), coalesce(max(id), 0) FROM embeddings WHERE model=?", [model]
+        ).fetchone()
+        return int(row[0]), int(row[1])
+
+    def embeddings(
+        self, model: str, ids: Iterable[int] | None = None
+    ) -> tuple[np.ndarray, list[str], np.ndarray]:
+        """Descriptors of a model.
+
+        Args:
+            model: Model id.
+            ids: Only these embedding ids (all when None).
+
+        Returns:
+            ``(ids (N,) int64, content hashes (N,), vectors (N, D) float32)``.
+        """
+        if ids is None:
+            rows = self.db.execute(
+                "SELECT id, content_hash, vector FROM embeddings WHERE model=? ORDER BY id",
+                [model],
+            ).fetchall()
+        else:
+            rows = []
+            wanted = list(ids)
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                marks = ",".join("?" for _ in chunk)
+                rows += self.db.execute(
+                    f"SELECT id, content_hash, vector FROM embeddings "
+                    f"WHERE model=? AND id IN ({marks}) ORDER BY id",
+                    [model, *chunk],
+                ).fetchall()
+        if not rows:
+            return np.zeros(0, np.int64), [], np.zeros((0, 0), np.float32)
+        out_ids = np.array([r[0] for r in rows], dtype=np.int64)
+        vectors = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float16)
+        return out_ids, [r[1] for r in rows], vectors.reshape(len(rows), -1).astype(np.float32)
+
+    def embedding_dim(self, model: str) -> int:
+        """Dimension D of a model's stored descriptors (0 when there are none)."""
+        row = self.db.execute(
+            "SELECT length(vector) FROM embeddings WHERE model=? LIMIT 1", [model]
+        ).fetchone()
+        return int(row[0]) // 2 if row else 0
+
+    def embedding_ids_by_hash(self, model: str) -> dict[str, int]:
+        """``content hash -> embedding id`` for one model."""
+        rows = self.db.execute(
+            "SELECT content_hash, id FROM embeddings WHERE model=?", [model]
+        )
+        return {h: i for h, i in rows}
+
+    def models(self) -> list[tuple[str, int]]:
+        """``(model id, descriptor count)`` for every model with stored descriptors."""
+        rows = self.db.execute(
+            "SELECT model, count(*) FROM embeddings GROUP BY model ORDER BY model"
+        )
+        return [(m, int(c)) for m, c in rows]
+
+    # ------------------------------------------------------------------ verdicts
+    def add_verdict(self, hash_a: str, hash_b: str, verdict: str = "not_duplicate") -> None:
+        """Remember a user's decision on a content pair (order-independent)."""
+        a, b = sorted((hash_a, hash_b))
+        self.db.execute(
+            "INSERT OR REPLACE INTO verdicts(hash_a, hash_b, verdict, created_at) "
+            "VALUES (?, ?, ?, ?)",
+            [a, b, verdict, time.time()],
+        )
+
+    def not_duplicate_pairs(self) -> set[tuple[str, str]]:
+        """Content pairs (sorted tuples) the user marked as not duplicates."""
+        rows = self.db.execute(
+            "SELECT hash_a, hash_b FROM verdicts WHERE verdict='not_duplicate'"
+        )
+        return {(a, b) for a, b in rows}
+
+    # ------------------------------------------------------------------ housekeeping
+    def prune_orphans(self) -> list[int]:
+        """Delete descriptors and thumbnails whose content no longer has any photo.
+
+        Returns:
+            The embedding ids deleted (to mark deleted in the vector index).
+        """
+        live = "SELECT content_hash FROM photos WHERE content_hash IS NOT NULL"
+        dead = [
+            int(r[0])
+            for r in self.db.execute(
+                f"SELECT id FROM embeddings WHERE content_hash NOT IN ({live})"
+            )
+        ]
+        self.db.execute(f"DELETE FROM embeddings WHERE content_hash NOT IN ({live})")
+        self.db.execute(f"DELETE FROM thumbnails WHERE content_hash NOT IN ({live})")
+        return dead

@@ -1,0 +1,337 @@
+"""The scan pipeline: walk, diff, hash, decode once, embed in batches, commit per batch.
+
+``scan`` is a generator: it yields :class:`~photosim.core.types.Progress` and returns a
+:class:`~photosim.core.types.ScanSummary` (``StopIteration.value``; :func:`run_scan` unwraps
+it). The CLI drives it under a progress bar, the GUI from a worker thread, tests directly.
+
+Stages and who runs them:
+
+- walk + diff against the catalog on (path, size, mtime_ns): this thread; unchanged files
+  are never opened;
+- read + content hash of new/changed files: this thread; content already in the catalog
+  reuses its metadata, thumbnail and descriptor without decoding;
+- decode (hashes, thumbnail, model input): :class:`~photosim.core.workers.DecodePool`
+  processes, a bounded number of files ahead;
+- inference: one background thread that owns the embedder, one batch at a time, overlapping
+  with decoding (torch releases the GIL);
+- catalog writes: this thread, one transaction per batch, so a cancelled or killed scan
+  keeps every finished batch and the next scan resumes from there.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Generator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from photosim.config import Settings
+from photosim.core.cancel import CancelToken
+from photosim.core.catalog import STATUS_ERROR, STATUS_OK, Catalog
+from photosim.core.hashing import file_content_hash
+from photosim.core.index import HASH_MODEL, VectorIndex, hash_vectors
+from photosim.core.types import (
+    DecodedImage,
+    DecodeRequest,
+    Embedder,
+    Progress,
+    ScanStage,
+    ScanSummary,
+)
+from photosim.core.walk import walk
+from photosim.core.workers import DecodePool
+
+logger = logging.getLogger(__name__)
+
+META_MODEL = "model"
+PROGRESS_INTERVAL_S = 0.1
+LOOKAHEAD_PER_WORKER = 4
+_METADATA = ("width", "height", "format", "taken_at", "camera", "phash", "dhash", "variants")
+
+
+@dataclass(frozen=True)
+class _Item:
+    path: str
+    root: str
+    size: int
+    mtime_ns: int
+    kind: str  # "new", "changed" or "embed" (unchanged file missing a descriptor)
+
+
+def _row(item: _Item, content_hash: str | None, meta: dict[str, Any] | None, error: str | None):
+    row: dict[str, Any] = {
+        "path": item.path,
+        "folder": item.root,
+        "size": item.size,
+        "mtime_ns": item.mtime_ns,
+        "content_hash": content_hash,
+        "status": STATUS_OK if error is None else STATUS_ERROR,
+        "error": error,
+    }
+    row.update(meta or dict.fromkeys(_METADATA))
+    return row
+
+
+def _image_meta(image: DecodedImage) -> dict[str, Any]:
+    meta = {key: getattr(image, key) for key in _METADATA}
+    meta["variants"] = np.array(image.variants, dtype=np.int64).tobytes() or None
+    return meta
+
+
+def _read_error(exc: OSError) -> str:
+    return f"cannot read file: {exc.strerror or exc}"
+
+
+def run_scan(gen: Generator[Progress, None, ScanSummary]) -> ScanSummary:
+    """Drive a scan generator to the end, discarding progress; return its summary."""
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return stop.value
+
+
+def scan(
+    catalog: Catalog,
+    roots: Sequence[str],
+    settings: Settings | None = None,
+    embedder: Embedder | None = None,
+    cancel: CancelToken | None = None,
+) -> Generator[Progress, None, ScanSummary]:
+    """Scan folders into the catalog.
+
+    Args:
+        catalog: Open catalog (used from this thread only).
+        roots: Folders to scan; each is remembered in ``folders``.
+        settings: Settings (defaults when None).
+        embedder: Computes descriptors; None scans hash-only (degraded mode).
+        cancel: Checked between batches; when set, finished batches are kept and the rest is
+            left for the next scan.
+
+    Yields:
+        Progress about every 0.1 s and after each committed batch.
+
+    Returns:
+        The scan's counts.
+    """
+    settings = settings or Settings()
+    cancel = cancel or CancelToken()
+    started = time.monotonic()
+    summary = ScanSummary()
+    model_id = embedder.model_id if embedder is not None else None
+    roots = [os.path.abspath(r) for r in roots]
+
+    # ---------------------------------------------------------------- walk and diff
+    missing_descriptor: set[str] = set()
+    if model_id is not None:
+        missing_descriptor = {
+            h
+            for (h,) in catalog.db.execute(
+                "SELECT DISTINCT content_hash FROM photos WHERE status='ok' AND content_hash "
+                "NOT IN (SELECT content_hash FROM embeddings WHERE model=?)",
+                [model_id],
+            )
+        }
+    items: list[_Item] = []
+    walk_errors: list[tuple[str, str]] = []
+    for root in roots:
+        catalog.add_folder(root)
+        known = catalog.stat_map(root)
+        seen: set[str] = set()
+        for entry in walk(root, settings.exclude, known=known, errors=walk_errors):
+            seen.add(entry.path)
+            summary.seen += 1
+            old = known.get(entry.path)
+            if old is None:
+                items.append(_Item(entry.path, root, entry.size, entry.mtime_ns, "new"))
+                summary.new += 1
+            elif (old[0], old[1]) != (entry.size, entry.mtime_ns):
+                items.append(_Item(entry.path, root, entry.size, entry.mtime_ns, "changed"))
+                summary.changed += 1
+            else:
+                summary.unchanged += 1
+                if old[3] in missing_descriptor:
+                    missing_descriptor.discard(old[3])
+                    items.append(_Item(entry.path, root, entry.size, entry.mtime_ns, "embed"))
+            if summary.seen % 1000 == 0:
+                yield Progress(ScanStage.WALKING, summary.seen, 0, root)
+            if cancel.cancelled():
+                break
+        if cancel.cancelled():
+            summary.cancelled = True
+            break
+        gone = set(known) - seen
+        if gone:
+            with catalog.transaction():
+                summary.removed += catalog.delete_paths(sorted(gone))
+    for path, reason in walk_errors:
+        logger.warning("%s: %s", path, reason)
+    summary.error_samples.extend(walk_errors[:20])
+
+    # ---------------------------------------------------------------- process
+    if items and not summary.cancelled:
+        yield from _process(catalog, items, settings, embedder, cancel, summary)
+
+    # ---------------------------------------------------------------- index
+    # Also after a cancel: the batches that finished are searchable at once.
+    yield Progress(ScanStage.INDEXING, 0, 1, "updating the index")
+    with catalog.transaction():
+        catalog.prune_orphans()
+        _add_missing_hash_vectors(catalog)
+        if model_id is not None:
+            catalog.set_meta(META_MODEL, model_id)
+    for model in (HASH_MODEL, model_id):
+        if model is not None:
+            VectorIndex.open(catalog, model)
+    summary.seconds = time.monotonic() - started
+    yield Progress(ScanStage.DONE, summary.seen, summary.seen, "done", summary.errors)
+    return summary
+
+
+def _process(
+    catalog: Catalog,
+    items: list[_Item],
+    settings: Settings,
+    embedder: Embedder | None,
+    cancel: CancelToken,
+    summary: ScanSummary,
+) -> Generator[Progress, None, None]:
+    """Hash, decode, embed and commit ``items``; updates ``summary`` in place."""
+    model_id = embedder.model_id if embedder is not None else None
+    model_size = embedder.input_size if embedder is not None else 0
+    batch_size = max(1, settings.batch_size)
+    queue = deque(items)
+    waiting: dict[str, list[_Item]] = {}  # submitted content hash -> files with that content
+    decoded: list[tuple[DecodedImage, list[_Item]]] = []
+    plain_rows: list[dict[str, Any]] = []  # errors and reused content, ready to commit
+    inference: Future[np.ndarray] | None = None
+    in_flight: list[tuple[DecodedImage, list[_Item]]] = []
+    done = 0
+    last_yield = 0.0
+    total = len(items)
+
+    def commit(batch: list[tuple[DecodedImage, list[_Item]]], vectors: np.ndarray | None):
+        with catalog.transaction():
+            rows = plain_rows[:]
+            plain_rows.clear()
+            for image, its in batch:
+                meta = _image_meta(image)
+                rows += [_row(it, image.content_hash, meta, None) for it in its]
+                catalog.put_thumbnail(image.content_hash, image.thumbnail)
+            catalog.upsert_photos(rows)
+            if vectors is not None and model_id is not None:
+                catalog.put_embeddings(model_id, [im.content_hash for im, _ in batch], vectors)
+        return len(rows)
+
+    pool = DecodePool(settings.worker_count())
+    executor = ThreadPoolExecutor(1, thread_name_prefix="photosim-inference")
+    try:
+        while True:
+            if cancel.cancelled():
+                summary.cancelled = True
+                pool.cancel_pending()
+                break
+            # Feed the decoders a bounded number of files ahead.
+            while queue and pool.outstanding < pool.size * LOOKAHEAD_PER_WORKER:
+                item = queue.popleft()
+                try:
+                    content_hash, _ = file_content_hash(item.path)
+                except OSError as exc:
+                    plain_rows.append(_row(item, None, None, _read_error(exc)))
+                    summary.errors += 1
+                    summary.error_samples.append((item.path, _read_error(exc)))
+                    continue
+                if content_hash in waiting:
+                    waiting[content_hash].append(item)
+                    continue
+                if item.kind != "embed":
+                    meta = catalog.known_content(content_hash)
+                    if (
+                        meta is not None
+                        and catalog.has_thumbnail(content_hash)
+                        and (model_id is None or catalog.has_embedding(content_hash, model_id))
+                    ):
+                        plain_rows.append(_row(item, content_hash, meta, None))
+                        summary.reused += 1
+                        continue
+                waiting[content_hash] = [item]
+                pool.submit(
+                    content_hash, DecodeRequest(item.path, model_size, settings.thumb_size)
+                )
+            # Collect decoded files.
+            busy = bool(queue or decoded or inference is not None)
+            for outcome in pool.poll(timeout=0.01 if busy else 0.2):
+                its = waiting.pop(outcome.key)  # type: ignore[arg-type]
+                if outcome.image is None:
+                    reason = outcome.error or "unknown error"
+                    plain_rows += [_row(it, str(outcome.key), None, reason) for it in its]
+                    summary.errors += len(its)
+                    summary.error_samples += [(it.path, reason) for it in its]
+                else:
+                    summary.decoded += 1
+                    decoded.append((outcome.image, its))
+            finished = not queue and pool.outstanding == 0
+            # Inference: one batch in the background thread while decoding goes on.
+            if inference is not None and inference.done():
+                vectors = _vectors_or_none(inference, summary)
+                summary.embedded += 0 if vectors is None else len(in_flight)
+                done += commit(in_flight, vectors)
+                inference, in_flight = None, []
+                last_yield = 0.0
+            if decoded and (len(decoded) >= batch_size or finished):
+                if embedder is None:
+                    batch, decoded = decoded[:batch_size], decoded[batch_size:]
+                    done += commit(batch, None)
+                    last_yield = 0.0
+                elif inference is None:
+                    in_flight, decoded = decoded[:batch_size], decoded[batch_size:]
+                    inputs = [image.model_input for image, _ in in_flight]
+                    inference = executor.submit(embedder.embed, inputs)  # type: ignore[arg-type]
+            if plain_rows and (len(plain_rows) >= batch_size or finished):
+                done += commit([], None)
+                last_yield = 0.0
+            now = time.monotonic()
+            if now - last_yield >= PROGRESS_INTERVAL_S:
+                last_yield = now
+                yield Progress(ScanStage.PROCESSING, done, total, "", summary.errors)
+            if finished and not decoded and inference is None and not plain_rows:
+                break
+        # Cancelled: keep what is finished, leave the rest for the next scan.
+        if inference is not None:
+            vectors = _vectors_or_none(inference, summary)
+            done += commit(in_flight, vectors)
+        if plain_rows or (decoded and embedder is None):
+            done += commit(decoded if embedder is None else [], None)
+        yield Progress(ScanStage.PROCESSING, done, total, "", summary.errors)
+    finally:
+        pool.close()
+        executor.shutdown(wait=True)
+
+
+def _vectors_or_none(inference: Future[np.ndarray], summary: ScanSummary) -> np.ndarray | None:
+    try:
+        return inference.result()
+    except Exception as exc:  # keep scanning hash-only rather than lose the batch
+        logger.exception("inference failed")
+        summary.embed_note = f"descriptors could not be computed: {exc}"
+        return None
+
+
+def _add_missing_hash_vectors(catalog: Catalog) -> None:
+    """Store the 128-bit hash vector (see :func:`hash_vectors`) of every content lacking one."""
+    rows = catalog.db.execute(
+        "SELECT content_hash, phash, dhash FROM photos WHERE status='ok' AND content_hash "
+        "NOT IN (SELECT content_hash FROM embeddings WHERE model=?) GROUP BY content_hash",
+        [HASH_MODEL],
+    ).fetchall()
+    if rows:
+        vectors = hash_vectors(
+            np.array([r[1] for r in rows], np.int64), np.array([r[2] for r in rows], np.int64)
+        )
+        catalog.put_embeddings(HASH_MODEL, [r[0] for r in rows], vectors)

@@ -1,0 +1,168 @@
+"""Typed values shared by core, embed, cli and gui.
+
+This module imports neither Qt nor torch, so every layer may depend on it.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+
+class Error(Exception):
+    """Base class of every error photosim raises on purpose."""
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Computes global image descriptors (embeddings) in batches.
+
+    Implementations live in :mod:`photosim.embed` (torchvision backbones) and in tests (small
+    deterministic embedders). Core receives one by injection and never imports torch.
+
+    Attributes:
+        model_id: Stable identifier stored with every descriptor, e.g. ``"efficientnet_b1-avg"``.
+            Descriptors of different ``model_id`` are never compared.
+        dim: Descriptor dimension D.
+        input_size: Side S in pixels of the square RGB input the embedder expects; decoding
+            resizes each photo to ``(S, S, 3)`` in the worker processes so inference only does
+            tensor work.
+        device: Where inference runs, e.g. ``"cpu"`` or ``"cuda:0"``.
+    """
+
+    model_id: str
+    dim: int
+    input_size: int
+    device: str
+
+    def embed(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """Embed a batch of images.
+
+        Args:
+            images: N arrays of shape ``(S, S, 3)``, dtype uint8, RGB, ``S == input_size``.
+
+        Returns:
+            ``(N, D)`` float32 array, each row L2-normalised (unit norm).
+        """
+        ...
+
+
+@dataclass(frozen=True)
+class DecodeRequest:
+    """What a decode worker needs for one file.
+
+    Attributes:
+        path: File path (str; may hold surrogate escapes for non-UTF-8 names).
+        model_size: Side in pixels of the square model input to produce, or 0 for none.
+        thumb_size: Longest side in pixels of the stored thumbnail.
+    """
+
+    path: str
+    model_size: int = 0
+    thumb_size: int = 256
+
+
+@dataclass
+class DecodedImage:
+    """Everything photosim derives from one decode of one file.
+
+    Attributes:
+        content_hash: xxh3-128 of the file bytes, 32 lowercase hex chars.
+        size: File size in bytes as read.
+        width: Pixel width after EXIF orientation is applied.
+        height: Pixel height after EXIF orientation is applied.
+        format: Pillow format name from the content (``"JPEG"``, ``"PNG"``, ``"HEIF"``...).
+        taken_at: EXIF DateTimeOriginal as ISO-8601 ``"YYYY-MM-DDTHH:MM:SS"``, or None.
+        camera: EXIF ``Make Model`` (trimmed), or None.
+        phash: 64-bit perceptual hash (DCT, imagehash.phash) as a signed int64.
+        dhash: 64-bit difference hash (imagehash.dhash) as a signed int64.
+        thumbnail: JPEG bytes, longest side <= thumb_size pixels, upright.
+        variants: ``(phash, dhash)`` of the 7 other orientations (see
+            :func:`photosim.core.hashing.orientation_hashes`), signed int64.
+        model_input: ``(S, S, 3)`` uint8 RGB array for the embedder, or None.
+    """
+
+    content_hash: str
+    size: int
+    width: int
+    height: int
+    format: str
+    taken_at: str | None
+    camera: str | None
+    phash: int
+    dhash: int
+    thumbnail: bytes
+    model_input: np.ndarray | None = None
+    variants: tuple[tuple[int, int], ...] = ()
+
+
+class ScanStage(str, enum.Enum):
+    """Phase of a scan reported in :class:`Progress`."""
+
+    WALKING = "walking"
+    PROCESSING = "processing"
+    INDEXING = "indexing"
+    DONE = "done"
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One progress report yielded by a long-running core generator.
+
+    Attributes:
+        stage: Current phase.
+        done: Files finished in this phase.
+        total: Files to do in this phase (0 if unknown yet).
+        message: Short human-readable status line.
+        errors: Files that failed so far.
+    """
+
+    stage: ScanStage
+    done: int
+    total: int
+    message: str = ""
+    errors: int = 0
+
+
+@dataclass
+class ScanSummary:
+    """Counts of one scan, returned when the scan generator finishes.
+
+    Attributes:
+        seen: Files found by the walk (candidates by name or content sniffing).
+        new: Paths not in the catalog before.
+        changed: Paths whose size or mtime_ns differed.
+        unchanged: Paths skipped on stat alone.
+        removed: Catalog paths that vanished from disk.
+        errors: Files recorded with an error reason.
+        decoded: Files actually decoded (new content).
+        reused: Files whose content was already known (descriptor and thumbnail reused).
+        embedded: Descriptors computed.
+        seconds: Wall-clock duration.
+        cancelled: True if the scan stopped early on request.
+        embed_note: Why descriptors were not computed, if they were not.
+    """
+
+    seen: int = 0
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    errors: int = 0
+    decoded: int = 0
+    reused: int = 0
+    embedded: int = 0
+    seconds: float = 0.0
+    cancelled: bool = False
+    embed_note: str | None = None
+    error_samples: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def images_per_second(self) -> float:
+        """New and changed files processed per second of wall-clock time."""
+        work = self.new + self.changed
+        return work / self.seconds if self.seconds > 0 else 0.0
