@@ -249,7 +249,7 @@ def cmd_similar(args: argparse.Namespace, settings: Settings) -> int:
         embedder = None
         model = catalog.get_meta("model")
         try:
-            known = bool(catalog.photos_by_hash(file_content_hash(args.image)[0]))
+            known = bool(model) and catalog.has_embedding(file_content_hash(args.image)[0], model)
         except OSError:
             known = True  # let find_similar report the unreadable query
         if model and not known:

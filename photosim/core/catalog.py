@@ -7,7 +7,8 @@ Tables (schema version :data:`SCHEMA_VERSION`):
 - ``photos``: one row per file path, with stat data, content hash, metadata, perceptual
   hashes and a status (``ok`` or ``error`` with a reason).
 - ``embeddings(id, content_hash, model, vector)``: one float16 descriptor per content and
-  model. ``id`` is the label of the descriptor in the hnswlib index.
+  model. ``id`` is the label of the descriptor in the hnswlib index; AUTOINCREMENT so a
+  deleted id is never handed out again (a persisted index would keep its old vector).
 - ``thumbnails(content_hash, jpeg)``: one JPEG thumbnail per content.
 - ``verdicts(hash_a, hash_b, verdict)``: user decisions ("not a duplicate") on content pairs.
 
@@ -25,6 +26,7 @@ import logging
 import os
 import sqlite3
 import time
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -71,7 +73,7 @@ CREATE TABLE IF NOT EXISTS photos (
 CREATE INDEX IF NOT EXISTS photos_content_hash ON photos(content_hash);
 CREATE INDEX IF NOT EXISTS photos_folder ON photos(folder);
 CREATE TABLE IF NOT EXISTS embeddings (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     content_hash TEXT NOT NULL,
     model TEXT NOT NULL,
     vector BLOB NOT NULL,
@@ -189,15 +191,21 @@ class Catalog:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None)
         try:
-            conn = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None)
             self.db = sqlite_utils.Database(conn)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA foreign_keys=ON")
             self._migrate()
+            if self.get_meta("catalog_id") is None:
+                self.set_meta("catalog_id", uuid.uuid4().hex)
         except sqlite3.DatabaseError as exc:
+            conn.close()
             raise CatalogError(f"{self.path} is not a usable photosim catalog: {exc}") from exc
+        except BaseException:
+            conn.close()
+            raise
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
@@ -209,6 +217,11 @@ class Catalog:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @property
+    def catalog_id(self) -> str:
+        """Random id given to this catalog file at creation (ties index files to it)."""
+        return self.get_meta("catalog_id") or ""
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -288,11 +301,23 @@ class Catalog:
         """``path -> (size, mtime_ns, status, content_hash)`` for photos at or below ``root``."""
         prefix = root.rstrip(os.sep) + os.sep
         upper = prefix[:-1] + chr(ord(os.sep) + 1)
-        rows = self.db.execute(
-            "SELECT path, size, mtime_ns, status, content_hash FROM photos "
-            "WHERE path = ? OR (path >= ? AND path < ?)",
-            [db_path(root), db_path(prefix), db_path(upper)],
-        )
+        rows = []
+        if isinstance(db_path(root), str):  # else every path below is a BLOB too
+            rows = self.db.execute(
+                "SELECT path, size, mtime_ns, status, content_hash FROM photos "
+                "WHERE path = ? OR (path >= ? AND path < ?)",
+                [root, prefix, upper],
+            ).fetchall()
+        # Non-UTF-8 paths are BLOBs, which SQLite sorts after all TEXT: match them by bytes.
+        raw_root, raw_prefix = os.fsencode(root), os.fsencode(prefix)
+        rows += [
+            r
+            for r in self.db.execute(
+                "SELECT path, size, mtime_ns, status, content_hash FROM photos "
+                "WHERE typeof(path) = 'blob'"
+            )
+            if r[0] == raw_root or r[0].startswith(raw_prefix)
+        ]
         return {py_path(p): (s, m, st, h) for p, s, m, st, h in rows}
 
     def upsert_photos(self, rows: Iterable[dict[str, Any]]) -> None:

@@ -330,7 +330,9 @@ def find_duplicates(
     candidates: dict[str, dict[str, float | None]] = defaultdict(dict)
     if tier != "exact":
         # Hash candidates: total Hamming distance of pHash+dHash within the near threshold.
-        min_hash_sim = 1.0 - 2.0 * th.near_hash_sum / HASH_BITS
+        # Half a bit of slack: hash vectors are stored as float16, so an inner product at
+        # exactly the threshold can round just below it.
+        min_hash_sim = 1.0 - 2.0 * (th.near_hash_sum + 0.5) / HASH_BITS
         for h, others in _hash_neighbours(contents, catalog, k, min_hash_sim).items():
             for other in others:
                 candidates[h].setdefault(other, None)

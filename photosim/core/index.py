@@ -74,8 +74,9 @@ def hash_vector(phash: int, dhash: int) -> np.ndarray:
 
 def index_paths(catalog_path: Path, model: str) -> tuple[Path, Path, Path]:
     """Files of one model's index beside a catalog: ``(.hnsw, .json sidecar, .ids.npy)``."""
-    stem = catalog_path.with_name(f"{catalog_path.stem}.{model}")
-    return stem.with_suffix(".hnsw"), stem.with_suffix(".json"), stem.with_suffix(".ids.npy")
+    stem = f"{catalog_path.stem}.{model}"
+    folder = catalog_path.parent
+    return folder / f"{stem}.hnsw", folder / f"{stem}.json", folder / f"{stem}.ids.npy"
 
 
 class VectorIndex:
@@ -84,22 +85,30 @@ class VectorIndex:
     Args:
         model: Model id whose vectors it holds.
         dim: Vector dimension D.
-        path: ``.hnsw`` file to save to (None keeps it in memory only).
+        paths: ``(.hnsw, .json, .ids.npy)`` files to save to (None keeps it in memory only).
+        load_capacity: When > 0, load the saved index with this capacity instead of a new one.
+        catalog_id: Id of the catalog the labels belong to, saved in the sidecar.
 
     Thread safety: ``add_items`` is not safe next to ``knn_query`` in hnswlib, so every call
     that touches the index holds one lock.
     """
 
     def __init__(
-        self, model: str, dim: int, path: Path | None = None, load_capacity: int = 0
+        self,
+        model: str,
+        dim: int,
+        paths: tuple[Path, Path, Path] | None = None,
+        load_capacity: int = 0,
+        catalog_id: str = "",
     ) -> None:
         self.model = model
         self.dim = dim
-        self.path = path
+        self.paths = paths
+        self.catalog_id = catalog_id
         self._lock = threading.Lock()
         self._index = hnswlib.Index(space="ip", dim=dim)
-        if load_capacity and path is not None:
-            self._index.load_index(str(path), max_elements=load_capacity)
+        if load_capacity and paths is not None:
+            self._index.load_index(str(paths[0]), max_elements=load_capacity)
         else:
             self._index.init_index(max_elements=1024, ef_construction=EF_CONSTRUCTION, M=M)
         self._index.set_ef(EF_SEARCH)
@@ -116,33 +125,39 @@ class VectorIndex:
         count, _ = catalog.embedding_stats(model)
         if count == 0:
             return None
-        hnsw_path, meta_path, ids_path = index_paths(catalog.path, model)
+        paths = index_paths(catalog.path, model)
         index = None
         try:
-            meta = json.loads(meta_path.read_text())
-            if meta.get("format") == _INDEX_FORMAT and meta.get("model") == model:
-                index = cls(model, int(meta["dim"]), hnsw_path, int(meta["capacity"]))
-                index._live = set(np.load(ids_path).tolist())
+            meta = json.loads(paths[1].read_text())
+            if (
+                meta.get("format") == _INDEX_FORMAT
+                and meta.get("model") == model
+                and meta.get("catalog_id") == catalog.catalog_id
+            ):
+                index = cls(
+                    model, int(meta["dim"]), paths, int(meta["capacity"]), catalog.catalog_id
+                )
+                index._live = set(np.load(paths[2]).tolist())
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
             logger.info("index for %s not loaded (%s); rebuilding", model, exc)
             index = None
         if index is None:
-            index = cls(model, catalog.embedding_dim(model), hnsw_path)
+            index = cls(model, catalog.embedding_dim(model), paths, 0, catalog.catalog_id)
         index.sync(catalog)
         return index
 
     def save(self) -> None:
-        """Write the index, its live labels and its sidecar (no-op without a path)."""
-        if self.path is None:
+        """Write the index, its live labels and its sidecar (no-op without paths)."""
+        if self.paths is None:
             return
-        hnsw_path = self.path
-        meta_path, ids_path = hnsw_path.with_suffix(".json"), hnsw_path.with_suffix(".ids.npy")
+        hnsw_path, meta_path, ids_path = self.paths
         with self._lock:
             self._index.save_index(str(hnsw_path))
             np.save(ids_path, np.fromiter(self._live, dtype=np.int64, count=len(self._live)))
             meta = {
                 "format": _INDEX_FORMAT,
                 "model": self.model,
+                "catalog_id": self.catalog_id,
                 "dim": self.dim,
                 "count": len(self._live),
                 "capacity": self._index.get_max_elements(),

@@ -139,6 +139,7 @@ def scan(
             )
         }
     items: list[_Item] = []
+    gone_paths: set[str] = set()
     walk_errors: list[tuple[str, str]] = []
     for root in roots:
         catalog.add_folder(root)
@@ -166,10 +167,7 @@ def scan(
         if cancel.cancelled():
             summary.cancelled = True
             break
-        gone = set(known) - seen
-        if gone:
-            with catalog.transaction():
-                summary.removed += catalog.delete_paths(sorted(gone))
+        gone_paths.update(set(known) - seen)
     for path, reason in walk_errors:
         logger.warning("%s: %s", path, reason)
     summary.error_samples.extend(walk_errors[:20])
@@ -177,6 +175,11 @@ def scan(
     # ---------------------------------------------------------------- process
     if items and not summary.cancelled:
         yield from _process(catalog, items, settings, embedder, cancel, summary)
+    # Vanished paths leave only now: a moved file's content was still known while processing,
+    # so its metadata, thumbnail and descriptor were reused instead of recomputed.
+    if gone_paths and not summary.cancelled:
+        with catalog.transaction():
+            summary.removed += catalog.delete_paths(sorted(gone_paths))
 
     # ---------------------------------------------------------------- index
     # Also after a cancel: the batches that finished are searchable at once.
@@ -247,7 +250,7 @@ def _process(
                     summary.errors += 1
                     summary.error_samples.append((item.path, _read_error(exc)))
                     continue
-                if content_hash in waiting:
+                if content_hash in waiting:  # a copy of content being decoded right now
                     waiting[content_hash].append(item)
                     continue
                 if item.kind != "embed":
@@ -275,6 +278,7 @@ def _process(
                     summary.error_samples += [(it.path, reason) for it in its]
                 else:
                     summary.decoded += 1
+                    summary.reused += len(its) - 1  # identical files share this one decode
                     decoded.append((outcome.image, its))
             finished = not queue and pool.outstanding == 0
             # Inference: one batch in the background thread while decoding goes on.

@@ -18,7 +18,7 @@ import numpy as np
 from photosim.core.catalog import Catalog, Photo
 from photosim.core.hashing import file_content_hash
 from photosim.core.imageio import DecodeError, decode_file
-from photosim.core.index import HASH_MODEL, VectorIndex, hash_vector
+from photosim.core.index import HASH_BITS, HASH_MODEL, VectorIndex, hash_vector
 from photosim.core.keeper import rank
 from photosim.core.types import DecodeRequest, Embedder, Error
 
@@ -84,7 +84,7 @@ def _query_vector(
         return hash_vector(image.phash, image.dhash)
     if embedder is None or embedder.model_id != model:
         raise SearchError(
-            f"{path} is not in the catalog and no {model} model is loaded to describe it"
+            f"no {model} descriptor is stored for {path} and no such model is loaded"
         )
     assert image.model_input is not None
     return embedder.embed([image.model_input])[0]
@@ -125,15 +125,16 @@ def find_similar(
 
     model = model or catalog.get_meta("model")
     notes: list[str] = []
+    has_stored = bool(model) and catalog.has_embedding(content_hash, model)  # type: ignore[arg-type]
     if model and catalog.embedding_stats(model)[0] > 0 and (
-        in_catalog or (embedder is not None and embedder.model_id == model)
+        has_stored or (embedder is not None and embedder.model_id == model)
     ):
         mode = "descriptors"
     else:
-        if model and not in_catalog:
+        if model and not has_stored:
             notes.append(
-                "the query is not in the catalog and no model is loaded: ranked by perceptual "
-                "hashes (provide model weights for descriptor search)"
+                "no descriptor is stored for the query and no model is loaded to compute one: "
+                "ranked by perceptual hashes (provide model weights for descriptor search)"
             )
         elif not model or catalog.embedding_stats(model)[0] == 0:
             notes.append("no CNN descriptors in this catalog: ranked by perceptual hashes")
@@ -159,9 +160,11 @@ def find_similar(
             break
         fetch = min(len(index), fetch * 2)
     if mode == "hashes":
-        # Inner product of hash vectors is 1 - 2H/128; report 1 - H/128, in [0, 1].
+        # Inner product of hash vectors is 1 - 2H/128 (float16-rounded): recover the integer
+        # Hamming distance H and report 1 - H/128, in [0, 1].
         for hit in hits:
-            hit.similarity = (1.0 + hit.similarity) / 2.0
+            distance = round((1.0 - hit.similarity) * HASH_BITS / 2.0)
+            hit.similarity = 1.0 - distance / HASH_BITS
     return SearchResult(
         query, in_catalog, mode, None if mode == "hashes" else model, hits[:k], notes
     )

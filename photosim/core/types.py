@@ -140,7 +140,8 @@ class ScanSummary:
         removed: Catalog paths that vanished from disk.
         errors: Files recorded with an error reason.
         decoded: Files actually decoded (new content).
-        reused: Files whose content was already known (descriptor and thumbnail reused).
+        reused: Files whose content was already known, or decoded once in this scan for an
+            identical file (metadata, thumbnail and descriptor reused, not recomputed).
         embedded: Descriptors computed.
         seconds: Wall-clock duration.
         cancelled: True if the scan stopped early on request.

@@ -151,16 +151,19 @@ class DecodePool:
         self._dispatch()
 
     def _dispatch(self) -> None:
-        for worker in self._workers:
-            if not self._queue:
-                return
-            if worker.job is None:
+        for index in range(len(self._workers)):
+            # An idle worker may have died (killed from outside): replace it and resend, once.
+            for _attempt in range(2):
+                worker = self._workers[index]
+                if not self._queue or worker.job is not None:
+                    break
                 job = self._queue.popleft()
                 worker.job, worker.started = job, time.monotonic()
                 try:
                     worker.conn.send(job[1])
+                    break
                 except (BrokenPipeError, OSError):
-                    # The idle worker died (killed from outside): replace it and retry the job.
+                    worker.job = None
                     self._queue.appendleft(job)
                     self._replace(worker)
 
@@ -210,7 +213,7 @@ class DecodePool:
                 logger.warning("decode of %s timed out; restarting its worker", request.path)
                 outcomes.append(
                     DecodeOutcome(
-                        key, request, None, f"decoding took longer than {self._timeout:.0f} s"
+                        key, request, None, f"decoding took longer than {self._timeout:g} s"
                     )
                 )
                 worker.job = None

@@ -1,0 +1,388 @@
+"""Duplicate groups in tiers, on generated photos and on crafted catalogs; the keeper rule."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Generator, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from helpers import (
+    BASE_MTIME_NS,
+    CountingEmbedder,
+    flip_bits,
+    make_photo,
+    make_photo_obj,
+    photo_row,
+    set_mtime,
+    write_photo_set,
+)
+
+from photosim.config import Settings, Thresholds
+from photosim.core.catalog import Catalog
+from photosim.core.duplicates import (
+    DuplicatesError,
+    GroupingResult,
+    find_duplicates,
+    group_pairs,
+)
+from photosim.core.evaluate import Score, load_truth, relative_pairs, score
+from photosim.core.hashing import to_signed64
+from photosim.core.keeper import keeper_reason, rank
+from photosim.core.pipeline import _add_missing_hash_vectors, run_scan, scan
+
+MODEL = "test-colorgrid"
+SETTINGS = Settings(workers=1)
+
+
+@dataclass
+class Library:
+    folder: Path
+    paths: dict[str, Path]
+    catalog: Catalog
+
+    def name(self, path: str) -> str:
+        return next(n for n, p in self.paths.items() if str(p) == path)
+
+    def groups(self, result: GroupingResult) -> list[set[str]]:
+        """Groups as sets of photo names."""
+        return [{self.name(m.photo.path) for m in g.members} for g in result.groups]
+
+
+def _library(tmp: Path, embedder: CountingEmbedder | None, shot: bool) -> Library:
+    paths = write_photo_set(tmp / "photos")
+    if shot:
+        # Another shot of the same scene: same background, the objects moved.
+        paths["shot"] = make_photo(tmp / "photos" / "shot.jpg", 11, shapes_seed=38)
+        set_mtime(paths["shot"], BASE_MTIME_NS + 50 * 10**9)
+    catalog = Catalog(tmp / "c.db")
+    summary = run_scan(scan(catalog, [str(tmp / "photos")], SETTINGS, embedder))
+    assert summary.errors == 0
+    return Library(tmp / "photos", paths, catalog)
+
+
+@pytest.fixture(scope="module")
+def hashed(tmp_path_factory: pytest.TempPathFactory) -> Generator[Library, None, None]:
+    """The photo set scanned without an embedder (hash evidence only)."""
+    lib = _library(tmp_path_factory.mktemp("hashed"), None, shot=False)
+    yield lib
+    lib.catalog.close()
+
+
+@pytest.fixture(scope="module")
+def described(tmp_path_factory: pytest.TempPathFactory) -> Generator[Library, None, None]:
+    """The photo set plus another shot of the scene, scanned with the test embedder."""
+    lib = _library(tmp_path_factory.mktemp("described"), CountingEmbedder(), shot=True)
+    yield lib
+    lib.catalog.close()
+
+
+def clone(catalog: Catalog, path: Path) -> Catalog:
+    """A private copy of a catalog (SQLite backup), for tests that add verdicts."""
+    dst = sqlite3.connect(path)
+    catalog.db.conn.backup(dst)
+    dst.close()
+    return Catalog(path)
+
+
+def assert_json_able(result: GroupingResult) -> None:
+    for group in result.groups:
+        for member in group.members:
+            json.dumps(member.evidence, allow_nan=False)
+            assert isinstance(member.why, str) and member.why
+
+
+# ----------------------------------------------------------------------------- exact
+def test_exact_tier_groups_byte_copies_only(hashed: Library) -> None:
+    result = find_duplicates(hashed.catalog, "exact")
+    assert result.evidence == "bytes" and result.tier == "exact"
+    assert hashed.groups(result) == [{"original", "copy"}]
+    (group,) = result.groups
+    assert group.tier == "exact" and group.id == 1
+    keeper, copy = group.members
+    assert hashed.name(keeper.photo.path) == "original"  # same bytes: the older file is kept
+    assert keeper.match == "keeper" and keeper.why == "kept: older file"
+    assert copy.match == "exact" and "identical bytes" in copy.why
+    assert group.reclaimable_bytes == hashed.paths["copy"].stat().st_size
+    assert result.comparisons == 0 and result.contents == 6
+    assert_json_able(result)
+
+
+# ----------------------------------------------------------------------------- near, hashes
+def test_near_tier_with_hashes_only(hashed: Library) -> None:
+    result = find_duplicates(hashed.catalog, "near")
+    assert result.evidence == "hashes" and result.model is None
+    assert result.notes and "perceptual hashes" in result.notes[0]
+    groups = hashed.groups(result)
+    assert len(groups) == 1, groups
+    (names,) = groups
+    assert {"original", "copy", "resized", "reencoded", "rotated"} <= names
+    assert "different" not in names
+    group = result.groups[0]
+    assert group.tier == "near"
+    keeper = group.members[0]
+    assert hashed.name(keeper.photo.path) == "original"
+    assert keeper.why.startswith("kept: ")
+    for member in group.members[1:]:
+        assert member.why
+        if member.match == "exact":
+            assert hashed.name(member.photo.path) == "copy"
+        else:
+            assert member.match == "near" and "pHash" in member.why and "dHash" in member.why
+            assert member.evidence["phash_distance"] <= Thresholds().near_phash
+    by_name = {hashed.name(m.photo.path): m for m in group.members}
+    assert "50 % scale" in by_name["resized"].why
+    assert by_name["resized"].evidence["scale"] == 0.5
+    assert group.reclaimable_bytes == sum(m.photo.size for m in group.members[1:])
+    assert_json_able(result)
+
+
+def test_similar_tier_needs_descriptors(hashed: Library) -> None:
+    with pytest.raises(DuplicatesError, match="needs CNN descriptors"):
+        find_duplicates(hashed.catalog, "similar")
+    with pytest.raises(DuplicatesError, match="unknown tier"):
+        find_duplicates(hashed.catalog, "identical")
+
+
+def test_not_duplicate_verdict_splits_a_group(hashed: Library, tmp_path: Path) -> None:
+    with clone(hashed.catalog, tmp_path / "c.db") as catalog:
+        by_name = {n: catalog.photo_by_path(str(p)) for n, p in hashed.paths.items()}
+        before = hashed.groups(find_duplicates(catalog, "near"))[0]
+        assert "resized" in before
+        catalog.add_verdict(by_name["resized"].content_hash, by_name["original"].content_hash)  # type: ignore[union-attr, arg-type]
+        groups = hashed.groups(find_duplicates(catalog, "near"))
+        assert groups == [before - {"resized"}]
+        # Exact copies are not affected by a verdict on other content.
+        assert hashed.groups(find_duplicates(catalog, "exact")) == [{"original", "copy"}]
+
+
+def test_group_pairs(hashed: Library) -> None:
+    result = find_duplicates(hashed.catalog, "exact")
+    assert group_pairs(result.groups) == {
+        frozenset((str(hashed.paths["original"]), str(hashed.paths["copy"])))
+    }
+
+
+# ----------------------------------------------------------------------------- descriptors
+def test_near_tier_with_descriptors(described: Library) -> None:
+    result = find_duplicates(described.catalog, "near")
+    assert result.evidence == "descriptors+hashes" and result.model == MODEL
+    assert result.notes == []
+    groups = described.groups(result)
+    assert groups == [{"original", "copy", "resized", "reencoded", "rotated", "cropped"}]
+    members = {described.name(m.photo.path): m for m in result.groups[0].members}
+    assert described.name(result.groups[0].keeper.path) == "original"
+    for name in ("resized", "reencoded", "rotated", "cropped"):
+        assert members[name].evidence["cosine"] > 0.95
+        assert "cosine" in members[name].why and "pHash" in members[name].why
+    assert_json_able(result)
+
+
+def test_similar_tier_with_descriptors(described: Library) -> None:
+    result = find_duplicates(described.catalog, "similar")
+    assert result.evidence == "descriptors+hashes"
+    groups = described.groups(result)
+    assert groups == [{"original", "copy", "resized", "reencoded", "rotated", "cropped", "shot"}]
+    group = result.groups[0]
+    assert group.tier == "similar"
+    shot = next(m for m in group.members if described.name(m.photo.path) == "shot")
+    assert shot.match == "similar"
+    assert Thresholds().similar_cosine <= shot.evidence["cosine"] < Thresholds().near_cosine
+    assert_json_able(result)
+
+
+def test_explicit_model_without_descriptors_falls_back_to_hashes(described: Library) -> None:
+    result = find_duplicates(described.catalog, "near", model="no-such-model")
+    assert result.evidence == "hashes" and result.model is None
+
+
+# ----------------------------------------------------------------------------- crafted catalogs
+A_PHASH = to_signed64(0x3C5A_96E1_0F7B_24D8)  # hashes as stored: signed int64
+A_DHASH = to_signed64(0xD493_E16C_2B58_F0A7)
+
+
+def crafted(tmp_path: Path, rows: Iterable[dict]) -> Catalog:
+    """A catalog holding exactly these photo rows, with their hash vectors (as a scan leaves)."""
+    catalog = Catalog(tmp_path / "crafted.db")
+    with catalog.transaction():
+        catalog.upsert_photos(rows)
+        _add_missing_hash_vectors(catalog)
+    return catalog
+
+
+def names_of(result: GroupingResult) -> list[set[str]]:
+    return [{Path(m.photo.path).stem for m in g.members} for g in result.groups]
+
+
+def test_grouping_does_not_chain(tmp_path: Path) -> None:
+    # A ~ B and B ~ C, but A !~ C: pHash+dHash distances 12, 12 and 24 (limit 22).
+    b_phash, b_dhash = flip_bits(A_PHASH, range(0, 7)), flip_bits(A_DHASH, range(0, 5))
+    c_phash, c_dhash = flip_bits(b_phash, range(7, 14)), flip_bits(b_dhash, range(5, 10))
+    rows = [
+        photo_row("/s/A.jpg", "a" * 32, A_PHASH, A_DHASH, 800, 600),  # most pixels: keeper
+        photo_row("/s/B.jpg", "b" * 32, b_phash, b_dhash, 640, 480),
+        photo_row("/s/C.jpg", "c" * 32, c_phash, c_dhash, 640, 480),
+    ]
+    with crafted(tmp_path, rows) as catalog:
+        assert names_of(find_duplicates(catalog, "near")) == [{"A", "B"}]
+    # With B the best copy, both match it directly: one group around B.
+    rows[1] = photo_row("/s/B.jpg", "b" * 32, b_phash, b_dhash, 1024, 768)
+    (tmp_path / "crafted.db").unlink()
+    for extra in tmp_path.glob("crafted.*"):
+        extra.unlink()
+    with crafted(tmp_path, rows) as catalog:
+        result = find_duplicates(catalog, "near")
+        assert names_of(result) == [{"A", "B", "C"}]
+        assert Path(result.groups[0].keeper.path).stem == "B"
+
+
+def test_verdict_on_crafted_group(tmp_path: Path) -> None:
+    rows = [
+        photo_row("/s/A.jpg", "a" * 32, A_PHASH, A_DHASH, 800, 600),
+        photo_row("/s/B.jpg", "b" * 32, flip_bits(A_PHASH, [1, 2]), A_DHASH, 640, 480),
+        photo_row("/s/D.jpg", "d" * 32, A_PHASH, flip_bits(A_DHASH, [3]), 400, 300),
+    ]
+    with crafted(tmp_path, rows) as catalog:
+        assert names_of(find_duplicates(catalog, "near")) == [{"A", "B", "D"}]
+        catalog.add_verdict("b" * 32, "a" * 32)
+        assert names_of(find_duplicates(catalog, "near")) == [{"A", "D"}]
+
+
+def test_flat_images_only_match_as_exact_copies(tmp_path: Path) -> None:
+    rows = [
+        photo_row("/s/white.png", "1" * 32, 0, 0, fmt="PNG"),
+        photo_row("/s/white2.png", "1" * 32, 0, 0, fmt="PNG"),
+        photo_row("/s/grey.png", "2" * 32, 0, 0, fmt="PNG"),
+    ]
+    with crafted(tmp_path, rows) as catalog:
+        assert names_of(find_duplicates(catalog, "near")) == [{"white", "white2"}]
+
+
+def test_aspect_ratio_must_agree(tmp_path: Path) -> None:
+    rows = [
+        photo_row("/s/A.jpg", "a" * 32, A_PHASH, A_DHASH, 800, 600),
+        photo_row("/s/wide.jpg", "b" * 32, A_PHASH, A_DHASH, 800, 400),  # same hashes, 2:1
+    ]
+    with crafted(tmp_path, rows) as catalog:
+        assert names_of(find_duplicates(catalog, "near")) == []
+
+
+# ----------------------------------------------------------------------------- keeper
+def test_keeper_rule_order() -> None:
+    big_png = make_photo_obj(path="/p/big.png", width=200, height=200, format="PNG", size=10)
+    jpeg = make_photo_obj(path="/p/a.jpg", width=100, height=100, format="JPEG", size=500)
+    png = make_photo_obj(path="/p/a.png", width=100, height=100, format="PNG", size=900)
+    small_file = make_photo_obj(path="/p/b.jpg", width=100, height=100, size=400)
+    newer = make_photo_obj(
+        path="/p/c.jpg", width=100, height=100, size=500, mtime_ns=BASE_MTIME_NS + 1
+    )
+    longer_path = make_photo_obj(path="/p/long/a.jpg", width=100, height=100, size=500)
+    webp = make_photo_obj(path="/p/a.webp", width=100, height=100, format="WEBP", size=9000)
+    unknown = make_photo_obj(path="/p/a.xyz", width=100, height=100, format=None, size=9999)
+    photos = [unknown, webp, longer_path, newer, small_file, png, jpeg, big_png]
+    assert rank(photos) == [big_png, jpeg, longer_path, newer, small_file, png, webp, unknown]
+    assert keeper_reason(big_png, jpeg) == "more pixels"
+    assert keeper_reason(jpeg, png) == "preferred format (JPEG over PNG)"
+    assert keeper_reason(jpeg, small_file) == "larger file"
+    assert keeper_reason(jpeg, newer) == "older file"
+    assert keeper_reason(jpeg, longer_path) == "shorter path"
+
+
+# ----------------------------------------------------------------------------- DEV set
+@pytest.fixture(scope="module")
+def dev_hashed(
+    dev_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Generator[Catalog, None, None]:
+    """The DEV set scanned hash-only (no embedder) into a private catalog."""
+    catalog = Catalog(tmp_path_factory.mktemp("dev") / "c.db")
+    summary = run_scan(scan(catalog, [str(dev_dir)], Settings(workers=2), None))
+    assert not summary.cancelled and summary.seen == 165
+    yield catalog
+    catalog.close()
+
+
+def test_dev_unreadable_files_are_recorded(dev_dir: Path, dev_hashed: Catalog) -> None:
+    truth = load_truth(dev_dir / "groundtruth.json")
+    errors = {os.path.relpath(p, dev_dir) for p, _ in dev_hashed.errors()}
+    assert errors == truth.unreadable and len(errors) == 2
+    assert all(reason for _, reason in dev_hashed.errors())
+
+
+@dataclass
+class DevScores:
+    exact: Score
+    near: Score
+
+
+@pytest.fixture(scope="module")
+def dev_scores(dev_dir: Path, dev_hashed: Catalog) -> DevScores:
+    """Pair scores of the exact and near tiers (hash evidence) against the DEV ground truth."""
+    truth = load_truth(dev_dir / "groundtruth.json")
+    readable = {os.path.relpath(p.path, dev_dir) for p in dev_hashed.photos()}
+    universe = readable - truth.unreadable
+    exact = find_duplicates(dev_hashed, "exact")
+    near = find_duplicates(dev_hashed, "near")
+    assert near.evidence == "hashes"
+    s_exact = score(relative_pairs(group_pairs(exact.groups), dev_dir), truth.exact, universe)
+    s_near = score(relative_pairs(group_pairs(near.groups), dev_dir), truth.duplicate, universe)
+    print(
+        f"\nDEV hash-only: exact precision {s_exact.precision:.4f} recall {s_exact.recall:.4f} "
+        f"({s_exact.true_positives} pairs); near precision {s_near.precision:.4f} "
+        f"recall {s_near.recall:.4f} F1 {s_near.f1:.4f} ({s_near.true_positives} TP, "
+        f"{len(s_near.false_positives)} FP, {len(s_near.false_negatives)} FN); "
+        f"comparisons/content {near.comparisons / max(1, near.contents):.2f}"
+    )
+    for a, b in s_near.false_positives:
+        print(f"  false positive: {a} ~ {b}")
+    return DevScores(s_exact, s_near)
+
+
+def test_dev_exact_tier_is_perfect(dev_scores: DevScores) -> None:
+    assert dev_scores.exact.precision == 1.0 and dev_scores.exact.recall == 1.0
+    assert dev_scores.exact.true_positives > 0
+
+
+def test_dev_near_tier_precision(dev_scores: DevScores) -> None:
+    assert dev_scores.near.precision >= 0.97
+
+
+def test_dev_near_tier_recall(dev_scores: DevScores) -> None:
+    assert dev_scores.near.recall >= 0.75
+
+
+def test_pair_at_the_hash_sum_threshold_is_grouped(tmp_path: Path) -> None:
+    th = Thresholds()
+    p_bits, d_bits = 12, th.near_hash_sum - 12  # within near_phash and near_dhash, sum == limit
+    assert p_bits <= th.near_phash and d_bits <= th.near_dhash
+    rows = [
+        photo_row("/s/A.jpg", "a" * 32, A_PHASH, A_DHASH, 800, 600),
+        photo_row(
+            "/s/B.jpg",
+            "b" * 32,
+            flip_bits(A_PHASH, range(p_bits)),
+            flip_bits(A_DHASH, range(d_bits)),
+            640,
+            480,
+        ),
+    ]
+    with crafted(tmp_path, rows) as catalog:
+        assert names_of(find_duplicates(catalog, "near")) == [{"A", "B"}]
+
+
+def test_pair_just_inside_the_hash_sum_threshold_is_grouped(tmp_path: Path) -> None:
+    rows = [
+        photo_row("/s/A.jpg", "a" * 32, A_PHASH, A_DHASH, 800, 600),
+        photo_row(
+            "/s/B.jpg",
+            "b" * 32,
+            flip_bits(A_PHASH, range(12)),
+            flip_bits(A_DHASH, range(9)),
+            640,
+            480,
+        ),
+    ]
+    with crafted(tmp_path, rows) as catalog:
+        assert names_of(find_duplicates(catalog, "near")) == [{"A", "B"}]
