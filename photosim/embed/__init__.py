@@ -1,0 +1,183 @@
+"""Global image descriptors from ImageNet-trained torchvision backbones.
+
+The only package of photosim that uses torch and torchvision, and only lazily: importing it
+costs nothing; :func:`load_embedder` imports :mod:`photosim.embed.backend`, which imports torch.
+
+Weights come from torchvision's weights API (downloaded once into the torch hub cache) or from a
+local ``state_dict`` file. Set ``PHOTOSIM_OFFLINE=1`` to never try a download.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+from photosim.core.types import Embedder, Error
+from photosim.embed.models import MODELS, ModelSpec
+from photosim.embed.pooling import POOLINGS
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "DEFAULT_POOLING",
+    "MODELS",
+    "EmbedError",
+    "Embedder",
+    "ModelSpec",
+    "WeightsUnavailableError",
+    "available_models",
+    "available_poolings",
+    "load_embedder",
+    "weights_cache_path",
+    "weights_cached",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "efficientnet_b1"
+DEFAULT_POOLING = "avg"
+OFFLINE_ENV = "PHOTOSIM_OFFLINE"
+
+
+class EmbedError(Error):
+    """A backbone cannot be built, its weights cannot be loaded, or the device is unusable."""
+
+
+class WeightsUnavailableError(EmbedError):
+    """The official weights are neither cached nor downloadable.
+
+    ``str()`` is one line naming the missing weights, where they would be cached and how to
+    provide them, fit to show as is in the CLI or the GUI.
+
+    Attributes:
+        model: Registry name of the model.
+        path: Where torchvision's weights API caches the file.
+    """
+
+    def __init__(self, model: str, path: Path, reason: str) -> None:
+        spec = MODELS[model]
+        super().__init__(
+            f"{model} weights ({spec.weights_enum}.{spec.weights_member}) are missing: "
+            f"not cached at {path} and {reason}; connect to the internet once to download "
+            f"them, or pass --weights FILE with a state_dict of "
+            f"torchvision.models.{spec.builder}()"
+        )
+        self.model = model
+        self.path = path
+
+
+def available_models() -> list[str]:
+    """Names accepted by :func:`load_embedder`, in registry order."""
+    return list(MODELS)
+
+
+def available_poolings() -> list[str]:
+    """Pooling names accepted by :func:`load_embedder`: ``avg``, ``gem``, ``rmac``."""
+    return list(POOLINGS)
+
+
+def weights_cache_path(model: str) -> Path:
+    """Where torchvision's weights API caches the official weights of ``model``.
+
+    ``torch.hub.get_dir()/checkpoints/<file>``. The hub directory is computed like torch does
+    (``$TORCH_HOME/hub``, ``$TORCH_HOME`` defaulting to ``$XDG_CACHE_HOME/torch`` then
+    ``~/.cache/torch``) so torch is not imported; if torch is already imported, it is asked, which
+    also honours ``torch.hub.set_dir()``.
+
+    Args:
+        model: Registry name.
+
+    Returns:
+        Absolute path of the cached file (which may not exist).
+
+    Raises:
+        EmbedError: Unknown model.
+    """
+    spec = _spec(model)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        hub = Path(torch.hub.get_dir())
+    else:
+        default_home = Path(os.getenv("XDG_CACHE_HOME", "~/.cache")) / "torch"
+        hub = Path(os.getenv("TORCH_HOME", str(default_home))).expanduser() / "hub"
+    return hub / "checkpoints" / spec.weights_file
+
+
+def weights_cached(model: str) -> bool:
+    """Whether the official weights of ``model`` are in the torch hub cache (no torch import).
+
+    Raises:
+        EmbedError: Unknown model.
+    """
+    return weights_cache_path(model).is_file()
+
+
+def load_embedder(
+    model: str = DEFAULT_MODEL,
+    *,
+    pooling: str = DEFAULT_POOLING,
+    device: str | None = None,
+    weights: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+    batch_size: int | None = None,
+) -> Embedder:
+    """Build a backbone with its weights, ready to embed.
+
+    Imports torch (a second or more on first call). The returned object owns the model: call
+    its ``embed`` from one thread.
+
+    Args:
+        model: Registry name, see :func:`available_models`.
+        pooling: ``"avg"`` (global average), ``"gem"`` (GeM, p = 3) or ``"rmac"`` (R-MAC, 3
+            scales); see :mod:`photosim.embed.pooling`.
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``; None picks CUDA, then Apple
+            MPS, then CPU.
+        weights: A file holding the ``state_dict`` of the full torchvision model (as written by
+            ``torch.save(torchvision.models.<builder>().state_dict(), path)``); None uses the
+            official weights, downloading them once into the torch hub cache.
+        progress: Show a progress bar on stderr while downloading.
+        batch_size: Images per forward pass; None for 32 on a GPU, 16 on CPU.
+
+    Returns:
+        An :class:`~photosim.core.types.Embedder` with ``model_id == f"{model}-{pooling}"``,
+        producing ``(N, D)`` float32 unit-norm descriptors.
+
+    Raises:
+        WeightsUnavailableError: ``weights`` is None and the official weights are not cached
+            and cannot be downloaded (no network, or ``PHOTOSIM_OFFLINE=1``).
+        EmbedError: Unknown model or pooling, unavailable device, or a weights file that is
+            unreadable or is not a state_dict of this model.
+        ValueError: ``batch_size`` < 1.
+    """
+    spec = _spec(model)
+    if pooling not in POOLINGS:
+        raise EmbedError(f"unknown pooling {pooling!r}; choose one of {', '.join(POOLINGS)}")
+    if batch_size is not None and batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    # Fail fast, before the cost of importing torch.
+    if weights is None and _offline() and not weights_cached(model):
+        raise WeightsUnavailableError(
+            model, weights_cache_path(model), f"downloads are off ({OFFLINE_ENV}=1)"
+        )
+    from photosim.embed import backend
+
+    return backend.load(
+        spec,
+        pooling=pooling,
+        device=device,
+        weights=None if weights is None else Path(weights),
+        progress=progress,
+        batch_size=batch_size,
+    )
+
+
+def _spec(model: str) -> ModelSpec:
+    try:
+        return MODELS[model]
+    except KeyError:
+        raise EmbedError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}") from None
+
+
+def _offline() -> bool:
+    return os.getenv(OFFLINE_ENV, "").strip().lower() not in ("", "0", "false", "no", "off")

@@ -1,0 +1,111 @@
+"""Real torchvision backbones (random-init weights) through photosim.embed.load_embedder."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+import torchvision
+from torchvision.transforms import functional as TF
+
+import photosim.embed as embed
+from photosim.core.types import Embedder
+from photosim.embed.preprocess import IMAGENET_MEAN, IMAGENET_STD
+
+pytestmark = pytest.mark.slow
+
+ImagesFactory = Callable[[int, int], list[np.ndarray]]
+
+
+def reference_descriptors(name: str, weights: Path, images: list[np.ndarray]) -> np.ndarray:
+    """Plain torchvision forward pass, feature map taken and average-pooled by hand."""
+    model = getattr(torchvision.models, embed.MODELS[name].builder)()
+    model.load_state_dict(torch.load(weights, weights_only=True))
+    model.eval()
+    x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255
+    x = TF.normalize(x, IMAGENET_MEAN, IMAGENET_STD)
+    with torch.no_grad():
+        if name == "resnet50":
+            x = model.maxpool(model.relu(model.bn1(model.conv1(x))))
+            fmap = model.layer4(model.layer3(model.layer2(model.layer1(x))))
+        else:
+            fmap = model.features(x)
+        assert fmap.shape[1] == embed.MODELS[name].dim
+        return F.normalize(fmap.mean(dim=(2, 3)), dim=1).numpy()
+
+
+@pytest.mark.parametrize("name", embed.available_models())
+def test_backbone(
+    name: str, random_weights: Callable[[str], Path], make_images: ImagesFactory
+) -> None:
+    spec = embed.MODELS[name]
+    embedder = embed.load_embedder(name, weights=random_weights(name), device="cpu", batch_size=2)
+    assert isinstance(embedder, Embedder)
+    assert (embedder.model_id, embedder.dim, embedder.input_size, embedder.device) == (
+        f"{name}-avg",
+        spec.dim,
+        spec.input_size,
+        "cpu",
+    )
+    images = make_images(5, spec.input_size)
+
+    out = embedder.embed(images)  # 3 batches: 2 + 2 + 1
+    assert out.shape == (5, spec.dim)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
+    # Distinct images, distinct descriptors.
+    assert (np.abs(out[0] - out[1:]).max(axis=1) > 1e-3).all()
+
+    np.testing.assert_array_equal(embedder.embed(images), out)
+    one_by_one = np.concatenate([embedder.embed([image]) for image in images])
+    np.testing.assert_allclose(one_by_one, out, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        reference_descriptors(name, random_weights(name), images), out, rtol=1e-4, atol=1e-4
+    )
+    assert embedder.embed([]).shape == (0, spec.dim)
+
+
+@pytest.mark.parametrize("pooling", ["gem", "rmac"])
+def test_other_poolings(
+    pooling: str, random_weights: Callable[[str], Path], make_images: ImagesFactory
+) -> None:
+    name = "mobilenet_v3_large"
+    embedder = embed.load_embedder(
+        name, pooling=pooling, weights=random_weights(name), device="cpu"
+    )
+    assert embedder.model_id == f"{name}-{pooling}"
+    out = embedder.embed(make_images(3, embedder.input_size))
+    assert out.shape == (3, embedder.dim)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
+
+
+def test_cached_official_weights_load_offline(
+    random_weights: Callable[[str], Path], make_images: ImagesFactory
+) -> None:
+    """Weights already in the torch hub cache are used without any download."""
+    name = "mobilenet_v3_large"
+    cached = embed.weights_cache_path(name)
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(random_weights(name).read_bytes())
+    assert embed.weights_cached(name)
+    images = make_images(2, embed.MODELS[name].input_size)
+    from_cache = embed.load_embedder(name, device="cpu").embed(images)
+    from_file = embed.load_embedder(name, weights=random_weights(name), device="cpu").embed(images)
+    np.testing.assert_array_equal(from_cache, from_file)
+
+
+def test_state_dict_with_wrong_shapes(
+    random_weights: Callable[[str], Path], tmp_path: Path
+) -> None:
+    """A fine-tuned head (here 10 classes) is a different model: refused, not half-loaded."""
+    state = torch.load(random_weights("mobilenet_v3_large"), weights_only=True)
+    state["classifier.3.weight"] = torch.zeros(10, 1280)
+    path = tmp_path / "ten_classes.pth"
+    torch.save(state, path)
+    with pytest.raises(embed.EmbedError, match="size mismatch for classifier.3.weight"):
+        embed.load_embedder("mobilenet_v3_large", weights=path, device="cpu")
