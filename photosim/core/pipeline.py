@@ -26,6 +26,7 @@ import time
 from collections import deque
 from collections.abc import Generator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass
 from typing import Any
 
@@ -267,7 +268,11 @@ def _process(
                 pool.submit(
                     content_hash, DecodeRequest(item.path, model_size, settings.thumb_size)
                 )
-            # Collect decoded files.
+            # Collect decoded files. Never spin: with no decode in flight, block on the
+            # inference batch instead (a busy loop here holds the GIL that torch's Python-level
+            # layers need, which made inference ~6x slower).
+            if pool.outstanding == 0 and inference is not None:
+                wait_futures([inference], timeout=PROGRESS_INTERVAL_S)
             busy = bool(queue or decoded or inference is not None)
             for outcome in pool.poll(timeout=0.01 if busy else 0.2):
                 its = waiting.pop(outcome.key)  # type: ignore[arg-type]

@@ -175,6 +175,9 @@ class DecodePool:
     def poll(self, timeout: float = 0.1) -> list[DecodeOutcome]:
         """Return the outcomes ready within ``timeout`` seconds (possibly none).
 
+        Returns at once when no file is being decoded: callers waiting for something else
+        must block on that, not loop on this.
+
         A worker that crashed or passed the deadline yields an outcome with an error reason
         and is replaced by a fresh process.
         """

@@ -98,9 +98,21 @@ class TorchEmbedder:
                 chunk = images[start : start + self.batch_size]
                 x = to_batch(chunk, self.input_size, self._device, self._dtype, self._memory_format)
                 # Pool in float32: GeM's x ** 3 overflows float16 (max 65504) above ~40.
-                descriptors = F.normalize(self._pool(self._trunk(x).float()), dim=1)
+                descriptors = _l2_normalise(self._pool(self._trunk(x).float()))
                 out[start : start + len(chunk)] = descriptors.cpu().numpy()
         return out
+
+
+def _l2_normalise(x: torch.Tensor) -> torch.Tensor:
+    """Rows of ``(N, D)`` float32 scaled to unit L2 norm, whatever their magnitude.
+
+    ``F.normalize`` clamps the norm at eps=1e-12, which leaves rows of tiny activations (seen
+    with poorly scaled weights) shorter than 1; scaling by the row's max first keeps the squares
+    in range. An all-zero row stays zero.
+    """
+    tiny = torch.finfo(x.dtype).tiny
+    x = x / x.abs().amax(dim=1, keepdim=True).clamp_min(tiny)
+    return x / x.norm(dim=1, keepdim=True).clamp_min(tiny)
 
 
 def load(

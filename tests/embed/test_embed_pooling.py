@@ -76,3 +76,20 @@ def test_rmac_is_sum_of_normalised_region_maxima() -> None:
     expected_c0 = with_peak * 5.0 / (26.0**0.5)
     expected_c1 = with_peak / (26.0**0.5) + (len(regions) - with_peak)
     torch.testing.assert_close(out, torch.tensor([[expected_c0, expected_c1]]))
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e-13, 1e-25, 1e20])
+def test_l2_normalise_gives_unit_rows_at_any_magnitude(scale: float) -> None:
+    # F.normalize's eps clamp left rows of tiny activations (random-init EfficientNet) at
+    # norm ~0.7; descriptors must be unit norm whatever the scale.
+    from photosim.embed.backend import _l2_normalise
+
+    torch.manual_seed(0)
+    x = torch.randn(4, 64) * scale
+    x[3] = 0.0
+    out = _l2_normalise(x)
+    norms = out.norm(dim=1)
+    assert torch.allclose(norms[:3], torch.ones(3), atol=1e-5)
+    assert norms[3] == 0.0
+    reference = x[0].double() / x[0].double().norm()  # float64: no under/overflow here
+    assert torch.allclose(out[0].double(), reference, atol=1e-5)
