@@ -297,14 +297,14 @@ class Catalog:
         return cur.rowcount
 
     # ------------------------------------------------------------------ photos
-    def stat_map(self, root: str) -> dict[str, tuple[int, int, str, str | None]]:
-        """``path -> (size, mtime_ns, status, content_hash)`` for photos at or below ``root``."""
+    def stat_map(self, root: str) -> dict[str, tuple[int, int, str, str | None, str | None]]:
+        """``path -> (size, mtime_ns, status, content_hash, error)`` for photos under ``root``."""
         prefix = root.rstrip(os.sep) + os.sep
         upper = prefix[:-1] + chr(ord(os.sep) + 1)
         rows = []
         if isinstance(db_path(root), str):  # else every path below is a BLOB too
             rows = self.db.execute(
-                "SELECT path, size, mtime_ns, status, content_hash FROM photos "
+                "SELECT path, size, mtime_ns, status, content_hash, error FROM photos "
                 "WHERE path = ? OR (path >= ? AND path < ?)",
                 [root, prefix, upper],
             ).fetchall()
@@ -313,12 +313,12 @@ class Catalog:
         rows += [
             r
             for r in self.db.execute(
-                "SELECT path, size, mtime_ns, status, content_hash FROM photos "
+                "SELECT path, size, mtime_ns, status, content_hash, error FROM photos "
                 "WHERE typeof(path) = 'blob'"
             )
             if r[0] == raw_root or r[0].startswith(raw_prefix)
         ]
-        return {py_path(p): (s, m, st, h) for p, s, m, st, h in rows}
+        return {py_path(p): (s, m, st, h, e) for p, s, m, st, h, e in rows}
 
     def upsert_photos(self, rows: Iterable[dict[str, Any]]) -> None:
         """Insert or replace photo rows (keys: the ``photos`` columns except ``id``)."""

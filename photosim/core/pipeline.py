@@ -46,7 +46,7 @@ from photosim.core.types import (
     ScanSummary,
 )
 from photosim.core.walk import walk
-from photosim.core.workers import DecodePool
+from photosim.core.workers import TRANSIENT_REASONS, DecodePool
 
 logger = logging.getLogger(__name__)
 
@@ -153,7 +153,9 @@ def scan(
             if old is None:
                 items.append(_Item(entry.path, root, entry.size, entry.mtime_ns, "new"))
                 summary.new += 1
-            elif (old[0], old[1]) != (entry.size, entry.mtime_ns):
+            elif (old[0], old[1]) != (entry.size, entry.mtime_ns) or (
+                old[4] or ""
+            ).startswith(TRANSIENT_REASONS):
                 items.append(_Item(entry.path, root, entry.size, entry.mtime_ns, "changed"))
                 summary.changed += 1
             else:

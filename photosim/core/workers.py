@@ -31,6 +31,9 @@ logger = logging.getLogger(__name__)
 
 DECODE_TIMEOUT_S = 60.0
 WORKER_MEMORY_BYTES = 4 * 1024**3
+# Reasons that say more about the machine than the file (a crash, a hang, memory): rescans
+# retry such files instead of trusting the recorded error.
+TRANSIENT_REASONS = ("decoder crashed", "decoding took longer", "image needs more memory")
 _THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 

@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 import torchvision
 
 from photosim.embed import EmbedError, WeightsUnavailableError, weights_cache_path

@@ -92,7 +92,7 @@ def test_stat_map_includes_non_utf8_paths(tmp_path: Path) -> None:
     path = "/p/" + NON_UTF8_NAME
     with Catalog(tmp_path / "c.db") as catalog:
         catalog.upsert_photos([photo_row(path, H1, 1, 2, folder="/p", size=5, mtime_ns=9)])
-        assert catalog.stat_map("/p") == {path: (5, 9, "ok", H1)}
+        assert catalog.stat_map("/p") == {path: (5, 9, "ok", H1, None)}
 
 
 def test_stat_map_prefix_semantics(tmp_path: Path) -> None:
@@ -114,7 +114,7 @@ def test_stat_map_prefix_semantics(tmp_path: Path) -> None:
         assert set(catalog.stat_map("/a/b")) == expected
         # (scan passes os.path.abspath() roots, never with a trailing separator)
         assert set(catalog.stat_map("/a/b/")) == expected - {"/a/b"}
-        assert catalog.stat_map("/a/b")["/a/b/x.jpg"] == (1, BASE_MTIME_NS, "ok", H1)
+        assert catalog.stat_map("/a/b")["/a/b/x.jpg"] == (1, BASE_MTIME_NS, "ok", H1, None)
         assert set(catalog.stat_map("/a/b2")) == {"/a/b2/z.jpg"}
         assert set(catalog.stat_map("/a")) == set(paths)
 

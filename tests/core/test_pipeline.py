@@ -316,6 +316,28 @@ def test_unreadable_file_is_recorded(tmp_path: Path) -> None:
         os.chmod(locked, 0o644)
 
 
+@pytest.mark.parametrize(
+    ("reason", "retried"),
+    [("decoder crashed (exit code -9)", True), ("not an image: unrecognised content", False)],
+)
+def test_rescan_retries_files_that_failed_for_transient_reasons(
+    tmp_path: Path, reason: str, retried: bool
+) -> None:
+    # A worker crash or hang says more about the machine than the file: rescans retry it,
+    # while a real decoding error on an unchanged file is not decoded again.
+    folder = tmp_path / "photos"
+    photo = make_photo(folder / "a.jpg", 1, size=(128, 96))
+    with Catalog(tmp_path / "c.db") as catalog:
+        run_scan(scan(catalog, [str(folder)], SETTINGS))
+        catalog.db.execute(
+            "UPDATE photos SET status='error', error=? WHERE path=?", [reason, str(photo)]
+        )
+        s = run_scan(scan(catalog, [str(folder)], SETTINGS))
+        row = catalog_rows(catalog)[str(photo)]
+        assert (s.changed, s.unchanged) == ((1, 0) if retried else (0, 1))
+        assert row.status == ("ok" if retried else "error")
+
+
 # ----------------------------------------------------------------------------- cancel
 @pytest.mark.parametrize("when", ["first progress", "first commit"])
 def test_cancel_keeps_finished_batches_and_next_scan_resumes(tmp_path: Path, when: str) -> None:
