@@ -316,6 +316,7 @@ def _process(
         # Cancelled: keep what is finished, leave the rest for the next scan.
         if inference is not None:
             vectors = _vectors_or_none(inference, summary)
+            summary.embedded += 0 if vectors is None else len(in_flight)
             done += commit(in_flight, vectors)
         if plain_rows or (decoded and embedder is None):
             done += commit(decoded if embedder is None else [], None)

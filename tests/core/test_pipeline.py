@@ -7,6 +7,7 @@ import io
 import json
 import os
 import shutil
+import threading
 from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
@@ -339,6 +340,43 @@ def test_rescan_retries_files_that_failed_for_transient_reasons(
 
 
 # ----------------------------------------------------------------------------- cancel
+class GatedEmbedder(CountingEmbedder):
+    """Blocks each batch until released, so a test can cancel while inference is in flight."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started = threading.Event()
+        self.release = threading.Event()
+
+    def embed(self, images):  # type: ignore[no-untyped-def]
+        self.started.set()
+        assert self.release.wait(10), "test never released the batch"
+        return super().embed(images)
+
+
+def test_cancel_during_inference_keeps_and_counts_that_batch(tmp_path: Path) -> None:
+    paths = write_photo_set(tmp_path / "photos")
+    embedder = GatedEmbedder()
+    cancel = CancelToken()
+    with Catalog(tmp_path / "c.db") as catalog:
+        gen = scan(catalog, [str(tmp_path / "photos")], Settings(workers=1, batch_size=2),
+                   embedder, cancel)
+        while True:
+            try:
+                next(gen)
+            except StopIteration as stop:
+                summary = stop.value
+                break
+            if embedder.started.is_set() and not cancel.cancelled():
+                cancel.cancel()
+                embedder.release.set()
+        stored = len(catalog.embedding_ids_by_hash(MODEL))
+    assert summary.cancelled
+    assert embedder.images == 2 and stored == 2  # the in-flight batch was kept...
+    assert summary.embedded == stored  # ...and counted
+    assert len(paths) > stored
+
+
 @pytest.mark.parametrize("when", ["first progress", "first commit"])
 def test_cancel_keeps_finished_batches_and_next_scan_resumes(tmp_path: Path, when: str) -> None:
     paths = write_photo_set(tmp_path / "photos")
@@ -368,6 +406,8 @@ def test_cancel_keeps_finished_batches_and_next_scan_resumes(tmp_path: Path, whe
         if when == "first commit":
             assert len(kept) >= 2
         # What was committed is complete: rows, thumbnails, descriptors.
+        # The summary counts exactly the descriptors that were stored.
+        assert summary.embedded == len(catalog.embedding_ids_by_hash(MODEL))
         for photo in kept.values():
             assert photo.status == "ok" and catalog.has_thumbnail(photo.content_hash or "")
             assert catalog.has_embedding(photo.content_hash or "", MODEL)
