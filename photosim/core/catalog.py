@@ -11,6 +11,8 @@ Tables (schema version :data:`SCHEMA_VERSION`):
   deleted id is never handed out again (a persisted index would keep its old vector).
 - ``thumbnails(content_hash, jpeg)``: one JPEG thumbnail per content.
 - ``verdicts(hash_a, hash_b, verdict)``: user decisions ("not a duplicate") on content pairs.
+- ``cleanup_sessions`` and ``journal`` (schema 2): every file action, written before it
+  happens, grouped by cleanup session, with what is needed to undo it.
 
 Descriptors and thumbnails are keyed by content hash, so copies and moved files share them.
 A connection belongs to the thread that opened it (SQLite's rule); the catalog runs in WAL mode
@@ -40,7 +42,7 @@ from photosim.core.types import Error
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 STATUS_OK = "ok"
 STATUS_ERROR = "error"
 
@@ -92,8 +94,34 @@ CREATE TABLE IF NOT EXISTS verdicts (
 );
 """
 
+# Version 2: the cleanup journal (see photosim.core.cleanup).
+_SCHEMA_V2 = """
+CREATE TABLE IF NOT EXISTS cleanup_sessions (
+    id TEXT PRIMARY KEY,
+    created_at REAL NOT NULL,
+    destination TEXT NOT NULL,
+    status TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS journal (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    session TEXT NOT NULL REFERENCES cleanup_sessions(id),
+    action TEXT NOT NULL,
+    src TEXT NOT NULL,
+    dst TEXT,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    content_hash TEXT NOT NULL,
+    keeper TEXT NOT NULL,
+    photo_json TEXT NOT NULL,
+    state TEXT NOT NULL,
+    error TEXT,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS journal_session ON journal(session);
+"""
+
 # Step-wise forward migrations: MIGRATIONS[n] turns schema n-1 into schema n.
-MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1}
+MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2}
 
 _PHOTO_COLUMNS = (
     "id, path, folder, size, mtime_ns, content_hash, width, height, format, taken_at, "

@@ -62,3 +62,47 @@ def keeper_reason(keeper: Photo, other: Photo) -> str:
     if keeper.mtime_ns != other.mtime_ns:
         return "older file"
     return "shorter path"
+
+
+# ---------------------------------------------------------------------------- auto-mark rules
+RULES: dict[str, str] = {
+    "keeper": "keep the copy chosen by the keeper rule (most pixels, format, size, age)",
+    "most_pixels": "keep the copy with the most pixels",
+    "largest_file": "keep the largest file",
+    "oldest": "keep the oldest file (modification time)",
+    "newest": "keep the newest file (modification time)",
+    "shortest_path": "keep the copy with the shortest path",
+    "in_folder": "keep the copy inside a chosen folder (else the keeper rule)",
+}
+_RULE_KEYS = {
+    "most_pixels": lambda p: (-p.pixels,),
+    "largest_file": lambda p: (-p.size,),
+    "oldest": lambda p: (p.mtime_ns,),
+    "newest": lambda p: (-p.mtime_ns,),
+    "shortest_path": lambda p: (len(p.path),),
+}
+
+
+def choose_keep(photos: list[Photo], rule: str = "keeper", folder: str | None = None) -> Photo:
+    """The photo a rule keeps; ties fall back to :func:`keeper_key` (deterministic).
+
+    Args:
+        photos: The group's photos (at least one).
+        rule: A key of :data:`RULES`.
+        folder: For ``"in_folder"``: the folder whose copy is kept.
+
+    Raises:
+        ValueError: Unknown rule, or ``in_folder`` without a folder.
+    """
+    if rule == "keeper":
+        return min(photos, key=keeper_key)
+    if rule == "in_folder":
+        if not folder:
+            raise ValueError("the in_folder rule needs a folder")
+        prefix = folder.rstrip("/\\") + ("/" if "/" in folder else "\\")
+        inside = [p for p in photos if p.path.startswith(prefix)]
+        return min(inside or photos, key=keeper_key)
+    if rule not in _RULE_KEYS:
+        raise ValueError(f"unknown rule {rule!r}; choose one of {', '.join(RULES)}")
+    key = _RULE_KEYS[rule]
+    return min(photos, key=lambda p: (*key(p), *keeper_key(p)))

@@ -41,6 +41,7 @@ from photosim.core.types import (
     DecodedImage,
     DecodeRequest,
     Embedder,
+    Error,
     Progress,
     ScanStage,
     ScanSummary,
@@ -176,6 +177,21 @@ def scan(
     summary.error_samples.extend(walk_errors[:20])
 
     # ---------------------------------------------------------------- process
+    if embedder is not None and items and not summary.cancelled:
+        # An empty batch loads a lazy embedder (torch, weights) only now that there is work,
+        # and tells us before decoding anything whether descriptors can be made at all.
+        yield Progress(ScanStage.PROCESSING, 0, len(items), "loading the model")
+        try:
+            embedder.embed([])
+        except Exception as exc:  # Error: expected (e.g. no weights); others: a bug, logged
+            if isinstance(exc, Error):
+                logger.info("no descriptors: %s", exc)
+            else:
+                logger.exception("the embedder failed to start")
+            summary.embed_note = str(exc)
+            embedder = None
+            # Unchanged files were only queued to get descriptors: leave them alone.
+            items = [item for item in items if item.kind != "embed"]
     if items and not summary.cancelled:
         yield from _process(catalog, items, settings, embedder, cancel, summary)
     # Vanished paths leave only now: a moved file's content was still known while processing,
@@ -329,6 +345,10 @@ def _process(
 def _vectors_or_none(inference: Future[np.ndarray], summary: ScanSummary) -> np.ndarray | None:
     try:
         return inference.result()
+    except Error as exc:  # expected, e.g. weights unavailable: one line, scan goes on
+        logger.info("no descriptors: %s", exc)
+        summary.embed_note = str(exc)
+        return None
     except Exception as exc:  # keep scanning hash-only rather than lose the batch
         logger.exception("inference failed")
         summary.embed_note = f"descriptors could not be computed: {exc}"

@@ -44,9 +44,15 @@ class Embedder(Protocol):
 
         Args:
             images: N arrays of shape ``(S, S, 3)``, dtype uint8, RGB, ``S == input_size``.
+                N may be 0: the scan calls ``embed([])`` once to make a lazy embedder load
+                (and fail early) before any decoding is planned for it.
 
         Returns:
             ``(N, D)`` float32 array, each row L2-normalised (unit norm).
+
+        Raises:
+            photosim.core.types.Error: Descriptors cannot be made here (e.g. missing weights);
+                the scan then goes on hash-only and reports the message.
         """
         ...
 

@@ -12,7 +12,12 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from photosim.core.types import Embedder, Error
 from photosim.embed.models import MODELS, ModelSpec
@@ -170,6 +175,66 @@ def load_embedder(
         progress=progress,
         batch_size=batch_size,
     )
+
+
+class LazyEmbedder:
+    """An :class:`~photosim.core.types.Embedder` that loads its backbone on first use.
+
+    ``model_id``, ``dim`` and ``input_size`` come from the registry without importing torch, so
+    a scan can plan its work (and a rescan with nothing new never loads the model at all). The
+    first :meth:`embed` call runs :func:`load_embedder`; a load failure is remembered and raised
+    again by every later call, so a library without weights fails fast, batch after batch.
+
+    Args: as :func:`load_embedder`.
+
+    Raises:
+        EmbedError: Unknown model or pooling (at construction).
+    """
+
+    def __init__(self, model: str = DEFAULT_MODEL, **options: Any) -> None:
+        spec = _spec(model)
+        pooling = options.get("pooling", DEFAULT_POOLING)
+        if pooling not in POOLINGS:
+            raise EmbedError(f"unknown pooling {pooling!r}; choose one of {', '.join(POOLINGS)}")
+        self.model_id = f"{model}-{pooling}"
+        self.dim = spec.dim
+        self.input_size = spec.input_size
+        self._model = model
+        self._options = options
+        self._lock = threading.Lock()
+        self._inner: Embedder | None = None
+        self._error: EmbedError | None = None
+
+    @property
+    def device(self) -> str:  # type: ignore[override]
+        """The inference device once loaded, else ``"not loaded"``."""
+        return self._inner.device if self._inner is not None else "not loaded"
+
+    @property
+    def loaded(self) -> bool:
+        """True once the backbone has been loaded."""
+        return self._inner is not None
+
+    def load(self) -> Embedder:
+        """Load the backbone now (idempotent, thread-safe).
+
+        Raises:
+            EmbedError: The load failed, now or on an earlier call.
+        """
+        with self._lock:
+            if self._inner is None:
+                if self._error is not None:
+                    raise self._error
+                try:
+                    self._inner = load_embedder(self._model, **self._options)
+                except EmbedError as exc:
+                    self._error = exc
+                    raise
+            return self._inner
+
+    def embed(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """Embed images, loading the backbone first if needed. See the Embedder protocol."""
+        return self.load().embed(images)
 
 
 def _spec(model: str) -> ModelSpec:

@@ -177,11 +177,12 @@ def test_progress_reports(scanned: Scanned) -> None:
 
 # ----------------------------------------------------------------------------- rescans
 def test_rescan_is_stat_only(fresh: Scanned) -> None:
-    before = fresh.embedder.images
+    before, calls = fresh.embedder.images, fresh.embedder.calls
     s = rescan(fresh)
     assert (s.seen, s.unchanged, s.new, s.changed, s.removed) == (N_FILES, N_FILES, 0, 0, 0)
     assert (s.decoded, s.embedded, s.reused, s.errors) == (0, 0, 0, 0)
-    assert fresh.embedder.images == before and fresh.embedder.calls == 1
+    # Nothing to do: the embedder is not even probed (a lazy one would not load torch).
+    assert fresh.embedder.images == before and fresh.embedder.calls == calls
 
 
 def test_moved_file_keeps_its_content_and_descriptor_id(fresh: Scanned) -> None:
@@ -349,6 +350,8 @@ class GatedEmbedder(CountingEmbedder):
         self.release = threading.Event()
 
     def embed(self, images):  # type: ignore[no-untyped-def]
+        if not len(images):  # the scan's load probe
+            return super().embed(images)
         self.started.set()
         assert self.release.wait(10), "test never released the batch"
         return super().embed(images)
@@ -459,6 +462,27 @@ def test_failing_embedder_degrades_to_hash_only(tmp_path: Path) -> None:
         rows = catalog_rows(catalog)
         assert len(rows) == N_FILES and all(p.status == "ok" for p in rows.values())
         assert catalog.embedding_stats(MODEL) == (0, 0)
+
+
+def test_rescans_stay_stat_only_while_descriptors_cannot_be_made(tmp_path: Path) -> None:
+    # Weights missing: every rescan used to re-decode the whole library to retry descriptors.
+    from photosim.core.types import Error
+
+    class NoWeights(CountingEmbedder):
+        def embed(self, images):  # type: ignore[no-untyped-def]
+            self.calls += 1
+            raise Error("weights are missing (simulated)")
+
+    write_photo_set(tmp_path / "photos")
+    embedder = NoWeights()
+    with Catalog(tmp_path / "c.db") as catalog:
+        first = run_scan(scan(catalog, [str(tmp_path / "photos")], SETTINGS, embedder))
+        assert first.decoded == N_CONTENTS and first.embedded == 0
+        assert first.embed_note == "weights are missing (simulated)"
+        again = run_scan(scan(catalog, [str(tmp_path / "photos")], SETTINGS, embedder))
+        assert again.unchanged == N_FILES and again.decoded == 0
+        assert again.embed_note == "weights are missing (simulated)"
+        assert embedder.calls == 2  # one cheap empty-batch probe per scan, nothing more
 
 
 # ----------------------------------------------------------------------------- names

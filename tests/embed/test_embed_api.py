@@ -199,3 +199,27 @@ def test_preprocess_normalises_like_torchvision(layout: str) -> None:
         torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255, IMAGENET_MEAN, IMAGENET_STD
     )
     torch.testing.assert_close(x, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_lazy_embedder_knows_its_shape_without_torch_and_remembers_failures() -> None:
+    code = (
+        "import sys, os\n"
+        "os.environ['PHOTOSIM_OFFLINE'] = '1'\n"
+        "from photosim.embed import LazyEmbedder, WeightsUnavailableError\n"
+        "e = LazyEmbedder('efficientnet_b1', pooling='gem')\n"
+        "assert (e.model_id, e.dim, e.input_size, e.device) == "
+        "('efficientnet_b1-gem', 1280, 240, 'not loaded'), (e.model_id, e.dim)\n"
+        "assert 'torch' not in sys.modules\n"
+        "for _ in range(2):\n"
+        "    try:\n"
+        "        e.embed([])\n"
+        "    except WeightsUnavailableError as exc:\n"
+        "        assert 'efficientnet_b1' in str(exc)\n"
+        "    else:\n"
+        "        raise AssertionError('no error')\n"
+        "assert not e.loaded and 'torch' not in sys.modules\n"
+        "print('ok')\n"
+    )
+    env = {**os.environ, "TORCH_HOME": os.environ.get("TORCH_HOME", "/nonexistent")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr

@@ -1,0 +1,440 @@
+"""Moving duplicates out of the library — safely, journaled, and undoable.
+
+The safety rules live here, not in any widget, so the GUI, the CLI and tests all get them:
+
+- a group never loses its last copy: at least one member of every group stays, and the
+  copy that stays must still be on disk with the content that was judged;
+- files in protected folders are never touched;
+- members that are only *similar* (another shot of the scene) are never removed unless the
+  caller explicitly allows it;
+- before a file moves, its size, mtime and content hash must still be those in the catalog;
+  an exact duplicate is also compared byte for byte with the copy that stays;
+- every action is written to the journal before it happens, and marked done after;
+- the default destination is a quarantine folder inside the scanned root
+  (``<root>/.photosim-quarantine/<session>/<relative path>``): same volume, so the move is an
+  instant rename, the scan skips it, and undo is a rename back. The system Trash (send2trash)
+  is an explicit choice; undo cannot take files back out of it.
+
+Each cleanup is a *session*; :func:`undo_session` puts every file of a session back at its
+original path (and its catalog row back), refusing to overwrite anything that is there now.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import filecmp
+import json
+import logging
+import os
+import shutil
+import stat
+import time
+import uuid
+from collections.abc import Generator, Iterable
+from dataclasses import dataclass, field
+
+from photosim.core.cancel import CancelToken
+from photosim.core.catalog import Catalog, Photo, db_path, py_path
+from photosim.core.duplicates import Group
+from photosim.core.hashing import file_content_hash
+from photosim.core.keeper import choose_keep
+from photosim.core.types import Error, Progress, ScanStage
+
+logger = logging.getLogger(__name__)
+
+QUARANTINE_DIRNAME = ".photosim-quarantine"
+DESTINATIONS = ("quarantine", "trash")
+
+
+class CleanupError(Error):
+    """A cleanup or undo cannot be done as asked."""
+
+
+@dataclass(frozen=True)
+class Removal:
+    """One file planned to move out.
+
+    Attributes:
+        photo: The file to move.
+        keeper: The copy that stays (must still be intact when the move happens).
+        group_id: The group both belong to.
+        match: How ``photo`` matched: ``"exact"``, ``"near"`` or ``"similar"``.
+    """
+
+    photo: Photo
+    keeper: Photo
+    group_id: int
+    match: str
+
+
+@dataclass
+class CleanupPlan:
+    """What a cleanup would do, checked against the safety rules.
+
+    Attributes:
+        removals: Files that will move.
+        refused: ``(path, reason)`` of marked files that must stay.
+    """
+
+    removals: list[Removal] = field(default_factory=list)
+    refused: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def bytes(self) -> int:
+        """Total size of the files that will move."""
+        return sum(r.photo.size for r in self.removals)
+
+
+@dataclass
+class CleanupResult:
+    """What a cleanup did.
+
+    Attributes:
+        session: Session id (for :func:`undo_session`).
+        destination: ``"quarantine"`` or ``"trash"``.
+        moved: Paths moved out.
+        bytes: Bytes moved out.
+        skipped: ``(path, reason)`` of planned files left in place.
+        cancelled: True if stopped early on request.
+    """
+
+    session: str
+    destination: str
+    moved: list[str] = field(default_factory=list)
+    bytes: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    cancelled: bool = False
+
+
+@dataclass
+class UndoResult:
+    """What an undo did: ``restored`` paths and ``problems`` as ``(path, reason)``."""
+
+    session: str
+    restored: list[str] = field(default_factory=list)
+    problems: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """One cleanup session for the history view."""
+
+    id: str
+    created_at: float
+    destination: str
+    status: str
+    files: int
+    bytes: int
+
+
+# ---------------------------------------------------------------------------- planning
+def _protected_roots(catalog: Catalog) -> list[str]:
+    return [p.rstrip(os.sep) + os.sep for p, protected in catalog.folders() if protected]
+
+
+def _in_protected(path: str, roots: list[str]) -> bool:
+    return any(path.startswith(root) for root in roots)
+
+
+def plan_cleanup(
+    catalog: Catalog,
+    groups: Iterable[Group],
+    marked: Iterable[str],
+    allow_similar: bool = False,
+) -> CleanupPlan:
+    """Check marked files against the safety rules.
+
+    Args:
+        catalog: Open catalog (for protected folders).
+        groups: The groups the marks refer to.
+        marked: Paths the user (or an auto-mark rule) wants moved out.
+        allow_similar: Also move members that are only similar, not duplicates.
+
+    Returns:
+        The plan: every marked file either in ``removals`` or in ``refused`` with a reason.
+    """
+    marked_set = set(marked)
+    protected = _protected_roots(catalog)
+    plan = CleanupPlan()
+    for group in groups:
+        members = group.members
+        # The copy that stays: the best-ranked member that is not marked, or — when the user
+        # marked all of them — the group's keeper, which is then refused.
+        stays = [m for m in members if m.photo.path not in marked_set]
+        if not stays:
+            stays = [members[0]]
+            plan.refused.append((members[0].photo.path, "last copy of its group: it stays"))
+        keeper = stays[0].photo
+        for member in members:
+            path = member.photo.path
+            if path not in marked_set or member in stays:
+                continue
+            if _in_protected(path, protected):
+                plan.refused.append((path, "in a protected folder"))
+            elif member.match == "similar" and not allow_similar:
+                plan.refused.append((path, "only similar (another shot), not a duplicate"))
+            else:
+                plan.removals.append(Removal(member.photo, keeper, group.id, member.match))
+    return plan
+
+
+def auto_mark(groups: Iterable[Group], rule: str = "keeper", folder: str | None = None) -> set[str]:
+    """Apply an auto-mark rule to every group at once.
+
+    In each group the rule picks one copy to keep among the duplicates (keeper, exact and
+    near members); the other duplicates are marked. Members that are only similar are never
+    marked by a rule.
+
+    Args:
+        groups: Duplicate groups.
+        rule: A key of :data:`photosim.core.keeper.RULES`.
+        folder: For the ``in_folder`` rule.
+
+    Returns:
+        Paths marked for moving out.
+    """
+    marked: set[str] = set()
+    for group in groups:
+        duplicates = [m.photo for m in group.members if m.match != "similar"]
+        keep = choose_keep(duplicates, rule, folder)
+        marked.update(p.path for p in duplicates if p.path != keep.path)
+    return marked
+
+
+# ---------------------------------------------------------------------------- checks
+def _verify_unchanged(photo: Photo) -> str | None:
+    """Reason the file differs from its catalog row, or None when it is as judged."""
+    try:
+        st = os.stat(photo.path, follow_symlinks=False)
+    except FileNotFoundError:
+        return "file no longer exists"
+    except OSError as exc:
+        return f"cannot check file: {exc.strerror or exc}"
+    if not stat.S_ISREG(st.st_mode):
+        return "no longer a regular file"
+    if (st.st_size, st.st_mtime_ns) != (photo.size, photo.mtime_ns):
+        return "file changed since the scan (rescan first)"
+    try:
+        content_hash, _ = file_content_hash(photo.path)
+    except OSError as exc:
+        return f"cannot read file: {exc.strerror or exc}"
+    if content_hash != photo.content_hash:
+        return "content changed since the scan (rescan first)"
+    return None
+
+
+def _root_of(catalog: Catalog, path: str) -> str:
+    roots = sorted((p for p, _ in catalog.folders()), key=len, reverse=True)
+    for root in roots:
+        if path.startswith(root.rstrip(os.sep) + os.sep):
+            return root
+    return os.path.dirname(path)
+
+
+def _quarantine_path(catalog: Catalog, session: str, path: str) -> str:
+    root = _root_of(catalog, path)
+    return os.path.join(root, QUARANTINE_DIRNAME, session, os.path.relpath(path, root))
+
+
+# ---------------------------------------------------------------------------- execution
+def execute_cleanup(
+    catalog: Catalog,
+    plan: CleanupPlan,
+    destination: str = "quarantine",
+    cancel: CancelToken | None = None,
+) -> Generator[Progress, None, CleanupResult]:
+    """Move the planned files out, journaling each action before it happens.
+
+    Args:
+        catalog: Open catalog; moved files leave ``photos`` (their rows are kept in the journal).
+        plan: From :func:`plan_cleanup`.
+        destination: ``"quarantine"`` (default, undoable) or ``"trash"`` (system Trash).
+        cancel: Checked between files.
+
+    Yields:
+        Progress per file.
+
+    Returns:
+        What moved and what was skipped, with reasons.
+
+    Raises:
+        CleanupError: Unknown destination.
+    """
+    if destination not in DESTINATIONS:
+        raise CleanupError(f"unknown destination {destination!r}: use quarantine or trash")
+    cancel = cancel or CancelToken()
+    session = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    result = CleanupResult(session, destination)
+    catalog.db.execute(
+        "INSERT INTO cleanup_sessions(id, created_at, destination, status) VALUES (?, ?, ?, ?)",
+        [session, time.time(), destination, "running"],
+    )
+    total = len(plan.removals)
+    for done, removal in enumerate(plan.removals):
+        if cancel.cancelled():
+            result.cancelled = True
+            break
+        yield Progress(ScanStage.PROCESSING, done, total, removal.photo.path)
+        reason = _check(removal)
+        if reason is not None:
+            result.skipped.append((removal.photo.path, reason))
+            continue
+        photo = removal.photo
+        dst = _quarantine_path(catalog, session, photo.path) if destination == "quarantine" else None
+        cur = catalog.db.execute(
+            "INSERT INTO journal(session, action, src, dst, size, mtime_ns, content_hash, keeper, "
+            "photo_json, state, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
+            [
+                session,
+                destination,
+                db_path(photo.path),
+                db_path(dst) if dst else None,
+                photo.size,
+                photo.mtime_ns,
+                photo.content_hash,
+                db_path(removal.keeper.path),
+                json.dumps(_photo_record(photo)),
+                time.time(),
+            ],
+        )
+        entry = cur.lastrowid
+        try:
+            _move_out(photo.path, dst)
+        except OSError as exc:
+            reason = f"could not move: {exc.strerror or exc}"
+            catalog.db.execute(
+                "UPDATE journal SET state='failed', error=?, updated_at=? WHERE id=?",
+                [reason, time.time(), entry],
+            )
+            result.skipped.append((photo.path, reason))
+            continue
+        with catalog.transaction():
+            catalog.db.execute(
+                "UPDATE journal SET state='done', updated_at=? WHERE id=?", [time.time(), entry]
+            )
+            catalog.delete_paths([photo.path])
+        result.moved.append(photo.path)
+        result.bytes += photo.size
+    status = "cancelled" if result.cancelled else "done"
+    catalog.db.execute("UPDATE cleanup_sessions SET status=? WHERE id=?", [status, session])
+    yield Progress(ScanStage.DONE, total, total, "done")
+    return result
+
+
+def _check(removal: Removal) -> str | None:
+    reason = _verify_unchanged(removal.photo)
+    if reason is not None:
+        return reason
+    keeper_reason = _verify_unchanged(removal.keeper)
+    if keeper_reason is not None:
+        return f"the copy that stays is not intact ({keeper_reason})"
+    same_content = removal.photo.content_hash == removal.keeper.content_hash
+    if same_content and not filecmp.cmp(removal.photo.path, removal.keeper.path, shallow=False):
+        return "not byte-identical to the copy that stays"
+    return None
+
+
+def _move_out(src: str, dst: str | None) -> None:
+    if dst is None:
+        from send2trash import send2trash  # lazy: only the Trash path needs it
+
+        send2trash(src)
+        return
+    os.makedirs(os.path.dirname(dst), exist_ok=True)
+    if os.path.lexists(dst):
+        raise FileExistsError(f"{dst} already exists")
+    # Same volume: an atomic rename that keeps mtime. Across volumes shutil.move copies
+    # (with metadata) and deletes the source only after the copy succeeded.
+    shutil.move(src, dst)
+
+
+def _photo_record(photo: Photo) -> dict:
+    record = dataclasses.asdict(photo)
+    record.pop("id")
+    record["variants"] = photo.variants.hex() if photo.variants else None
+    return record
+
+
+# ---------------------------------------------------------------------------- undo
+def undo_session(catalog: Catalog, session: str) -> UndoResult:
+    """Put every file of a cleanup session back at its original path.
+
+    Files are restored newest action first; a path that is occupied now is never overwritten
+    (the file stays in quarantine and the problem is reported). Catalog rows come back too,
+    so the library looks as before without a rescan.
+
+    Raises:
+        CleanupError: Unknown session.
+    """
+    row = catalog.db.execute(
+        "SELECT destination FROM cleanup_sessions WHERE id=?", [session]
+    ).fetchone()
+    if row is None:
+        raise CleanupError(f"no cleanup session {session!r} (see `photosim history`)")
+    result = UndoResult(session)
+    entries = catalog.db.execute(
+        "SELECT id, action, src, dst, photo_json FROM journal "
+        "WHERE session=? AND state='done' ORDER BY id DESC",
+        [session],
+    ).fetchall()
+    for entry, action, src_v, dst_v, record in entries:
+        src = py_path(src_v)
+        if action == "trash" or dst_v is None:
+            result.problems.append((src, "in the system Trash: restore it from there"))
+            continue
+        dst = py_path(dst_v)
+        if os.path.lexists(src):
+            result.problems.append((src, f"a file is at the original path now; left {dst}"))
+            continue
+        try:
+            os.makedirs(os.path.dirname(src), exist_ok=True)
+            shutil.move(dst, src)
+        except OSError as exc:
+            result.problems.append((src, f"could not restore: {exc.strerror or exc}"))
+            continue
+        with catalog.transaction():
+            values = json.loads(record)
+            values["variants"] = bytes.fromhex(values["variants"]) if values["variants"] else None
+            catalog.upsert_photos([values])
+            catalog.db.execute(
+                "UPDATE journal SET state='undone', updated_at=? WHERE id=?",
+                [time.time(), entry],
+            )
+        result.restored.append(src)
+        _remove_empty_parents(os.path.dirname(dst), QUARANTINE_DIRNAME)
+    status = "undone" if not result.problems else "partly undone"
+    catalog.db.execute("UPDATE cleanup_sessions SET status=? WHERE id=?", [status, session])
+    return result
+
+
+def _remove_empty_parents(folder: str, stop_name: str) -> None:
+    """Remove empty folders upwards, up to and including the quarantine folder itself."""
+    while True:
+        try:
+            os.rmdir(folder)
+        except OSError:
+            return
+        if os.path.basename(folder) == stop_name:
+            return
+        folder = os.path.dirname(folder)
+
+
+def sessions(catalog: Catalog) -> list[SessionInfo]:
+    """Cleanup sessions, newest first."""
+    rows = catalog.db.execute(
+        "SELECT s.id, s.created_at, s.destination, s.status, "
+        "count(j.id), coalesce(sum(j.size), 0) FROM cleanup_sessions s "
+        "LEFT JOIN journal j ON j.session = s.id AND j.state IN ('done', 'undone') "
+        "GROUP BY s.id ORDER BY s.created_at DESC, s.id DESC"
+    )
+    return [SessionInfo(*r) for r in rows]
+
+
+def last_undoable_session(catalog: Catalog) -> str | None:
+    """The newest quarantine session that still has files to put back, or None."""
+    row = catalog.db.execute(
+        "SELECT s.id FROM cleanup_sessions s JOIN journal j ON j.session = s.id "
+        "WHERE j.state = 'done' AND s.destination = 'quarantine' "
+        "ORDER BY s.created_at DESC, s.id DESC LIMIT 1"
+    ).fetchone()
+    return row[0] if row else None
