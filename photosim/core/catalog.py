@@ -381,6 +381,16 @@ class Catalog:
             params.append(status)
         return [Photo.from_row(r) for r in self.db.execute(sql + " ORDER BY id", params)]
 
+    def photos_after(self, last_id: int, limit: int = 20000) -> list[Photo]:
+        """Decoded photos with ``id > last_id`` in id order, at most ``limit`` (for showing
+        the batches a running scan commits without re-reading the whole library)."""
+        rows = self.db.execute(
+            f"SELECT {_PHOTO_COLUMNS} FROM photos WHERE id > ? AND status='ok' "
+            "ORDER BY id LIMIT ?",
+            [last_id, limit],
+        )
+        return [Photo.from_row(r) for r in rows]
+
     def photo_by_path(self, path: str) -> Photo | None:
         """The row of one path, or None."""
         row = self.db.execute(

@@ -1,0 +1,52 @@
+"""The shared embedder, loaded lazily in a worker thread (importing torch takes seconds).
+
+Hash-only mode is a normal state, not an error: when the model is ``none`` or its weights are
+missing, :func:`get_embedder` returns ``(None, reason)`` and the caller shows the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from photosim.config import Settings
+from photosim.core.types import Embedder
+
+logger = logging.getLogger(__name__)
+
+_lock = threading.Lock()
+_cache: dict[tuple, tuple[Embedder | None, str | None]] = {}
+
+HOW_TO_FIX = (
+    "Exact and near-duplicates still work from perceptual hashes. To enable descriptor search, "
+    "run `photosim scan FOLDER` once with an internet connection (the weights download once), "
+    "or choose a local weights file; or pick model \"none\" in Settings to silence this note."
+)
+
+
+def get_embedder(settings: Settings) -> tuple[Embedder | None, str | None]:
+    """The embedder of ``settings`` (loaded once), or ``(None, why hash-only)``.
+
+    Call from a worker thread only: this may import torch.
+    """
+    if settings.model == "none":
+        return None, None
+    key = (settings.model, settings.pooling, settings.device, settings.weights)
+    with _lock:
+        if key not in _cache:
+            from photosim import embed  # lazy: keeps torch out of start-up
+
+            try:
+                emb = embed.load_embedder(
+                    settings.model, pooling=settings.pooling, device=settings.device,
+                    weights=settings.weights, progress=False,
+                )
+                _cache[key] = (emb, None)
+            except embed.WeightsUnavailableError as exc:
+                logger.warning("hash-only mode: %s", exc)
+                _cache[key] = (None, f"Hash-only mode: {exc}. {HOW_TO_FIX}")
+            except embed.EmbedError as exc:
+                logger.warning("hash-only mode: %s", exc)
+                _cache[key] = (None, f"Hash-only mode: the model cannot be used ({exc}). "
+                                     f"{HOW_TO_FIX}")
+        return _cache[key]

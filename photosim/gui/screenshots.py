@@ -1,0 +1,113 @@
+"""Render the main views to PNGs: ``python -m photosim.gui.screenshots OUTDIR [FOLDER]``.
+
+Scans FOLDER (default: ``../shared/data/dev`` beside the checkout) hash-only into a temporary
+catalog, then grabs the library, duplicates, similar results, problems, compare and cleanup
+confirmation. Nothing in FOLDER is changed. Run under ``xvfb-run`` (or offscreen).
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QApplication, QWidget
+
+DEFAULT_FOLDER = Path(__file__).resolve().parents[3] / "shared" / "data" / "dev"
+
+
+def _wait(app: QApplication, done, timeout: float = 120.0) -> None:
+    end = time.monotonic() + timeout
+    while not done() and time.monotonic() < end:
+        app.processEvents()
+        time.sleep(0.01)
+
+
+def _pause(app: QApplication, seconds: float) -> None:
+    _wait(app, lambda: False, seconds)
+
+
+def _grab(widget: QWidget, path: Path) -> Path:
+    widget.grab().save(str(path))
+    print(path)
+    return path
+
+
+def render(outdir: Path, folder: Path) -> list[Path]:
+    """Write the screenshots; returns their paths."""
+    from photosim.gui.app import create_app
+    from photosim.gui.dialogs.cleanup import CleanupConfirmDialog
+    from photosim.gui.settings import AppSettings
+    from photosim.gui.windows.main_window import MainWindow
+
+    app = create_app([sys.argv[0]])
+    outdir.mkdir(parents=True, exist_ok=True)
+    out: list[Path] = []
+    with tempfile.TemporaryDirectory(prefix="photosim-shots-") as tmp:
+        settings = AppSettings(QSettings(str(Path(tmp) / "s.ini"), QSettings.Format.IniFormat))
+        settings.set("model", "none")
+        settings.set("workers", 1)
+        window = MainWindow(Path(tmp) / "catalog.db", settings, rescan_on_start=False)
+        window.quiet_errors = True
+        window.resize(1440, 900)
+        window.show()
+        out.append(_grab(window, outdir / "empty-first-run.png"))
+        finished = []
+        window.scan_finished.connect(finished.append)
+        window.add_folder(str(folder))
+        _pause(app, 1.3)
+        out.append(_grab(window, outdir / "scanning.png"))
+        _wait(app, lambda: bool(finished) and not window.busy())
+        window.library_view.setCurrentIndex(window.library_model.index(3, 0))
+        _pause(app, 1.5)
+        out.append(_grab(window, outdir / "library.png"))
+
+        window.tabs.setCurrentIndex(1)
+        window.tier_combo.setCurrentIndex(1)
+        window.group_view.setCurrentIndex(window.dup_model().index(0, 0))
+        _pause(app, 1.5)
+        out.append(_grab(window, outdir / "duplicates.png"))
+
+        plan = window.plan_cleanup()
+        dialog = CleanupConfirmDialog(plan, "quarantine", window)
+        dialog.show()
+        _pause(app, 0.3)
+        out.append(_grab(dialog, outdir / "cleanup-confirm.png"))
+        dialog.close()
+
+        group = window.dup_model().group(0)
+        window.group_view.current_member = 1
+        compare = window.compare_current()
+        _wait(app, lambda: not any(t in window._tasks for t in compare.tasks), 10)
+        _pause(app, 0.5)
+        out.append(_grab(compare, outdir / "compare.png"))
+        compare.close()
+
+        searched = []
+        window.search_finished.connect(searched.append)
+        window.find_similar(group.keeper.path)
+        _wait(app, lambda: bool(searched) and not window.busy())
+        _pause(app, 1.5)
+        out.append(_grab(window, outdir / "similar.png"))
+
+        window.tabs.setCurrentIndex(3)
+        _pause(app, 0.2)
+        out.append(_grab(window, outdir / "problems.png"))
+        window.close()
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv:
+        print(__doc__)
+        return 2
+    folder = Path(argv[1]) if len(argv) > 1 else DEFAULT_FOLDER
+    render(Path(argv[0]), folder)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1118 @@
+"""The main window: folders, library grid, duplicates review, similar results, problems.
+
+Thin by design: every retrieval decision is a core call run on a named pool
+(:mod:`photosim.gui.tasks`); this module turns results into models and widgets.
+The window's own catalog connection (GUI thread) only reads, and records the user's small
+decisions (folders, protected flags, "not duplicates" verdicts).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import time
+from pathlib import Path
+
+from PySide6.QtCore import QModelIndex, QPoint, Qt, QUrl, Signal, Slot
+from PySide6.QtGui import QAction, QDesktopServices, QKeySequence, QPixmap
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QDockWidget,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QPushButton,
+    QSlider,
+    QSpinBox,
+    QSplitter,
+    QStackedWidget,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from photosim import __version__
+from photosim.core import cleanup
+from photosim.core.catalog import Catalog, Photo
+from photosim.core.duplicates import TIERS, DuplicatesError, find_duplicates
+from photosim.core.imageio import sniff
+from photosim.core.keeper import RULES
+from photosim.core.pipeline import scan
+from photosim.core.search import find_similar
+from photosim.core.types import Progress, ScanStage, ScanSummary
+from photosim.gui import tasks
+from photosim.gui.dialogs.cleanup import CleanupConfirmDialog, HistoryDialog, move_label
+from photosim.gui.dialogs.settings_dialog import SettingsDialog
+from photosim.gui.dialogs.viewer import CompareDialog, ViewerDialog, metadata_rows
+from photosim.gui.embedder import get_embedder
+from photosim.gui.images import load_qimage
+from photosim.gui.models.duplicates import DuplicatesModel
+from photosim.gui.models.photos import PHOTO_ROLE, PhotoListModel, format_bytes
+from photosim.gui.settings import AppSettings
+from photosim.gui.thumbnails import ThumbnailCache
+from photosim.gui.widgets.common import Banner, EmptyState, PhotoGrid, ScanStatus
+from photosim.gui.widgets.groups import GroupView
+
+logger = logging.getLogger(__name__)
+
+TIER_LABELS = {"exact": "Exact copies", "near": "Near-duplicates", "similar": "Similar"}
+DEFAULT_SIZE = (1280, 820)
+INCREMENTAL_INTERVAL_S = 0.25
+QUERY_SIDE = 320
+
+
+def _is_image_file(path: str) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return sniff(fh.read(64)) is not None
+    except OSError:
+        return False
+
+
+class MainWindow(QMainWindow):
+    """The photosim window.
+
+    Args:
+        catalog_path: The catalog file (opened here and, separately, in every worker).
+        settings: Persisted settings (also stores the window geometry).
+        rescan_on_start: Quietly rescan the known folders once the window is up.
+
+    Signals:
+        scan_finished(object): A scan ended (its :class:`ScanSummary`).
+        library_loaded(): The library model was refilled from the catalog.
+        duplicates_loaded(): Grouping finished and the tier models are filled.
+        search_finished(object): A similar search ended (its ``SearchResult``).
+        cleanup_finished(object): A cleanup ended (its ``CleanupResult``).
+        undo_finished(object): An undo ended (its ``UndoResult``).
+        task_failed(str): A background task failed (also shown to the user).
+    """
+
+    scan_finished = Signal(object)
+    library_loaded = Signal()
+    duplicates_loaded = Signal()
+    search_finished = Signal(object)
+    cleanup_finished = Signal(object)
+    undo_finished = Signal(object)
+    task_failed = Signal(str)
+
+    def __init__(
+        self, catalog_path: Path, settings: AppSettings, rescan_on_start: bool = True
+    ) -> None:
+        super().__init__()
+        self.catalog_path = Path(catalog_path)
+        self.settings = settings
+        self.catalog = Catalog(self.catalog_path)
+        self.thumbs = ThumbnailCache(
+            self.catalog_path, self.settings.get("grid_thumb_size"), self)
+        self.scan_task: tasks.Task | None = None
+        self._scan_queue: list[str] = []
+        self._scan_started = 0.0
+        self._last_incremental = 0.0
+        self._tasks: set[tasks.Task] = set()
+        self._history: list[str] = []
+        self._history_pos = -1
+        self._dialogs: list[QWidget] = []
+        self.quiet_errors = False  # tests: failures go to the log and task_failed only
+        self.setWindowTitle("photosim")
+        self.setAcceptDrops(True)
+        self._build()
+        self._restore_geometry()
+        self.reload_folders()
+        self.reload_library()
+        self.reload_problems()
+        if rescan_on_start and self.catalog.folders():
+            self.start_scan([p for p, _ in self.catalog.folders()], quiet=True)
+
+    # ================================================================== building
+    def _build(self) -> None:
+        thumb = self.settings.get("grid_thumb_size")
+        self.banner = Banner(self)
+        self.tabs = QTabWidget(self)
+        self.tabs.setDocumentMode(True)
+        central = QWidget(self)
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(6, 6, 6, 0)
+        layout.addWidget(self.banner)
+        layout.addWidget(self.tabs, 1)
+        self.setCentralWidget(central)
+        self._build_actions()
+        self._build_folders()
+        self._build_library(thumb)
+        self._build_duplicates()
+        self._build_similar(thumb)
+        self._build_problems()
+        self.scan_status = ScanStatus(self)
+        self.scan_status.pause_toggled.connect(self._on_scan_status_pause_toggled)
+        self.scan_status.cancelled.connect(self.cancel_scan)
+        self.statusBar().addPermanentWidget(self.scan_status)
+
+    def _action(self, text: str, slot, shortcut=None, menu: QMenu | None = None) -> QAction:
+        action = QAction(text, self)
+        action.triggered.connect(slot)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        if menu is not None:
+            menu.addAction(action)
+        self.addAction(action)
+        return action
+
+    def _build_actions(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        self.add_folder_action = self._action(
+            "&Add folder…", self.add_folder_dialog, QKeySequence.StandardKey.Open, file_menu)
+        self.rescan_action = self._action("&Rescan all", self.rescan_all, "F5", file_menu)
+        self.similar_file_action = self._action(
+            "Find similar to a &file…", self.find_similar_dialog, "Ctrl+Shift+F", file_menu)
+        file_menu.addSeparator()
+        self._action("&Settings…", self.open_settings, QKeySequence.StandardKey.Preferences,
+                     file_menu)
+        file_menu.addSeparator()
+        self._action("&Quit", self.close, QKeySequence.StandardKey.Quit, file_menu)
+        photo_menu = bar.addMenu("&Photo")
+        self.find_similar_action = self._action(
+            "Find &similar photos", self.find_similar_selected, "Ctrl+F", photo_menu)
+        self.open_action = self._action("&Open viewer", self.open_selected_viewer, "Ctrl+Return",
+                                        photo_menu)
+        self.show_in_folder_action = self._action(
+            "Show in &folder", self.show_selected_in_folder, "Ctrl+Shift+O", photo_menu)
+        tools = bar.addMenu("&Cleanup")
+        self.undo_action = self._action("&Undo last cleanup", self.undo_last,
+                                        QKeySequence.StandardKey.Undo, tools)
+        self._action("Cleanup &history…", self.open_history, "Ctrl+H", tools)
+        help_menu = bar.addMenu("&Help")
+        self._action("Open &log folder", self._open_log_folder, None, help_menu)
+        self._action("&About photosim", self._about, None, help_menu)
+
+    def _build_folders(self) -> None:
+        dock = QDockWidget("Folders", self)
+        dock.setObjectName("folders")
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
+        panel = QWidget(dock)
+        self.folder_list = QListWidget(panel)
+        self.folder_list.setToolTip("Scanned folders. Drop a folder on the window to add it.")
+        self.folder_list.itemChanged.connect(self._on_folder_list_item_changed)
+        buttons = QHBoxLayout()
+        for text, slot, tip in (
+            ("Add…", self.add_folder_dialog, "Add a folder and scan it"),
+            ("Remove", self.remove_selected_folder, "Forget the folder (files stay on disk)"),
+            ("Rescan", self.rescan_selected_folder, "Scan the selected folder again"),
+        ):
+            b = QPushButton(text, panel)
+            b.setToolTip(tip)
+            b.clicked.connect(slot)
+            buttons.addWidget(b)
+        note = QLabel("Tick a folder to protect it: cleanup never touches it.", panel)
+        note.setWordWrap(True)
+        layout = QVBoxLayout(panel)
+        layout.addWidget(self.folder_list, 1)
+        layout.addWidget(note)
+        layout.addLayout(buttons)
+        dock.setWidget(panel)
+        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
+        self.resizeDocks([dock], [260], Qt.Orientation.Horizontal)
+
+    def _build_library(self, thumb: int) -> None:
+        page = QWidget(self)
+        self.library_model = PhotoListModel(self.thumbs, thumb, self)
+        self.library_view = PhotoGrid(thumb, page)
+        self.library_view.setModel(self.library_model)
+        self.library_view.customContextMenuRequested.connect(self._on_library_view_context_menu)
+        self.library_view.activated.connect(self._on_grid_double_clicked)
+        self.library_view.selectionModel().currentChanged.connect(self._on_library_current_changed)
+        self.sort_combo = QComboBox(page)
+        for label, key in (("Date", "date"), ("Name", "name"), ("Size", "size"),
+                           ("Added", "added")):
+            self.sort_combo.addItem(label, key)
+        self.sort_desc = QToolButton(page)
+        self.sort_desc.setCheckable(True)
+        self.sort_desc.setText("↓ descending")
+        self.sort_combo.currentIndexChanged.connect(self._on_sort_changed)
+        self.sort_desc.toggled.connect(self._on_sort_changed)
+        self.library_count = QLabel(page)
+        top = QHBoxLayout()
+        top.addWidget(QLabel("Sort by:", page))
+        top.addWidget(self.sort_combo)
+        top.addWidget(self.sort_desc)
+        top.addStretch(1)
+        top.addWidget(self.library_count)
+        self.library_empty = EmptyState(
+            "Add a folder", "photosim finds duplicate and similar photos in folders you choose. "
+            "Add a folder (or drop one on this window) and it is scanned at once.",
+            "Add a folder…", page)
+        self.library_empty.activated.connect(self.add_folder_dialog)
+        self.library_stack = QStackedWidget(page)
+        self.library_stack.addWidget(self.library_empty)
+        self.library_stack.addWidget(self.library_view)
+        self.details = QWidget(page)
+        form = QFormLayout(self.details)
+        self.detail_labels: dict[str, QLabel] = {}
+        for label, _ in metadata_rows(Photo(0, "", "", 0, 0, None, None, None, None, None, None,
+                                            None, None, "ok", None)):
+            value = QLabel("—", self.details)
+            value.setWordWrap(True)
+            value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            form.addRow(f"<b>{label}</b>", value)
+            self.detail_labels[label] = value
+        show = QPushButton("Show in folder", self.details)
+        show.clicked.connect(self.show_selected_in_folder)
+        similar = QPushButton("Find similar photos", self.details)
+        similar.clicked.connect(self.find_similar_selected)
+        form.addRow(show)
+        form.addRow(similar)
+        self.details.setMinimumWidth(240)
+        self.details.setMaximumWidth(340)
+        split = QSplitter(Qt.Orientation.Horizontal, page)
+        split.addWidget(self.library_stack)
+        split.addWidget(self.details)
+        split.setStretchFactor(0, 1)
+        layout = QVBoxLayout(page)
+        layout.addLayout(top)
+        layout.addWidget(split, 1)
+        self.tabs.addTab(page, "Library")
+
+    def _build_duplicates(self) -> None:
+        page = QWidget(self)
+        self.dup_models = {t: DuplicatesModel(self.thumbs, self) for t in TIERS}
+        self.dup_notes: dict[str, str] = {t: "" for t in TIERS}
+        self.tier_combo = QComboBox(page)
+        for t in TIERS:
+            self.tier_combo.addItem(TIER_LABELS[t], t)
+        self.tier_combo.currentIndexChanged.connect(self._on_tier_changed)
+        self.tier_combo.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.tier_combo.setMinimumContentsLength(26)
+        self.rule_combo = QComboBox(page)
+        for key, text in RULES.items():
+            self.rule_combo.addItem(text, key)
+        self.rule_combo.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.rule_combo.setMinimumContentsLength(24)
+        self.apply_rule = QPushButton("Apply to all groups", page)
+        self.apply_rule.clicked.connect(self.apply_auto_mark)
+        self.not_dup_button = QPushButton("Not duplicates", page)
+        self.not_dup_button.setToolTip("Remember that this group's photos are different "
+                                       "(kept across rescans)")
+        self.not_dup_button.clicked.connect(self.mark_not_duplicates)
+        self.compare_button = QPushButton("Compare…", page)
+        self.compare_button.setToolTip("Compare the selected photo with the group's keeper")
+        self.compare_button.clicked.connect(self.compare_current)
+        self.move_button = QPushButton(move_label(0, 0), page)
+        self.move_button.setEnabled(False)
+        self.move_button.clicked.connect(self.start_cleanup)
+        undo = QPushButton("Undo last cleanup", page)
+        undo.clicked.connect(self.undo_last)
+        history = QPushButton("History…", page)
+        history.clicked.connect(self.open_history)
+        self.dup_summary = QLabel(page)
+        self.dup_summary.setWordWrap(True)
+        top = QHBoxLayout()
+        top.addWidget(QLabel("Tier:", page))
+        top.addWidget(self.tier_combo)
+        top.addSpacing(12)
+        top.addWidget(QLabel("Auto-mark:", page))
+        top.addWidget(self.rule_combo, 1)
+        top.addWidget(self.apply_rule)
+        bottom = QHBoxLayout()
+        bottom.addWidget(self.not_dup_button)
+        bottom.addWidget(self.compare_button)
+        bottom.addStretch(1)
+        bottom.addWidget(undo)
+        bottom.addWidget(history)
+        bottom.addWidget(self.move_button)
+        self.group_view = GroupView(page)
+        self.group_view.thumb_size = 120
+        self.group_view.setModel(self.dup_models["exact"])
+        self.group_view.toggled.connect(self._on_group_view_toggled)
+        self.group_view.accepted.connect(self._on_group_view_accepted)
+        self.group_view.member_activated.connect(self._on_group_view_member_activated)
+        self.group_view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.group_view.customContextMenuRequested.connect(self._on_group_view_context_menu)
+        self.dup_empty = EmptyState("No duplicate groups", "Add a folder to find duplicates.",
+                                    None, page)
+        self.dup_stack = QStackedWidget(page)
+        self.dup_stack.addWidget(self.dup_empty)
+        self.dup_stack.addWidget(self.group_view)
+        hint = QLabel("Keys: ↑↓ groups · ←→ photos · Space keep/remove · Enter accept group · "
+                      "hover a photo for why it matched", page)
+        hint.setEnabled(False)
+        layout = QVBoxLayout(page)
+        layout.addLayout(top)
+        layout.addWidget(self.dup_summary)
+        layout.addWidget(self.dup_stack, 1)
+        layout.addWidget(hint)
+        layout.addLayout(bottom)
+        self.tabs.addTab(page, "Duplicates")
+
+    def _build_similar(self, thumb: int) -> None:
+        page = QWidget(self)
+        self.results_model = PhotoListModel(self.thumbs, thumb, self)
+        self.results_view = PhotoGrid(thumb, page)
+        self.results_view.setModel(self.results_model)
+        self.results_view.customContextMenuRequested.connect(self._on_results_view_context_menu)
+        self.results_view.activated.connect(self._on_grid_double_clicked)
+        self.back_button = QPushButton("◀ Back", page)
+        self.forward_button = QPushButton("Forward ▶", page)
+        self.back_button.clicked.connect(lambda: self._go_history(-1))
+        self.forward_button.clicked.connect(lambda: self._go_history(1))
+        self.k_spin = QSpinBox(page)
+        self.k_spin.setRange(1, 500)
+        self.k_spin.setValue(40)
+        self.k_spin.setPrefix("show ")
+        self.min_slider = QSlider(Qt.Orientation.Horizontal, page)
+        self.min_slider.setRange(0, 100)
+        self.min_slider.setValue(0)
+        self.min_label = QLabel("min similarity: any", page)
+        self.min_slider.valueChanged.connect(
+            lambda v: self.min_label.setText(f"min similarity: {v} %" if v else
+                                             "min similarity: any"))
+        self.k_spin.editingFinished.connect(self._rerun_query)
+        self.min_slider.sliderReleased.connect(self._rerun_query)
+        top = QHBoxLayout()
+        top.addWidget(self.back_button)
+        top.addWidget(self.forward_button)
+        top.addStretch(1)
+        top.addWidget(self.k_spin)
+        top.addWidget(self.min_label)
+        top.addWidget(self.min_slider)
+        self.query_image = QLabel(page)
+        self.query_image.setFixedSize(QUERY_SIDE, QUERY_SIDE)
+        self.query_image.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.query_text = QLabel(page)
+        self.query_text.setWordWrap(True)
+        self.query_text.setFixedWidth(QUERY_SIDE)
+        self.query_text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        left = QVBoxLayout()
+        left.addWidget(QLabel("<b>Query</b>", page))
+        left.addWidget(self.query_image)
+        left.addWidget(self.query_text)
+        left.addStretch(1)
+        self.similar_empty = EmptyState(
+            "Find similar photos",
+            "Right-click a photo in the library and choose “Find similar photos” (Ctrl+F), "
+            "or drop any image file on this window.", None, page)
+        self.similar_stack = QStackedWidget(page)
+        self.similar_stack.addWidget(self.similar_empty)
+        body_widget = QWidget(page)
+        body = QHBoxLayout(body_widget)
+        body.setContentsMargins(0, 0, 0, 0)
+        body.addLayout(left)
+        body.addWidget(self.results_view, 1)
+        self.similar_stack.addWidget(body_widget)
+        layout = QVBoxLayout(page)
+        layout.addLayout(top)
+        layout.addWidget(self.similar_stack, 1)
+        self.tabs.addTab(page, "Similar")
+        self._update_history_buttons()
+
+    def _build_problems(self) -> None:
+        page = QWidget(self)
+        self.problems_table = QTableWidget(0, 2, page)
+        self.problems_table.setHorizontalHeaderLabels(["File", "Why it could not be read"])
+        self.problems_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.problems_table.horizontalHeader().setStretchLastSection(True)
+        self.problems_table.setColumnWidth(0, 560)
+        layout = QVBoxLayout(page)
+        layout.addWidget(QLabel("Files found in your folders that photosim could not read. "
+                                "They are skipped; nothing is changed.", page))
+        layout.addWidget(self.problems_table, 1)
+        self.tabs.addTab(page, "Problems")
+
+    # ================================================================== tasks
+    def _run(self, task: tasks.Task, pool: str = "work") -> tasks.Task:
+        self._tasks.add(task)
+        task.signals.failed.connect(self._on_task_failed)
+        task.signals.notice.connect(self.banner.show_message)
+        task.signals.finished.connect(lambda _r: self._tasks.discard(task))
+        task.signals.failed.connect(lambda _m: self._tasks.discard(task))
+        return tasks.start(task, pool)
+
+    @Slot(str)
+    def _on_task_failed(self, message: str) -> None:
+        self.statusBar().showMessage(message, 15000)
+        self.task_failed.emit(message)
+        if not self.quiet_errors:
+            QMessageBox.warning(self, "photosim", f"{message}\n\nDetails are in the log file.")
+
+    def busy(self) -> bool:
+        """True while any background task of this window is running or queued."""
+        return bool(self._tasks)
+
+    # ================================================================== folders
+    def reload_folders(self) -> None:
+        """Refill the folder list from the catalog."""
+        self.folder_list.blockSignals(True)
+        self.folder_list.clear()
+        for path, protected in self.catalog.folders():
+            item = QListWidgetItem(path)
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            item.setCheckState(Qt.CheckState.Checked if protected else Qt.CheckState.Unchecked)
+            item.setToolTip(f"{path}\n{'protected: cleanup never touches it' if protected else ''}")
+            self.folder_list.addItem(item)
+        self.folder_list.blockSignals(False)
+
+    def add_folder_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Add a folder to scan")
+        if folder:
+            self.add_folder(folder)
+
+    def add_folder(self, folder: str) -> None:
+        """Remember a folder and scan it at once."""
+        folder = os.path.abspath(folder)
+        self.catalog.add_folder(folder)
+        self.reload_folders()
+        self.start_scan([folder])
+
+    def set_protected(self, folder: str, protected: bool) -> None:
+        """Protect a folder (cleanup never touches it) or not."""
+        self.catalog.set_protected(folder, protected)
+        self.reload_folders()
+
+    def _on_folder_list_item_changed(self, item: QListWidgetItem) -> None:
+        self.set_protected(item.text(), item.checkState() == Qt.CheckState.Checked)
+
+    def _selected_folder(self) -> str | None:
+        item = self.folder_list.currentItem()
+        return item.text() if item else None
+
+    def remove_selected_folder(self) -> None:
+        folder = self._selected_folder()
+        if folder is None:
+            return
+        answer = QMessageBox.question(
+            self, "Remove folder",
+            f"Forget {folder}?\n\nIts photos leave the library; nothing is deleted from disk.")
+        if answer == QMessageBox.StandardButton.Yes:
+            self.remove_folder(folder)
+
+    def remove_folder(self, folder: str) -> None:
+        """Forget a folder and its photos (files stay on disk)."""
+        if self.scan_task is not None:
+            self.cancel_scan()
+        self.catalog.remove_folder(folder)
+        self.reload_folders()
+        self.refresh_after_change()
+
+    def rescan_selected_folder(self) -> None:
+        folder = self._selected_folder()
+        if folder:
+            self.start_scan([folder])
+
+    def rescan_all(self) -> None:
+        roots = [p for p, _ in self.catalog.folders()]
+        if roots:
+            self.start_scan(roots)
+
+    # ================================================================== scanning
+    def start_scan(self, roots: list[str], quiet: bool = False,
+                   workers: int | None = None) -> None:
+        """Scan ``roots`` in the background (queued behind a running scan)."""
+        if self.scan_task is not None:
+            self._scan_queue += [r for r in roots if r not in self._scan_queue]
+            return
+        overrides = {} if workers is None else {"workers": workers}
+        settings = self.settings.core(**overrides)
+        path = self.catalog_path
+
+        def work(control: tasks.TaskControl):
+            embedder, note = get_embedder(settings)
+            if note:
+                task.signals.notice.emit(note)
+            catalog = Catalog(path)
+            try:
+                summary = yield from scan(catalog, roots, settings, embedder,
+                                          control.cancel_token)
+            finally:
+                catalog.close()
+            if summary.embed_note:
+                task.signals.notice.emit(summary.embed_note)
+            return summary
+
+        task = tasks.Task("scan", work)
+        task.signals.progress.connect(self._on_scan_progress)
+        task.signals.finished.connect(self._on_scan_finished)
+        task.signals.failed.connect(self._on_scan_failed)
+        self.scan_task = task
+        self._scan_started = time.monotonic()
+        self._processing_started: float | None = None
+        self.scan_status.start("Looking for photos…")
+        if not self.library_model.rowCount():
+            self.library_empty.set_text(
+                "Scanning…", "Photos appear here as they are found. The window stays usable; "
+                "Pause and Cancel are in the status bar.")
+            self.library_empty.button.hide()
+        if not quiet:
+            self.statusBar().showMessage(f"Scanning {', '.join(roots)}")
+        self._run(task, "scan")
+
+    def cancel_scan(self) -> None:
+        """Stop the scan at the next batch (finished batches are kept)."""
+        self._scan_queue.clear()
+        if self.scan_task is not None:
+            self.scan_task.control.cancel()
+            self.scan_status.label.setText("Cancelling…")
+
+    def _on_scan_status_pause_toggled(self, paused: bool) -> None:
+        if self.scan_task is None:
+            return
+        if paused:
+            self.scan_task.control.pause()
+            self.scan_status.label.setText("Paused")
+        else:
+            self.scan_task.control.resume()
+
+    @Slot(object)
+    def _on_scan_progress(self, progress: Progress) -> None:
+        if self.catalog is None:
+            return
+        if self.scan_task is not None and self.scan_task.control.paused:
+            return
+        now = time.monotonic()
+        if progress.stage == ScanStage.WALKING:
+            self.scan_status.update_counts(0, 0, f"Looking for photos… {progress.done} found")
+        elif progress.stage == ScanStage.PROCESSING:
+            if self._processing_started is None:
+                self._processing_started = now
+            elapsed = max(1e-6, now - self._processing_started)
+            rate = progress.done / elapsed
+            text = f"Scanning · {rate:.0f} photos/s" if progress.done else "Scanning · starting…"
+            if rate > 0 and progress.total:
+                eta = int((progress.total - progress.done) / rate)
+                text += f" · ETA {eta // 60}:{eta % 60:02d}"
+            if progress.errors:
+                text += f" · {progress.errors} unreadable"
+            self.scan_status.update_counts(progress.done, progress.total, text)
+            if now - self._last_incremental >= INCREMENTAL_INTERVAL_S:
+                self._last_incremental = now
+                self._append_new_photos()
+        elif progress.stage == ScanStage.INDEXING:
+            self.scan_status.update_counts(0, 0, "Updating the index…")
+
+    def _append_new_photos(self) -> None:
+        """Show the batches committed so far (cheap: rows with a larger id than shown)."""
+        photos = self.catalog.photos_after(self.library_model.max_id())
+        if photos:
+            self.library_model.append_photos(photos)
+            self._update_library_state()
+
+    @Slot(object)
+    def _on_scan_finished(self, summary: ScanSummary) -> None:
+        self.scan_task = None
+        self.scan_status.hide()
+        parts = [f"{summary.seen} files", f"{summary.new} new", f"{summary.changed} changed",
+                 f"{summary.removed} removed"]
+        if summary.errors:
+            parts.append(f"{summary.errors} unreadable (see Problems)")
+        word = "Scan cancelled" if summary.cancelled else "Scan finished"
+        self.statusBar().showMessage(f"{word}: {', '.join(parts)} in {summary.seconds:.1f} s",
+                                     20000)
+        self.thumbs.forget_missing()
+        queued, self._scan_queue = self._scan_queue, []
+        self.refresh_after_change()
+        self.scan_finished.emit(summary)
+        if queued:
+            self.start_scan(queued)
+
+    @Slot(str)
+    def _on_scan_failed(self, _message: str) -> None:
+        self.scan_task = None
+        self.scan_status.hide()
+        self.refresh_after_change()
+
+    def refresh_after_change(self) -> None:
+        """Reload everything derived from the catalog (after a scan, cleanup or undo)."""
+        if self.catalog is None:  # a late signal after shutdown
+            return
+        self.reload_library()
+        self.reload_problems()
+        self.reload_duplicates()
+
+    # ================================================================== library
+    def reload_library(self) -> None:
+        """Refill the library model from the catalog (read in a worker)."""
+        path = self.catalog_path
+
+        def work(_control):
+            with Catalog(path) as catalog:
+                return catalog.photos()
+
+        task = tasks.Task("load library", work)
+        task.signals.finished.connect(self._on_library_rows)
+        self._run(task)
+
+    @Slot(object)
+    def _on_library_rows(self, photos: list[Photo]) -> None:
+        self.library_model.set_photos(photos)
+        self._update_library_state()
+        self.library_loaded.emit()
+
+    def _update_library_state(self) -> None:
+        n = self.library_model.rowCount()
+        if not n and self.scan_task is None:
+            self.library_empty.set_text(
+                "Add a folder", "photosim finds duplicate and similar photos in folders you "
+                "choose. Add a folder (or drop one on this window) and it is scanned at once.")
+            self.library_empty.button.show()
+        self.library_stack.setCurrentIndex(1 if n else 0)
+        size = sum(p.size for p in self.library_model.photos()) if n < 200_000 else 0
+        self.library_count.setText(f"{n:,} photos · {format_bytes(size)}" if n else "")
+
+    def _on_sort_changed(self, *_args) -> None:
+        self.library_model.sort_by(self.sort_combo.currentData(), self.sort_desc.isChecked())
+
+    def _on_library_current_changed(self, current: QModelIndex, _previous) -> None:
+        photo = current.data(PHOTO_ROLE) if current.isValid() else None
+        for label, value in (metadata_rows(photo) if photo else []):
+            self.detail_labels[label].setText(value)
+
+    def _current_view(self) -> PhotoGrid | None:
+        page = self.tabs.currentIndex()
+        return {0: self.library_view, 2: self.results_view}.get(page)
+
+    def selected_photo(self) -> Photo | None:
+        """The current photo of the visible grid (or duplicates view)."""
+        if self.tabs.currentIndex() == 1:
+            row = self.group_view.current_row()
+            if row < 0:
+                return None
+            model = self.group_view.model()
+            return model.group(row).members[self.group_view.current_member].photo
+        view = self._current_view()
+        if view is None:
+            return None
+        index = view.currentIndex()
+        return index.data(PHOTO_ROLE) if index.isValid() else None
+
+    def _photo_menu(self, photo: Photo, pos: QPoint, view: QWidget) -> QMenu:
+        menu = QMenu(self)
+        menu.addAction("Find similar photos", lambda: self.find_similar(photo.path))
+        menu.addAction("Open viewer", lambda: self.open_viewer(photo.path))
+        menu.addAction("Show in folder", lambda: self.show_in_folder(photo.path))
+        return menu
+
+    def _on_library_view_context_menu(self, pos: QPoint) -> None:
+        index = self.library_view.indexAt(pos)
+        if index.isValid():
+            menu = self._photo_menu(index.data(PHOTO_ROLE), pos, self.library_view)
+            menu.popup(self.library_view.viewport().mapToGlobal(pos))
+
+    def _on_results_view_context_menu(self, pos: QPoint) -> None:
+        index = self.results_view.indexAt(pos)
+        if index.isValid():
+            menu = self._photo_menu(index.data(PHOTO_ROLE), pos, self.results_view)
+            menu.actions()[0].setText("Find similar photos (browse from here)")
+            menu.popup(self.results_view.viewport().mapToGlobal(pos))
+
+    def _on_grid_double_clicked(self, index: QModelIndex) -> None:
+        self.open_viewer(index.data(PHOTO_ROLE).path)
+
+    def open_selected_viewer(self) -> None:
+        photo = self.selected_photo()
+        if photo is not None:
+            self.open_viewer(photo.path)
+
+    def open_viewer(self, path: str) -> ViewerDialog:
+        """Open the zoomable viewer on one file."""
+        dialog = ViewerDialog(path, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        return dialog
+
+    def show_selected_in_folder(self) -> None:
+        photo = self.selected_photo()
+        if photo is not None:
+            self.show_in_folder(photo.path)
+
+    def show_in_folder(self, path: str) -> None:
+        """Open the file manager on the photo's folder."""
+        QDesktopServices.openUrl(QUrl.fromLocalFile(os.path.dirname(path)))
+
+    # ================================================================== problems
+    def reload_problems(self) -> None:
+        """Refill the Problems view from ``catalog.errors()``."""
+        errors = self.catalog.errors()
+        self.problems_table.setRowCount(len(errors))
+        for r, (path, reason) in enumerate(errors):
+            for c, value in enumerate((path, reason)):
+                item = QTableWidgetItem(value)
+                item.setToolTip(value)
+                self.problems_table.setItem(r, c, item)
+        self.tabs.setTabText(3, f"Problems ({len(errors)})" if errors else "Problems")
+
+    # ================================================================== duplicates
+    def reload_duplicates(self) -> None:
+        """Group every tier in a worker; the models fill when it is done."""
+        path, settings = self.catalog_path, self.settings.core()
+
+        def work(_control):
+            out = {}
+            with Catalog(path) as catalog:
+                for tier in TIERS:
+                    try:
+                        out[tier] = find_duplicates(catalog, tier, settings.thresholds,
+                                                    k=settings.knn)
+                    except DuplicatesError as exc:
+                        out[tier] = str(exc)
+            return out
+
+        task = tasks.Task("find duplicates", work)
+        task.signals.finished.connect(self._on_duplicates_grouped)
+        self._run(task)
+
+    @Slot(object)
+    def _on_duplicates_grouped(self, results: dict) -> None:
+        for i, tier in enumerate(TIERS):
+            result = results[tier]
+            model = self.dup_models[tier]
+            if isinstance(result, str):
+                model.set_groups([])
+                self.dup_notes[tier] = result
+                self.tier_combo.setItemText(i, f"{TIER_LABELS[tier]} (unavailable)")
+                continue
+            model.set_groups(result.groups, cleanup.auto_mark(result.groups, "keeper"))
+            self.dup_notes[tier] = " ".join(result.notes)
+            self.tier_combo.setItemText(
+                i, f"{TIER_LABELS[tier]} — {len(result.groups)} groups, "
+                   f"{format_bytes(model.reclaimable_bytes())}")
+        self._on_tier_changed()
+        self.duplicates_loaded.emit()
+
+    def current_tier(self) -> str:
+        return self.tier_combo.currentData()
+
+    def dup_model(self) -> DuplicatesModel:
+        """The model of the selected tier."""
+        return self.dup_models[self.current_tier()]
+
+    def _on_tier_changed(self, *_args) -> None:
+        model = self.dup_model()
+        if self.group_view.model() is not model:
+            self.group_view.setModel(model)
+        n = model.rowCount()
+        note = self.dup_notes[self.current_tier()]
+        self.dup_summary.setText(
+            (f"{n} groups · {format_bytes(model.reclaimable_bytes())} reclaimable. " if n else "")
+            + note)
+        if not n:
+            self.dup_empty.set_text(
+                "No groups in this tier",
+                note or ("Add a folder to find duplicates." if not self.catalog.folders()
+                         else "No duplicates found here. Try another tier."))
+        self.dup_stack.setCurrentIndex(1 if n else 0)
+        if n and not self.group_view.currentIndex().isValid():
+            self.group_view.setCurrentIndex(model.index(0, 0))
+        self._update_move_button()
+
+    def _update_move_button(self) -> None:
+        model = self.dup_model()
+        marked = model.marked()
+        self.move_button.setText(move_label(len(marked), model.marked_bytes()))
+        self.move_button.setEnabled(bool(marked))
+
+    def _on_group_view_toggled(self, row: int, member: int) -> None:
+        self.dup_model().toggle(row, member)
+        self._update_move_button()
+
+    def _on_group_view_accepted(self, row: int) -> None:
+        self.dup_model().accept(row)
+
+    def _on_group_view_member_activated(self, row: int, member: int) -> None:
+        self.open_viewer(self.dup_model().group(row).members[member].photo.path)
+
+    def _on_group_view_context_menu(self, pos: QPoint) -> None:
+        index = self.group_view.indexAt(pos)
+        member = self.group_view.member_at(pos)
+        if not index.isValid():
+            return
+        self.group_view.setCurrentIndex(index)
+        menu = QMenu(self)
+        if member is not None:
+            self.group_view.current_member = member
+            photo = self.dup_model().group(index.row()).members[member].photo
+            menu.addAction("Keep / remove", lambda: self._on_group_view_toggled(index.row(),
+                                                                                 member))
+            menu.addAction("Compare with the keeper…", self.compare_current)
+            menu.addAction("Find similar photos", lambda: self.find_similar(photo.path))
+            menu.addAction("Open viewer", lambda: self.open_viewer(photo.path))
+            menu.addAction("Show in folder", lambda: self.show_in_folder(photo.path))
+            menu.addSeparator()
+        menu.addAction("Not duplicates", self.mark_not_duplicates)
+        menu.popup(self.group_view.viewport().mapToGlobal(pos))
+
+    def apply_auto_mark(self) -> None:
+        """Apply the chosen rule to every group of the visible tier."""
+        rule = self.rule_combo.currentData()
+        folder = None
+        if rule == "in_folder":
+            folder = QFileDialog.getExistingDirectory(self, "Keep the copy inside this folder")
+            if not folder:
+                return
+        self.apply_rule_to_all(rule, folder)
+
+    def apply_rule_to_all(self, rule: str, folder: str | None = None) -> set[str]:
+        """Mark every group of the visible tier with an auto-mark rule (core ``auto_mark``)."""
+        model = self.dup_model()
+        marked = cleanup.auto_mark(model.groups(), rule, folder)
+        model.set_marked(marked)
+        self._update_move_button()
+        self.statusBar().showMessage(f"{RULES[rule]}: {len(marked)} photos marked", 8000)
+        return marked
+
+    def mark_not_duplicates(self) -> None:
+        """Remember the current group as "not duplicates" and drop it."""
+        row = self.group_view.current_row()
+        if row < 0:
+            return
+        model = self.dup_model()
+        group = model.group(row)
+        hashes = sorted({m.photo.content_hash for m in group.members if m.photo.content_hash})
+        for a, b in itertools.combinations(hashes, 2):
+            self.catalog.add_verdict(a, b)
+        model.remove_group(row)
+        self._update_move_button()
+        self.statusBar().showMessage(f"Group {group.id} remembered as not duplicates", 8000)
+
+    def compare_current(self) -> CompareDialog | None:
+        """Compare the selected photo of the current group with the group's keeper."""
+        row = self.group_view.current_row()
+        if row < 0:
+            return None
+        group = self.dup_model().group(row)
+        member = self.group_view.current_member or 1
+        other = group.members[min(member, len(group.members) - 1)].photo
+        dialog = CompareDialog(group.keeper, other, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        return dialog
+
+    # ================================================================== cleanup
+    def plan_cleanup(self) -> cleanup.CleanupPlan:
+        """Check the visible tier's marks against core's safety rules."""
+        model = self.dup_model()
+        return cleanup.plan_cleanup(self.catalog, model.groups(), model.marked())
+
+    def start_cleanup(self) -> None:
+        plan = self.plan_cleanup()
+        dialog = CleanupConfirmDialog(plan, self.settings.get("destination"), self)
+        if dialog.exec() == CleanupConfirmDialog.DialogCode.Accepted:
+            self.run_cleanup(plan, dialog.chosen_destination())
+
+    def run_cleanup(self, plan: cleanup.CleanupPlan, destination: str) -> tasks.Task:
+        """Move the planned files out in a worker (journaled, undoable)."""
+        path = self.catalog_path
+
+        def work(control: tasks.TaskControl):
+            catalog = Catalog(path)
+            try:
+                return (yield from cleanup.execute_cleanup(catalog, plan, destination,
+                                                           control.cancel_token))
+            finally:
+                catalog.close()
+
+        task = tasks.Task("cleanup", work)
+        task.signals.progress.connect(
+            lambda p: self.statusBar().showMessage(f"Moving out {p.done} / {p.total}…"))
+        task.signals.finished.connect(self._on_cleanup_finished)
+        return self._run(task)
+
+    @Slot(object)
+    def _on_cleanup_finished(self, result: cleanup.CleanupResult) -> None:
+        where = "the quarantine folder" if result.destination == "quarantine" else "the Trash"
+        text = f"Moved {len(result.moved)} photos ({format_bytes(result.bytes)}) to {where}."
+        if result.skipped:
+            text += f" {len(result.skipped)} skipped: " + "; ".join(
+                f"{os.path.basename(p)}: {r}" for p, r in result.skipped[:5])
+        self.statusBar().showMessage(text + "  (Cleanup ▸ Undo last cleanup puts them back)",
+                                     30000)
+        self.refresh_after_change()
+        self.cleanup_finished.emit(result)
+
+    def undo_last(self) -> None:
+        """Put every file of the newest undoable session back."""
+        session = cleanup.last_undoable_session(self.catalog)
+        if session is None:
+            self.statusBar().showMessage("Nothing to undo: no cleanup in quarantine.", 8000)
+            return
+        self.undo(session)
+
+    def undo(self, session: str) -> tasks.Task:
+        """Undo one cleanup session in a worker."""
+        path = self.catalog_path
+
+        def work(_control):
+            with Catalog(path) as catalog:
+                return cleanup.undo_session(catalog, session)
+
+        task = tasks.Task("undo", work)
+        task.signals.finished.connect(self._on_undo_finished)
+        return self._run(task)
+
+    @Slot(object)
+    def _on_undo_finished(self, result: cleanup.UndoResult) -> None:
+        text = f"Put back {len(result.restored)} photos."
+        if result.problems:
+            text += f" {len(result.problems)} problems: " + "; ".join(
+                f"{os.path.basename(p)}: {r}" for p, r in result.problems[:5])
+        self.statusBar().showMessage(text, 30000)
+        self.refresh_after_change()
+        self.undo_finished.emit(result)
+
+    def open_history(self) -> HistoryDialog:
+        dialog = HistoryDialog(cleanup.sessions(self.catalog), self)
+        dialog.undo_requested.connect(self.undo)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        return dialog
+
+    # ================================================================== similar
+    def find_similar_selected(self) -> None:
+        photo = self.selected_photo()
+        if photo is not None:
+            self.find_similar(photo.path)
+
+    def find_similar_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Find photos similar to…")
+        if path:
+            self.find_similar(path)
+
+    def find_similar(self, path: str, record: bool = True) -> tasks.Task:
+        """Rank the library against an image file (any file, in the library or not)."""
+        if record:
+            del self._history[self._history_pos + 1:]
+            self._history.append(path)
+            self._history_pos = len(self._history) - 1
+        self._update_history_buttons()
+        self.tabs.setCurrentIndex(2)
+        self.similar_stack.setCurrentIndex(1)
+        self.query_text.setText(f"{path}\n\nSearching…")
+        catalog_path, settings = self.catalog_path, self.settings.core()
+        k = self.k_spin.value()
+        floor = self.min_slider.value() / 100 or None
+
+        def work(_control):
+            embedder, note = get_embedder(settings) if settings.model != "none" else (None, None)
+            if note:
+                task.signals.notice.emit(note)
+            with Catalog(catalog_path) as catalog:
+                result = find_similar(catalog, path, k=k, embedder=embedder,
+                                      min_similarity=floor)
+            try:
+                image = load_qimage(path, QUERY_SIDE)
+            except Exception:  # the result still stands without a preview
+                image = None
+            return result, image
+
+        task = tasks.Task("find similar", work)
+        task.signals.finished.connect(self._on_search_finished)
+        task.signals.failed.connect(lambda m: self.query_text.setText(f"{path}\n\n{m}"))
+        return self._run(task)
+
+    @Slot(object)
+    def _on_search_finished(self, payload) -> None:
+        result, image = payload
+        if image is not None:
+            self.query_image.setPixmap(QPixmap.fromImage(image).scaled(
+                QUERY_SIDE, QUERY_SIDE, Qt.AspectRatioMode.KeepAspectRatio,
+                Qt.TransformationMode.SmoothTransformation))
+        else:
+            self.query_image.setText("(no preview)")
+        mode = "CNN descriptors" if result.mode == "descriptors" else "perceptual hashes"
+        text = (f"{result.query}\n\n{len(result.hits)} results, ranked by {mode}"
+                f"{'' if result.in_catalog else ' (query not in the library)'}.")
+        if result.notes:
+            text += "\n\n" + " ".join(result.notes)
+        self.query_text.setText(text)
+        self.results_model.set_photos([h.photo for h in result.hits],
+                                      [h.similarity for h in result.hits])
+        self.search_finished.emit(result)
+
+    def _rerun_query(self) -> None:
+        if 0 <= self._history_pos < len(self._history):
+            self.find_similar(self._history[self._history_pos], record=False)
+
+    def _go_history(self, step: int) -> None:
+        pos = self._history_pos + step
+        if 0 <= pos < len(self._history):
+            self._history_pos = pos
+            self.find_similar(self._history[pos], record=False)
+
+    def _update_history_buttons(self) -> None:
+        self.back_button.setEnabled(self._history_pos > 0)
+        self.forward_button.setEnabled(self._history_pos < len(self._history) - 1)
+
+    # ================================================================== drag and drop
+    def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt override
+        if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # noqa: N802 - Qt override
+        for url in event.mimeData().urls():
+            self.handle_dropped_path(url.toLocalFile())
+        event.acceptProposedAction()
+
+    def handle_dropped_path(self, path: str) -> None:
+        """A folder is added and scanned; an image file is used as a similar-search query."""
+        if os.path.isdir(path):
+            self.add_folder(path)
+        elif os.path.isfile(path) and _is_image_file(path):
+            self.find_similar(path)
+        else:
+            self.statusBar().showMessage(f"Not a folder or an image: {path}", 8000)
+
+    # ================================================================== settings, misc
+    def open_settings(self) -> None:
+        dialog = SettingsDialog(self.settings, self)
+        if dialog.exec() == SettingsDialog.DialogCode.Accepted:
+            size = self.settings.get("grid_thumb_size")
+            self.library_view.set_thumb_size(size)
+            self.results_view.set_thumb_size(size)
+            self.reload_duplicates()
+
+    def _open_log_folder(self) -> None:
+        from photosim.config import log_dir
+
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(log_dir())))
+
+    def _about(self) -> None:
+        QMessageBox.about(self, "About photosim",
+                          f"<b>photosim {__version__}</b><br>Find duplicate and similar photos "
+                          f"on your own disk.<br>Catalog: {self.catalog_path}")
+
+    def _restore_geometry(self) -> None:
+        geometry = self.settings.store.value("window/geometry")
+        if geometry is None or not self.restoreGeometry(geometry):
+            self.resize(*DEFAULT_SIZE)
+        state = self.settings.store.value("window/state")
+        if state is not None:
+            self.restoreState(state)
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        self.settings.store.setValue("window/geometry", self.saveGeometry())
+        self.settings.store.setValue("window/state", self.saveState())
+        self.settings.store.sync()
+        self.shutdown()
+        super().closeEvent(event)
+
+    def shutdown(self) -> None:
+        """Cancel running work, wait for every pool and the thumbnail thread, close."""
+        if self.catalog is None:
+            return
+        self._scan_queue.clear()
+        for task in list(self._tasks):
+            task.control.cancel()
+        tasks.wait_all()
+        self.thumbs.close()
+        if self.catalog is not None:
+            self.catalog.close()
+            self.catalog = None  # type: ignore[assignment]

@@ -1,0 +1,339 @@
+"""The main window end to end, offscreen, hash-only, on copies of the DEV set and generated
+photos: scan, library, duplicates, auto-mark, cleanup, undo, find similar, problems."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+from helpers import write_photo_set
+from PySide6.QtCore import QElapsedTimer, QMimeData, QPoint, Qt, QTimer, QUrl
+from PySide6.QtGui import QDropEvent
+
+from photosim.core.catalog import Catalog
+from photosim.core.cleanup import QUARANTINE_DIRNAME
+from photosim.core.imageio import DecodeError, open_upright
+from photosim.gui.models.photos import PHOTO_ROLE
+
+SCAN_TIMEOUT_MS = 120_000
+
+
+def _scan(qtbot, window, folder: Path) -> None:
+    with qtbot.waitSignal(window.scan_finished, timeout=SCAN_TIMEOUT_MS):
+        window.add_folder(str(folder))
+    _settle(qtbot, window)
+
+
+def _settle(qtbot, window) -> None:
+    """Wait until the reloads that follow a scan, cleanup or undo are done."""
+    qtbot.waitUntil(lambda: not window.busy(), timeout=SCAN_TIMEOUT_MS)
+
+
+def _readable(folder: Path) -> list[Path]:
+    out = []
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            path = Path(root) / name
+            if name == "groundtruth.json" or name.endswith(".md"):
+                continue
+            try:
+                open_upright(path, 16)
+            except DecodeError:
+                continue
+            out.append(path)
+    return out
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_first_run_shows_add_a_folder(make_window) -> None:
+    window = make_window()
+    assert window.library_stack.currentWidget() is window.library_empty
+    assert "Add a folder" in window.library_empty.title.text()
+    assert window.windowTitle() == "photosim"
+    assert window.width() >= 800
+
+
+def test_scan_dev_set_fills_library_problems_and_exact_groups(qtbot, make_window, dev_copy):
+    window = make_window()
+    stalls: list[float] = []
+    clock = QElapsedTimer()
+    probe = QTimer()
+    probe.setInterval(10)
+
+    def tick() -> None:
+        stalls.append(clock.restart())
+
+    probe.timeout.connect(tick)
+    clock.start()
+    probe.start()
+    with qtbot.waitSignal(window.scan_finished, timeout=SCAN_TIMEOUT_MS) as blocker:
+        window.add_folder(str(dev_copy))
+    probe.stop()
+    _settle(qtbot, window)
+    summary = blocker.args[0]
+    assert not summary.cancelled
+    # GUI-thread responsiveness while the DEV set was scanned (and thumbnails decoded).
+    assert stalls and max(stalls[1:]) < 100, f"GUI thread stalled {max(stalls)} ms"
+
+    readable = _readable(dev_copy)
+    assert window.library_model.rowCount() == len(readable) == summary.seen - summary.errors
+    shown = {window.library_model.photo(r).path for r in range(window.library_model.rowCount())}
+    assert shown == {str(p) for p in readable}
+    assert window.library_stack.currentWidget() is window.library_view
+    assert window.problems_table.rowCount() == summary.errors == 2
+    reasons = [window.problems_table.item(r, 1).text() for r in range(2)]
+    assert all(reasons)
+
+    by_hash = defaultdict(set)
+    for path in readable:
+        by_hash[_sha(path)].add(str(path))
+    expected = {frozenset(s) for s in by_hash.values() if len(s) > 1}
+    got = {frozenset(m.photo.path for m in g.members) for g in window.dup_models["exact"].groups()}
+    assert got == expected
+    assert "groups" in window.tier_combo.itemText(0)
+    assert window.dup_models["near"].rowCount() >= len(expected)
+
+
+def test_auto_mark_cleanup_and_undo_round_trip(qtbot, make_window, dev_copy):
+    window = make_window()
+    _scan(qtbot, window, dev_copy)
+    before = {str(p): _sha(p) for p in _readable(dev_copy)}
+    window.tier_combo.setCurrentIndex(0)  # exact
+    marked = window.apply_rule_to_all("oldest")
+    assert marked and window.move_button.isEnabled()
+    assert window.move_button.text().startswith(f"Move {len(marked)} photos (")
+    plan = window.plan_cleanup()
+    assert {r.photo.path for r in plan.removals} == marked and not plan.refused
+    with qtbot.waitSignal(window.cleanup_finished, timeout=SCAN_TIMEOUT_MS) as blocker:
+        window.run_cleanup(plan, "quarantine")
+    result = blocker.args[0]
+    _settle(qtbot, window)
+    assert sorted(result.moved) == sorted(marked)
+    quarantine = dev_copy / QUARANTINE_DIRNAME / result.session
+    for path in marked:
+        assert not os.path.exists(path)
+        assert (quarantine / os.path.relpath(path, dev_copy)).is_file()
+    with Catalog(window.catalog_path) as catalog:
+        rows = catalog.db.execute(
+            "SELECT src, state FROM journal WHERE session=?", [result.session]).fetchall()
+    assert sorted(r[0] for r in rows) == sorted(marked) and {r[1] for r in rows} == {"done"}
+    assert window.library_model.rowCount() == len(before) - len(marked)
+    assert window.dup_models["exact"].rowCount() == 0
+
+    dialog = window.open_history()
+    assert dialog.table.rowCount() == 1 and dialog.sessions[0].files == len(marked)
+    dialog.close()
+    with qtbot.waitSignal(window.undo_finished, timeout=SCAN_TIMEOUT_MS) as blocker:
+        window.undo_last()
+    _settle(qtbot, window)
+    assert not blocker.args[0].problems
+    after = {str(p): _sha(p) for p in _readable(dev_copy)}
+    assert after == before
+    assert window.library_model.rowCount() == len(before)
+
+
+def test_protected_folder_and_similar_refusals_are_shown(qtbot, make_window, tmp_path):
+    photos = write_photo_set(tmp_path / "lib")
+    window = make_window()
+    _scan(qtbot, window, tmp_path / "lib")
+    window.set_protected(str(tmp_path / "lib"), True)
+    window.tier_combo.setCurrentIndex(1)  # near
+    window.apply_rule_to_all("keeper")
+    plan = window.plan_cleanup()
+    assert not plan.removals and plan.refused
+    assert {reason for _, reason in plan.refused} == {"in a protected folder"}
+    from photosim.gui.dialogs.cleanup import CleanupConfirmDialog
+
+    dialog = CleanupConfirmDialog(plan, "quarantine", window)
+    qtbot.addWidget(dialog)
+    assert not dialog.ok.isEnabled() and dialog.refused.rowCount() == len(plan.refused)
+    assert os.path.exists(photos["copy"])
+
+
+def test_find_similar_from_the_context_menu_ranks_the_exact_copy_first(
+    qtbot, make_window, tmp_path
+):
+    photos = write_photo_set(tmp_path / "lib")
+    window = make_window()
+    _scan(qtbot, window, tmp_path / "lib")
+    model = window.library_model
+    row = next(r for r in range(model.rowCount())
+               if model.photo(r).path == str(photos["original"]))
+    menu = window._photo_menu(model.photo(row), QPoint(0, 0), window.library_view)
+    action = next(a for a in menu.actions() if a.text() == "Find similar photos")
+    with qtbot.waitSignal(window.search_finished, timeout=SCAN_TIMEOUT_MS) as blocker:
+        action.trigger()
+    result = blocker.args[0]
+    assert result.hits[0].photo.path == str(photos["copy"])
+    assert window.results_model.photo(0).path == str(photos["copy"])
+    assert window.results_model.index(0, 0).data().startswith("100 %")
+    assert window.tabs.currentIndex() == 2 and not window.query_image.pixmap().isNull()
+    # Browse on from a result, then back and forward.
+    with qtbot.waitSignal(window.search_finished, timeout=SCAN_TIMEOUT_MS):
+        window.find_similar(str(photos["different"]))
+    assert window.back_button.isEnabled() and not window.forward_button.isEnabled()
+    with qtbot.waitSignal(window.search_finished, timeout=SCAN_TIMEOUT_MS) as blocker:
+        window.back_button.click()
+    assert blocker.args[0].query == str(photos["original"])
+    assert window.forward_button.isEnabled()
+    menu.deleteLater()
+
+
+def test_dropping_a_folder_scans_it_and_an_image_searches(qtbot, make_window, tmp_path):
+    photos = write_photo_set(tmp_path / "lib")
+    window = make_window()
+
+    def drop(path: Path) -> None:
+        mime = QMimeData()
+        mime.setUrls([QUrl.fromLocalFile(str(path))])
+        event = QDropEvent(window.rect().center().toPointF(), Qt.DropAction.CopyAction, mime,
+                           Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+        window.dropEvent(event)
+
+    with qtbot.waitSignal(window.scan_finished, timeout=SCAN_TIMEOUT_MS):
+        drop(tmp_path / "lib")
+    _settle(qtbot, window)
+    assert window.library_model.rowCount() == len(photos)
+    outside = tmp_path / "outside.jpg"
+    outside.write_bytes(photos["original"].read_bytes())
+    with qtbot.waitSignal(window.search_finished, timeout=SCAN_TIMEOUT_MS) as blocker:
+        drop(outside)
+    assert blocker.args[0].hits[0].similarity == pytest.approx(1.0)
+
+
+def test_not_duplicates_is_remembered_across_rescans(qtbot, make_window, tmp_path):
+    write_photo_set(tmp_path / "lib")
+    window = make_window()
+    _scan(qtbot, window, tmp_path / "lib")
+    window.tier_combo.setCurrentIndex(1)
+    assert window.dup_model().rowCount() == 1
+    window.group_view.setCurrentIndex(window.dup_model().index(0, 0))
+    judged = {m.photo.content_hash for m in window.dup_model().group(0).members}
+    window.mark_not_duplicates()
+    assert window.dup_model().rowCount() == 0
+    with qtbot.waitSignal(window.scan_finished, timeout=SCAN_TIMEOUT_MS):
+        window.rescan_all()
+    _settle(qtbot, window)
+    groups = window.dup_models["near"].groups()
+    # No two different contents of the judged group are grouped again (a content left out
+    # of it may still match one of them: that pair was never judged).
+    for group in groups:
+        assert len({m.photo.content_hash for m in group.members} & judged) <= 1
+
+
+def test_keyboard_review_toggles_and_accepts(qtbot, make_window, tmp_path):
+    write_photo_set(tmp_path / "lib")
+    window = make_window()
+    _scan(qtbot, window, tmp_path / "lib")
+    window.tabs.setCurrentIndex(1)
+    window.tier_combo.setCurrentIndex(1)
+    view, model = window.group_view, window.dup_model()
+    view.setFocus()
+    view.setCurrentIndex(model.index(0, 0))
+    marked_before = model.marked()
+    qtbot.keyClick(view, Qt.Key.Key_Right)
+    assert view.current_member == 1
+    qtbot.keyClick(view, Qt.Key.Key_Space)
+    member = model.group(0).members[1].photo.path
+    assert (member in model.marked()) != (member in marked_before)
+    assert window.move_button.text().startswith(f"Move {len(model.marked())} photo")
+    qtbot.keyClick(view, Qt.Key.Key_Return)
+    assert model.index(0, 0).data(Qt.ItemDataRole.UserRole + 12) is True
+
+
+def test_compare_dialog_highlights_differences_and_viewer_zooms(qtbot, make_window, tmp_path):
+    write_photo_set(tmp_path / "lib")
+    window = make_window()
+    _scan(qtbot, window, tmp_path / "lib")
+    window.tier_combo.setCurrentIndex(1)
+    group = window.dup_model().group(0)
+    view = window.group_view
+    view.setCurrentIndex(window.dup_model().index(0, 0))
+    view.current_member = next(i for i, m in enumerate(group.members)
+                               if m.photo.width != group.keeper.width)
+    dialog = window.compare_current()
+    qtbot.addWidget(dialog)
+    assert "Dimensions" in dialog.differences
+    qtbot.waitUntil(lambda: not dialog.views[1].scene().itemsBoundingRect().isEmpty(),
+                    timeout=10_000)
+    dialog.views[0].set_scale(2.0)
+    assert dialog.views[1].transform().m11() == pytest.approx(2.0)
+    dialog.close()
+    viewer = window.open_viewer(group.keeper.path)
+    qtbot.waitUntil(lambda: viewer.status.text() == "", timeout=10_000)
+    viewer.view.zoom(1.25)
+    assert not viewer.view.fitted
+    viewer.close()
+
+
+def test_library_details_sort_and_thumbnails(qtbot, make_window, tmp_path):
+    photos = write_photo_set(tmp_path / "lib")
+    window = make_window()
+    _scan(qtbot, window, tmp_path / "lib")
+    model = window.library_model
+    window.sort_combo.setCurrentIndex(window.sort_combo.findData("size"))
+    sizes = [model.photo(r).size for r in range(model.rowCount())]
+    assert sizes == sorted(sizes)
+    window.sort_desc.setChecked(True)
+    assert [model.photo(r).size for r in range(model.rowCount())] == sorted(sizes, reverse=True)
+    window.library_view.setCurrentIndex(model.index(0, 0))
+    photo = model.index(0, 0).data(PHOTO_ROLE)
+    assert window.detail_labels["Path"].text() == photo.path
+    assert "×" in window.detail_labels["Dimensions"].text()
+    qtbot.waitUntil(lambda: window.thumbs._cache.get(photo.content_hash) is not None,
+                    timeout=10_000)
+    assert len(photos) == model.rowCount()
+
+
+def test_cancel_and_pause_a_scan(qtbot, make_window, dev_copy):
+    window = make_window()
+    with qtbot.waitSignal(window.scan_finished, timeout=SCAN_TIMEOUT_MS) as blocker:
+        window.add_folder(str(dev_copy))
+        assert window.scan_status.isVisible()
+        window.scan_status.pause.setChecked(True)
+        assert window.scan_task.control.paused
+        window.scan_status.pause.setChecked(False)
+        window.scan_status.cancel.click()
+    _settle(qtbot, window)
+    assert blocker.args[0].cancelled
+    assert not window.scan_status.isVisible()
+
+
+def test_failed_task_is_reported(qtbot, make_window, tmp_path):
+    window = make_window()
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8 not really a jpeg")
+    with qtbot.waitSignal(window.task_failed, timeout=30_000) as blocker:
+        window.find_similar(str(bad))
+    assert "find similar failed" in blocker.args[0]
+    assert "find similar failed" in window.statusBar().currentMessage()
+
+
+def test_window_size_is_remembered(qtbot, make_window, app_settings):
+    window = make_window()
+    window.resize(1100, 720)
+    size = window.size()
+    window.close()
+    assert app_settings.store.value("window/geometry") is not None
+    again = make_window()
+    # The offscreen screen is 800 px wide: Qt clamps the restored width to fit it.
+    assert again.height() == size.height()
+    assert again.width() == max(again.minimumSizeHint().width(), min(size.width(), 800))
+
+
+def test_time_based_progress_shows_rate(qtbot, make_window):
+    from photosim.core.types import Progress, ScanStage
+
+    window = make_window()
+    window._processing_started = time.monotonic() - 2
+    window.scan_task = None
+    window._on_scan_progress(Progress(ScanStage.PROCESSING, 50, 100))
+    assert "photos/s" in window.scan_status.label.text() and "ETA" in window.scan_status.label.text()
+    assert window.scan_status.bar.format() == "50 / 100"
