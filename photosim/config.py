@@ -49,6 +49,23 @@ class Thresholds:
         near_cosine: Min descriptor cosine similarity for a descriptor-backed near-duplicate.
         near_cosine_phash: Max pHash distance that confirms a descriptor near-duplicate.
         similar_cosine: Min descriptor cosine similarity for the "similar" tier.
+        verify: Check candidates with local features (keypoints, one geometric transform,
+            nothing moved; see :mod:`photosim.core.verify`). A pair within the hash limits
+            above is then a duplicate unless verification shows another shot; a looser
+            candidate is a duplicate only if verification confirms it. False: hashes and
+            descriptors alone decide, as before verification existed.
+        keypoint_candidates: Also find candidates by keypoint sketches of the thumbnails
+            (crops, rotations with black corners, pasted logos: copies whose hashes differ).
+            Sketches cost about 1.5 ms per new photo and are cached beside the catalog.
+        loose_hash_sum: Max pHash + dHash distance (best orientation) of a loose candidate,
+            a duplicate only once verified.
+        loose_cosine: Min descriptor cosine similarity of a loose candidate.
+        min_inliers: Min keypoint matches consistent with one transform that verify a copy.
+        max_moved: Max fraction of textured cells found displaced after alignment, in
+            clusters of 3 or more neighbouring cells (an object that moved). 0: any motion
+            makes the pair another shot of the scene, not a copy.
+        max_changed: Max fraction of the shared region whose content differs (overlays,
+            pasted logos and text are allowed up to this).
     """
 
     near_phash: int = 14
@@ -58,6 +75,13 @@ class Thresholds:
     near_cosine: float = 0.92
     near_cosine_phash: int = 22
     similar_cosine: float = 0.80
+    verify: bool = True
+    keypoint_candidates: bool = True
+    loose_hash_sum: int = 36
+    loose_cosine: float = 0.85
+    min_inliers: int = 15
+    max_moved: float = 0.0
+    max_changed: float = 0.25
 
 
 @dataclass(frozen=True)

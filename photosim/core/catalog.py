@@ -13,6 +13,8 @@ Tables (schema version :data:`SCHEMA_VERSION`):
 - ``verdicts(hash_a, hash_b, verdict)``: user decisions ("not a duplicate") on content pairs.
 - ``cleanup_sessions`` and ``journal`` (schema 2): every file action, written before it
   happens, grouped by cleanup session, with what is needed to undo it.
+- ``verifications(key, verdict)`` (schema 3): verdicts of the geometric verification of
+  content pairs (JSON), keyed by both content hashes, the thresholds and the algorithm version.
 
 Descriptors and thumbnails are keyed by content hash, so copies and moved files share them.
 A connection belongs to the thread that opened it (SQLite's rule); the catalog runs in WAL mode
@@ -42,7 +44,7 @@ from photosim.core.types import Error
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 STATUS_OK = "ok"
 STATUS_ERROR = "error"
 
@@ -120,8 +122,16 @@ CREATE TABLE IF NOT EXISTS journal (
 CREATE INDEX IF NOT EXISTS journal_session ON journal(session);
 """
 
+# Version 3: geometric verification verdicts, so grouping never decodes a judged pair again.
+_SCHEMA_V3 = """
+CREATE TABLE IF NOT EXISTS verifications (
+    key TEXT PRIMARY KEY,
+    verdict TEXT NOT NULL
+);
+"""
+
 # Step-wise forward migrations: MIGRATIONS[n] turns schema n-1 into schema n.
-MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2}
+MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3}
 
 _PHOTO_COLUMNS = (
     "id, path, folder, size, mtime_ns, content_hash, width, height, format, taken_at, "
@@ -573,6 +583,20 @@ class Catalog:
             "SELECT hash_a, hash_b FROM verdicts WHERE verdict='not_duplicate'"
         )
         return {(a, b) for a, b in rows}
+
+    # ------------------------------------------------------------------ verifications
+    def verifications(self) -> list[tuple[str, str]]:
+        """Every stored ``(key, verdict JSON)`` of the geometric verification."""
+        return [(k, v) for k, v in self.db.execute("SELECT key, verdict FROM verifications")]
+
+    def put_verifications(self, rows: Iterable[tuple[str, str]]) -> None:
+        """Store ``(key, verdict JSON)`` rows (replacing equal keys), in one transaction."""
+        with self.transaction():
+            for key, verdict in rows:
+                self.db.execute(
+                    "INSERT OR REPLACE INTO verifications(key, verdict) VALUES (?, ?)",
+                    [key, verdict],
+                )
 
     # ------------------------------------------------------------------ housekeeping
     def prune_orphans(self) -> list[int]:

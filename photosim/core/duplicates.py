@@ -2,25 +2,55 @@
 
 Work happens on unique contents (one per content hash), so byte-identical copies are one unit.
 
-1. **Candidates** come from k-nearest-neighbour queries, never from all pairs: the hash index
-   (pHash and dHash bits as a vector, see :func:`photosim.core.index.hash_vectors`) and, when the
-   catalog holds CNN descriptors, the descriptor index.
-2. **Verification** of each candidate pair against the tier's evidence (:func:`match`):
-   near-duplicate by perceptual hashes (both pHash and dHash close, same aspect ratio), or by
-   descriptor cosine confirmed by pHash and aspect ratio; similar by descriptor cosine alone.
+1. **Candidates** come from k-nearest-neighbour queries and an inverted file, never from all
+   pairs:
+
+   - the hash index (pHash and dHash bits as a vector, see
+     :func:`photosim.core.index.hash_vectors`), queried with all 8 orientations of every
+     content, down to the *loose* floor ``Thresholds.loose_hash_sum``;
+   - keypoint sketches of the stored thumbnails (an inverted file, see
+     :func:`photosim.core.verify.sketch_candidates`): copies whose hashes differ (crops,
+     rotations with black corners, pasted logos) still share many keypoints. This is the
+     recall of a catalog without CNN descriptors;
+   - with CNN descriptors, the descriptor index down to ``Thresholds.loose_cosine``
+     (``similar_cosine`` for the similar tier).
+
+2. **Three bands** decide each candidate pair (:func:`judge`):
+
+   - *presumed*: the hash evidence of :func:`match` (both pHash and dHash close, same aspect
+     ratio; or descriptor cosine confirmed by pHash) — today's tight thresholds. The pair is a
+     near-duplicate unless local-feature verification rebuts it: another shot of the scene
+     (something moved: consecutive video frames, bursts) or mostly other content. When
+     verification cannot tell (too few keypoints, file gone), the hashes decide.
+   - *loose*: any other candidate. A near-duplicate only when verification confirms it:
+     one plausible transform (rotation, scale, crop, non-uniform resize along the axes,
+     mirror) with enough keypoint inliers, the shared region covering most of one photo, and
+     nothing moved (:class:`photosim.core.verify.Verifier`).
+   - *reject*: neither (for the similar tier, the descriptor cosine may still make the pair
+     "similar": a rebutted video frame is exactly that).
+
 3. **Grouping without chaining**: contents are visited best keeper first
    (:mod:`photosim.core.keeper`); each unassigned content opens a group and takes the
    unassigned candidates that match *it* directly. A photo that only resembles another member
    never joins through it.
 
+Transparent images whose flattened picture is (almost) blank — a white logo on transparency
+flattened on white — are described by their alpha silhouette for both candidates and
+verification, so the same logo in white and in black is found (see
+:func:`photosim.core.verify.load_view`).
+
 Groups are cumulative: a near-duplicate group also holds the exact copies, a similar group
-the near-duplicates. Each member carries its strongest match and a "why" line.
+the near-duplicates. Each member carries its strongest match and a "why" line naming the
+evidence (hash distances and orientation, keypoint inliers, scale, crop, rotation).
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from collections import defaultdict
+import time
+from collections import OrderedDict, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +58,7 @@ import numpy as np
 
 from photosim.config import Thresholds
 from photosim.core.catalog import Catalog, Photo
-from photosim.core.hashing import ORIENTATIONS, SWAPS_AXES, hamming
+from photosim.core.hashing import ORIENTATIONS, SWAPS_AXES, hamming, orientation_hashes
 from photosim.core.index import HASH_BITS, HASH_MODEL, VectorIndex, hash_vectors
 from photosim.core.keeper import keeper_key, keeper_reason, rank
 from photosim.core.types import Error
@@ -41,6 +71,15 @@ _TIER_RANK = {"keeper": -1, "exact": 0, "near": 1, "similar": 2}
 # blank images, whose hashes all look alike. They only ever match as exact copies.
 _FLAT_HASH_BITS = 2
 _QUERY_CHUNK = 4096
+_SKETCH_CHUNK = 512  # thumbnails read from the catalog at a time
+# Candidate sources, in the order they are reported.
+SOURCES = ("hashes", "keypoints", "silhouette", "descriptors")
+SKETCH_SUFFIX = ".sketch.npz"
+VERDICT_MEMO = 50_000  # verification verdicts remembered per process (see _verify)
+_VERDICTS: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+_NEW_VERDICTS: list[tuple[Any, ...]] = []  # computed since the last save_verdicts
+# Bump when verification changes what it accepts: stored verdicts of other versions are ignored.
+VERIFY_VERSION = 1
 
 
 class DuplicatesError(Error):
@@ -49,10 +88,18 @@ class DuplicatesError(Error):
 
 @dataclass
 class Content:
-    """One unique content (content hash) and the photos that hold it, best copy first."""
+    """One unique content (content hash) and the photos that hold it, best copy first.
+
+    Attributes:
+        content_hash: The xxh3-128 content hash.
+        photos: Photos with this content, best copy first.
+        silhouette: ``(8, 2)`` int64 hashes of the alpha silhouette per orientation, used
+            instead of the stored hashes when the flattened picture is blank (None: not).
+    """
 
     content_hash: str
     photos: list[Photo]
+    silhouette: np.ndarray | None = None
 
     @property
     def best(self) -> Photo:
@@ -68,6 +115,8 @@ class Content:
     @property
     def orientations(self) -> np.ndarray:
         """``(V, 2)`` int64 ``(phash, dhash)`` per orientation, upright first (V = 8, or 1)."""
+        if self.silhouette is not None:
+            return self.silhouette
         p = self.best
         upright = np.array([[p.phash or 0, p.dhash or 0]], dtype=np.int64)
         if not p.variants:
@@ -75,9 +124,16 @@ class Content:
         return np.concatenate([upright, np.frombuffer(p.variants, np.int64).reshape(-1, 2)])
 
     @property
+    def upright(self) -> tuple[int, int]:
+        """``(phash, dhash)`` of the upright image (of its silhouette, if one is used)."""
+        if self.silhouette is not None:
+            return int(self.silhouette[0, 0]), int(self.silhouette[0, 1])
+        return self.best.phash or 0, self.best.dhash or 0
+
+    @property
     def flat(self) -> bool:
         """True when the perceptual hashes carry no structure (blank or flat images)."""
-        bits = hamming(self.best.dhash or 0, 0)
+        bits = hamming(self.upright[1], 0)
         return bits <= _FLAT_HASH_BITS or bits >= 64 - _FLAT_HASH_BITS
 
 
@@ -89,9 +145,13 @@ class Member:
         photo: The catalog row.
         match: ``"keeper"``, or how it matches the keeper: ``"exact"``, ``"near"``,
             ``"similar"``.
-        why: Human-readable evidence, e.g. ``"pHash 3/64, dHash 5/64, 50 % scale"``.
-        evidence: Machine-readable evidence (``phash_distance``, ``dhash_distance``,
-            ``cosine``, ``scale``, ``aspect_difference``).
+        why: Human-readable evidence, e.g.
+            ``"pHash 3/64, dHash 5/64, 50 % scale; 412 keypoints agree"``.
+        evidence: Machine-readable evidence: ``phash_distance``, ``dhash_distance``,
+            ``orientation``, ``aspect_difference``, ``scale``, ``cosine``, ``source`` (the
+            candidate source), ``band`` (``"presumed"`` or ``"loose"``) and, when verified,
+            ``verification`` (``"copy"`` or ``"unknown"``), ``inliers``, ``rotation``,
+            ``mirrored``, ``crop``, ``moved``, ``changed``.
     """
 
     photo: Photo
@@ -132,11 +192,27 @@ class GroupingResult:
     Attributes:
         tier: Requested tier.
         groups: Groups, largest reclaimable bytes first.
-        evidence: ``"bytes"``, ``"hashes"`` or ``"descriptors+hashes"``.
+        evidence: ``"bytes"``, ``"hashes"`` or ``"descriptors+hashes"``: what finds and
+            presumes duplicates (local features check them when ``local_features``).
         model: Descriptor model id used, or None.
         notes: Plain-language remarks (e.g. why descriptors were not used).
-        comparisons: Candidate pairs verified (the cost of grouping).
+        comparisons: Candidate pairs judged (the cost of grouping).
         contents: Unique contents considered.
+        local_features: True when candidates were verified with keypoints (and, without
+            descriptors, also found by keypoint sketches).
+        candidates: Distinct candidate pairs per source (:data:`SOURCES`).
+        verified: Pairs checked with local features in this grouping.
+        remembered: Pairs decided by a verdict remembered from an earlier check in this
+            process (another tier, the same pair the other way round): no cost.
+        confirmed: Loose candidates that verification confirmed as copies.
+        rebutted: Pairs within the hash (or descriptor) limits that verification showed to be
+            different shots or different pictures.
+        decoded: Contents decoded for verification.
+        seconds: Seconds per stage: ``candidates`` (index queries), ``sketch`` (keypoint
+            sketches and silhouettes, wall-clock), ``decode`` (decoding the contents verified)
+            and ``keypoints`` (their ORB keypoints), both summed over the threads that did
+            them, ``verify`` (matching, RANSAC and photometry of the pairs), ``total``
+            (wall-clock, everything).
     """
 
     tier: str
@@ -146,12 +222,22 @@ class GroupingResult:
     notes: list[str]
     comparisons: int
     contents: int
+    local_features: bool = False
+    candidates: dict[str, int] = field(default_factory=dict)
+    verified: int = 0
+    remembered: int = 0
+    confirmed: int = 0
+    rebutted: int = 0
+    decoded: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
 
 
 def match(
     a: Content, b: Content, cosine: float | None, tier: str, th: Thresholds
 ) -> tuple[str, dict[str, Any]] | None:
-    """Verify one candidate pair of distinct contents.
+    """The hash and descriptor evidence of one candidate pair of distinct contents.
+
+    This is the *presumption* of :func:`judge`: no pixels are read.
 
     Args:
         a: The group's keeper content.
@@ -161,36 +247,17 @@ def match(
         th: Thresholds.
 
     Returns:
-        ``(matched tier, evidence)`` or None when the pair does not match.
+        ``(matched tier, evidence)`` or None when the evidence does not reach a tier.
     """
-    pa, pb = a.best, b.best
-    # The orientation of ``a`` that best matches ``b`` upright (mirrored and rotated copies).
-    best = (128, 0, 0, 0)
-    for v, (vp, vd) in enumerate(a.orientations.tolist()):
-        p, d = hamming(vp, pb.phash or 0), hamming(vd, pb.dhash or 0)
-        if p + d < best[0]:
-            best = (p + d, p, d, v)
-    _, p, d, orientation = best
-    a_aspect = 1.0 / a.aspect if orientation in SWAPS_AXES else a.aspect
-    aspect = abs(a_aspect - b.aspect) / max(a_aspect, b.aspect)
-    small, big = sorted((max(1, pa.pixels), max(1, pb.pixels)))
-    evidence: dict[str, Any] = {
-        "phash_distance": p,
-        "dhash_distance": d,
-        "aspect_difference": round(aspect, 4),
-        "scale": round(float(np.sqrt(small / big)), 4),
-    }
-    if orientation:
-        evidence["orientation"] = ORIENTATIONS[orientation]
-    if cosine is not None:
-        evidence["cosine"] = round(float(cosine), 4)
-    if aspect <= th.near_aspect and not (a.flat or b.flat):
+    evidence = hash_evidence(a, b, cosine)
+    p, d = evidence["phash_distance"], evidence["dhash_distance"]
+    if evidence["aspect_difference"] <= th.near_aspect and not (a.flat or b.flat):
         by_hash = p <= th.near_phash and d <= th.near_dhash and p + d <= th.near_hash_sum
         by_descriptor = (
             cosine is not None
             and cosine >= th.near_cosine
             and p <= th.near_cosine_phash
-            and not orientation
+            and "orientation" not in evidence
         )
         if by_hash or by_descriptor:
             return "near", evidence
@@ -199,23 +266,321 @@ def match(
     return None
 
 
+def hash_evidence(a: Content, b: Content, cosine: float | None) -> dict[str, Any]:
+    """Hash distances at the orientation of ``a`` that best matches ``b``, and more.
+
+    Returns:
+        ``phash_distance``, ``dhash_distance``, ``orientation`` (name, when not upright),
+        ``aspect_difference`` (relative, after the orientation), ``scale`` (square root of
+        the pixel-count ratio) and ``cosine`` (when known).
+    """
+    bp, bd = b.upright
+    best = (129, 0, 0, 0)
+    for v, (vp, vd) in enumerate(a.orientations.tolist()):
+        p, d = hamming(vp, bp), hamming(vd, bd)
+        if p + d < best[0]:
+            best = (p + d, p, d, v)
+    _, p, d, orientation = best
+    a_aspect = 1.0 / a.aspect if orientation in SWAPS_AXES else a.aspect
+    aspect = abs(a_aspect - b.aspect) / max(a_aspect, b.aspect)
+    small, big = sorted((max(1, a.best.pixels), max(1, b.best.pixels)))
+    evidence: dict[str, Any] = {
+        "phash_distance": p,
+        "dhash_distance": d,
+        "aspect_difference": round(aspect, 4),
+        "scale": round(float(np.sqrt(small / big)), 4),
+    }
+    if orientation:
+        evidence["orientation"] = ORIENTATIONS[orientation]
+        evidence["orientation_index"] = orientation
+    if cosine is not None:
+        evidence["cosine"] = round(float(cosine), 4)
+    return evidence
+
+
+@dataclass
+class Judgement:
+    """The decision on one candidate pair.
+
+    Attributes:
+        tier: ``"near"``, ``"similar"``, or None when the pair does not match.
+        outcome: ``"presumed"`` (hash or descriptor evidence; verification agreed or could not
+            tell), ``"confirmed"`` (a loose candidate verified as a copy), ``"rebutted"``
+            (presumed, but verification showed another shot or other content), ``"similar"``
+            (descriptor cosine only) or ``"rejected"``.
+        evidence: What was measured (see :class:`Member`).
+    """
+
+    tier: str | None
+    outcome: str
+    evidence: dict[str, Any]
+
+
+def judge(
+    a: Content,
+    b: Content,
+    cosine: float | None,
+    tier: str,
+    th: Thresholds,
+    verifier: Any | None,
+    source: str = "hashes",
+    support: int | None = None,
+) -> Judgement:
+    """Decide one candidate pair with the three bands (see the module docstring).
+
+    Args:
+        a: The group's keeper content.
+        b: The candidate.
+        cosine: Descriptor cosine similarity, or None.
+        tier: Loosest tier accepted.
+        th: Thresholds.
+        verifier: A :class:`photosim.core.verify.Verifier`, or None to decide on hashes and
+            descriptors alone.
+        source: Where the candidate came from (:data:`SOURCES`), recorded in the evidence.
+        support: Keypoint-sketch keys the pair shares (None: unknown). A loose candidate with
+            fewer than :data:`photosim.core.verify.SKETCH_MIN_SHARED` is rejected without
+            decoding: a copy shares far more (see :func:`_support`).
+
+    Returns:
+        The judgement.
+    """
+    presumption = match(a, b, cosine, tier, th)
+    evidence = presumption[1] if presumption else hash_evidence(a, b, cosine)
+    evidence["source"] = source
+    presumed = presumption is not None and presumption[0] == "near"
+    evidence["band"] = "presumed" if presumed else "loose"
+    similar = tier == "similar" and cosine is not None and cosine >= th.similar_cosine
+    otherwise = Judgement("similar", "similar", evidence) if similar else None
+    if verifier is None or not th.verify or a.flat or b.flat:
+        if presumed:
+            return Judgement("near", "presumed", evidence)
+        return otherwise or Judgement(None, "rejected", evidence)
+    if support is not None:
+        evidence["sketch_shared"] = support
+    if not _worth_verifying(a, b, cosine, tier, th, support, presumption):
+        return otherwise or Judgement(None, "rejected", evidence)
+    verdict = _verify(verifier, a.content_hash, b.content_hash, _parities(evidence, th), th)
+    evidence["verification"] = verdict.status
+    if verdict.reason:
+        evidence["verification_reason"] = verdict.reason
+    evidence.update(verdict.evidence)
+    if verdict.status == "copy":
+        return Judgement("near", "presumed" if presumed else "confirmed", evidence)
+    if presumed and verdict.status == "unknown":
+        return Judgement("near", "presumed", evidence)
+    if presumed:
+        return Judgement(otherwise.tier if otherwise else None, "rebutted", evidence)
+    return otherwise or Judgement(None, "rejected", evidence)
+
+
+def _verify(
+    verifier: Any, a: str, b: str, parities: tuple[bool, ...], th: Thresholds
+) -> Any:
+    """``verifier.verify(a, b, parities)``, memoised across groupings in this process.
+
+    A verdict depends only on the two contents (their hashes) and the verification
+    thresholds, so grouping the same catalog again — another tier, a changed hash threshold,
+    the GUI after a cleanup — reuses it instead of decoding the photos again. At most
+    :data:`VERDICT_MEMO` verdicts are kept (least recently used dropped; a few hundred bytes
+    each).
+    """
+    key = (a, b, parities, th.min_inliers, th.max_moved, th.max_changed)
+    verdict = _VERDICTS.get(key)
+    if verdict is None:
+        # The pair was already judged the other way round (the first keeper did not take the
+        # second, which now keeps its own group): a rejection holds both ways.
+        reverse = _VERDICTS.get((b, a, parities, *key[3:]))
+        if reverse is not None and reverse.status != "copy":
+            verdict = reverse
+    if verdict is None:
+        verdict = verifier.verify(a, b, parities)
+        _NEW_VERDICTS.append(key)
+    else:
+        verifier.reused += 1
+    _VERDICTS[key] = verdict
+    _VERDICTS.move_to_end(key)
+    if len(_VERDICTS) > VERDICT_MEMO:
+        _VERDICTS.popitem(last=False)
+    return verdict
+
+
+def _remembered(a: str, b: str, th: Thresholds) -> bool:
+    """True when a verdict on this pair (either order, either parity) is remembered."""
+    rest = (th.min_inliers, th.max_moved, th.max_changed)
+    return any(
+        (x, y, parities, *rest) in _VERDICTS
+        for x, y in ((a, b), (b, a))
+        for parities in ((False,), (True, False))
+    )
+
+
+def _verdict_key_text(key: tuple[Any, ...]) -> str:
+    return json.dumps([VERIFY_VERSION, *key])
+
+
+def load_verdicts(catalog: Catalog) -> int:
+    """Bring the verdicts stored in the catalog into this process's memo.
+
+    Verification decodes both photos of a pair (tens of milliseconds); storing its verdicts
+    makes every later grouping — a new app session, another tier — cost nothing for pairs
+    already judged. Verdicts of another algorithm version are ignored. Returns how many loaded.
+    """
+    from photosim.core.verify import Verdict
+
+    loaded = 0
+    for key_text, verdict_text in catalog.verifications():
+        try:
+            version, a, b, parities, *rest = json.loads(key_text)
+            data = json.loads(verdict_text)
+        except (ValueError, TypeError):
+            continue
+        if version != VERIFY_VERSION:
+            continue
+        key = (a, b, tuple(parities), *rest)
+        if key not in _VERDICTS:
+            _VERDICTS[key] = Verdict(data["status"], data.get("reason", ""),
+                                     data.get("evidence", {}), 0.0)
+            loaded += 1
+    while len(_VERDICTS) > VERDICT_MEMO:
+        _VERDICTS.popitem(last=False)
+    return loaded
+
+
+def save_verdicts(catalog: Catalog, keys: Iterable[tuple[Any, ...]]) -> None:
+    """Store the memo's verdicts of ``keys`` in the catalog (see :func:`load_verdicts`)."""
+    rows = []
+    for key in keys:
+        verdict = _VERDICTS.get(key)
+        if verdict is not None:
+            data = {"status": verdict.status, "reason": verdict.reason,
+                    "evidence": verdict.evidence}
+            rows.append((_verdict_key_text(key), json.dumps(data, default=float)))
+    if rows:
+        catalog.put_verifications(rows)
+
+
+def forget_verdicts() -> None:
+    """Drop the verification verdicts remembered in this process (not those stored in a
+    catalog, see :func:`load_verdicts`)."""
+    _VERDICTS.clear()
+    _NEW_VERDICTS.clear()
+
+
+def _worth_verifying(
+    a: Content,
+    b: Content,
+    cosine: float | None,
+    tier: str,
+    th: Thresholds,
+    support: int | None,
+    presumption: tuple[str, dict[str, Any]] | None | bool = False,
+) -> bool:
+    """False for a loose candidate whose sketches share too few keys to be a copy."""
+    from photosim.core.verify import SKETCH_MIN_SHARED
+
+    if support is None or support >= SKETCH_MIN_SHARED:
+        return True
+    if presumption is False:
+        presumption = match(a, b, cosine, tier, th)
+    return presumption is not None and presumption[0] == "near"  # type: ignore[index]
+
+
+def _support(
+    sketches: dict[str, np.ndarray], a: Content, b: Content, source: str, th: Thresholds
+) -> int | None:
+    """Sketch keys a candidate pair shares, when both sketches are informative.
+
+    Sketch candidates already share enough; for others (hashes, descriptors) the count is
+    known only when both photos have at least twice :data:`SKETCH_MIN_SHARED` keypoints in
+    their sketch (a tiny or blank thumbnail proves nothing) and the hashes do not point to a
+    mirror (keypoint descriptors of a mirrored copy differ): otherwise None.
+    """
+    from photosim.core.verify import SKETCH_MIN_SHARED, shared_keys
+
+    if source in ("keypoints", "silhouette"):
+        return None
+    if _parities(hash_evidence(a, b, None), th)[0]:
+        return None
+    sa, sb = sketches.get(a.content_hash), sketches.get(b.content_hash)
+    if sa is None or sb is None or min(len(sa), len(sb)) < 2 * SKETCH_MIN_SHARED:
+        return None
+    return shared_keys(sa, sb)
+
+
+def _parities(evidence: dict[str, Any], th: Thresholds) -> tuple[bool, ...]:
+    """Mirror parities of the candidate to try in verification, most likely first.
+
+    Keypoint descriptors are rotation-invariant but not mirror-invariant. When the best hash
+    orientation is a mirror and the hashes are close enough to mean it, the mirrored
+    candidate is tried first (then the plain one); otherwise only the plain one.
+    """
+    from photosim.core.verify import MIRRORING
+
+    index = evidence.get("orientation_index", 0)
+    close = evidence["phash_distance"] + evidence["dhash_distance"] <= th.loose_hash_sum
+    if index in MIRRORING and close:
+        return (True, False)
+    return (False,)
+
+
 def why_line(match_tier: str, evidence: dict[str, Any]) -> str:
-    """Format evidence as the short "why matched" line shown to users."""
+    """Format evidence as the short "why matched" line shown to users.
+
+    Examples: ``"pHash 2/64, dHash 4/64, 50 % scale; 412 keypoints agree"``,
+    ``"412 keypoints agree (one transform, nothing moved): rotated 30°, crop keeps 83 %,
+    same size; hashes differ (pHash 26/64, dHash 27/64)"``.
+    """
     if match_tier == "exact":
         return "identical bytes (same xxh3-128 content hash)"
-    parts = [
-        f"pHash {evidence['phash_distance']}/64",
-        f"dHash {evidence['dhash_distance']}/64",
-    ]
+    hashes = f"pHash {evidence['phash_distance']}/64, dHash {evidence['dhash_distance']}/64"
+    if evidence.get("source") == "silhouette":
+        hashes += " of the alpha silhouette"
+    orientation = f" {evidence['orientation']}" if "orientation" in evidence else ""
+    scale = evidence.get("scale", 1.0)
+    size = f"{scale * 100:.0f} % scale" if scale < 0.995 else "same size"
+    verified = evidence.get("verification") == "copy"
+    parts: list[str] = []
+    if verified and evidence.get("band") == "loose":
+        parts.append(f"{evidence['inliers']} keypoints agree")
+        parts += _geometry_words(evidence)
+        parts.append(size)
+        if "cosine" in evidence:
+            parts.append(f"cosine {evidence['cosine']:.3f}")
+        parts.append(f"hashes differ ({hashes})")
+        return ", ".join(parts)
+    parts.append(hashes + orientation)
     if "cosine" in evidence:
         parts.append(f"cosine {evidence['cosine']:.3f}")
-    scale = evidence.get("scale", 1.0)
-    parts.append(f"{scale * 100:.0f} % scale" if scale < 0.995 else "same size")
-    if "orientation" in evidence:
-        parts.append(evidence["orientation"])
+    parts.append(size)
     if evidence.get("aspect_difference", 0) > 0.01:
         parts.append(f"aspect differs {evidence['aspect_difference'] * 100:.0f} %")
-    return ", ".join(parts)
+    line = ", ".join(parts)
+    if verified:
+        extra = _geometry_words(evidence)
+        line += f"; {evidence['inliers']} keypoints agree" + (
+            f" ({', '.join(extra)})" if extra else ""
+        )
+    elif evidence.get("verification") == "unknown":
+        line += f"; not verified ({evidence.get('verification_reason', 'no evidence')})"
+    return line
+
+
+def _geometry_words(evidence: dict[str, Any]) -> list[str]:
+    words: list[str] = []
+    if evidence.get("mirrored"):
+        words.append("mirrored")
+    rotation = float(evidence.get("rotation", 0.0))
+    if abs(rotation) >= 0.5:
+        words.append(f"rotated {abs(rotation):.0f}°")
+    crop = float(evidence.get("crop", 1.0))
+    if crop < 0.97:
+        words.append(f"crop keeps {crop * 100:.0f} %")
+    aniso = float(evidence.get("anisotropy", 1.0))
+    if max(aniso, 1 / aniso) > 1.03:
+        words.append(f"stretched {max(aniso, 1 / aniso):.2f}x")
+    if float(evidence.get("changed", 0.0)) >= 0.02:
+        words.append(f"{evidence['changed'] * 100:.0f} % edited")
+    return words
 
 
 def load_contents(catalog: Catalog) -> dict[str, Content]:
@@ -281,6 +646,92 @@ def _hash_neighbours(
     return found
 
 
+def _hash_floor(hash_sum: int) -> float:
+    """Hash-vector similarity of a total pHash + dHash distance of ``hash_sum`` bits.
+
+    Half a bit of slack: hash vectors are stored as float16, so an inner product at exactly
+    the threshold can round just below it.
+    """
+    return 1.0 - 2.0 * (hash_sum + 0.5) / HASH_BITS
+
+
+def _local_candidates(
+    catalog: Catalog,
+    contents: dict[str, Content],
+    verifier: Any,
+    k: int,
+    seconds: dict[str, float],
+) -> tuple[list[tuple[str, str]], set[str], dict[str, np.ndarray]]:
+    """Keypoint-sketch candidates, and alpha silhouettes for blank transparent images.
+
+    Sketches come from the stored thumbnails (cached beside the catalog, see
+    :class:`photosim.core.verify.SketchCache`). A content whose thumbnail is (almost) blank
+    and whose format can carry transparency is decoded; if it has an alpha silhouette, its
+    hashes and sketch are replaced by the silhouette's (:attr:`Content.silhouette`).
+
+    Returns:
+        ``(sketch pairs, hashes of contents now described by their silhouette, sketch by
+        content hash)``.
+    """
+    from PIL import Image
+
+    from photosim.core import verify
+
+    started = time.perf_counter()
+    cache = verify.SketchCache(catalog.path.parent / f"{catalog.path.stem}{SKETCH_SUFFIX}")
+    hashes = list(contents)
+    # Sketch what the cache lacks (and recheck near-empty sketches of formats with alpha:
+    # they may be blank logos), a chunk of thumbnails at a time on all cores. SQLite stays on
+    # this thread.
+    todo = [
+        h for h in hashes
+        if (codes := cache.get(h)) is None
+        or (len(codes) < verify.SKETCH_MIN_SHARED and _alpha_format(contents[h]))
+    ]
+    blank: set[str] = set()
+    for start in range(0, len(todo), _SKETCH_CHUNK):
+        chunk = todo[start : start + _SKETCH_CHUNK]
+        jpegs = [catalog.thumbnail(h) for h in chunk]
+        for h, (codes, is_blank) in zip(chunk, verify.parallel(verify.sketch_thumbnail, jpegs)):
+            cache.put(h, codes)
+            if is_blank:
+                blank.add(h)
+    sketches: list[np.ndarray] = []
+    silhouettes: set[str] = set()
+    for h in hashes:
+        content = contents[h]
+        codes = cache.get(h)
+        if h in blank and _alpha_format(content):
+            view = verifier.view(h)
+            if view is not None and view.silhouette:
+                silhouettes.add(h)
+                ink = Image.fromarray(view.grey)
+                content.silhouette = np.array(orientation_hashes(ink), dtype=np.int64)
+                codes = verify.sketch_codes(view.grey)
+        sketches.append(codes if codes is not None else np.zeros(0, np.uint64))
+    cache.save(hashes)
+    pairs = verify.sketch_candidates(sketches, k)
+    seconds["sketch"] = time.perf_counter() - started
+    return [(hashes[p.a], hashes[p.b]) for p in pairs], silhouettes, dict(zip(hashes, sketches))
+
+
+def _alpha_format(content: Content) -> bool:
+    from photosim.core.verify import ALPHA_FORMATS
+
+    return (content.best.format or "") in ALPHA_FORMATS
+
+
+def _new_verifier(contents: dict[str, Content], th: Thresholds) -> Any | None:
+    """A verifier for these contents, or None when OpenCV is not installed."""
+    try:
+        from photosim.core.verify import Verifier
+    except ImportError as exc:  # pragma: no cover - opencv is a dependency
+        logger.warning("local-feature verification unavailable: %s", exc)
+        return None
+    paths = {h: (c.best.path, c.best.format) for h, c in contents.items()}
+    return Verifier(paths, th.min_inliers, th.max_moved, th.max_changed)
+
+
 def find_duplicates(
     catalog: Catalog,
     tier: str = "near",
@@ -290,12 +741,18 @@ def find_duplicates(
 ) -> GroupingResult:
     """Group the catalog's photos into duplicate groups of one tier.
 
+    With ``thresholds.verify`` (the default) candidates are checked with local features:
+    photos that have a candidate are decoded again (once per call, on all cores), keypoint
+    sketches of new contents are computed from their thumbnails and cached beside the
+    catalog (``<catalog>.sketch.npz``, a rebuildable cache like the index files), and
+    verdicts are remembered for the rest of the process (:func:`forget_verdicts`).
+
     Args:
         catalog: Open catalog.
         tier: ``"exact"``, ``"near"`` or ``"similar"``.
         thresholds: Tier thresholds (defaults when None).
         model: Descriptor model id; None uses the model of the last scan, if any.
-        k: Neighbours per content fetched from each index.
+        k: Neighbours per content fetched from each index (and from the sketch index).
 
     Returns:
         The groups and how they were found.
@@ -305,6 +762,7 @@ def find_duplicates(
     """
     if tier not in TIERS:
         raise DuplicatesError(f"unknown tier {tier!r}; choose one of {', '.join(TIERS)}")
+    started = time.perf_counter()
     th = thresholds or Thresholds()
     contents = load_contents(catalog)
     notes: list[str] = []
@@ -317,9 +775,13 @@ def find_duplicates(
     else:
         evidence = "hashes"
         model = None
+        how = (
+            "perceptual hashes and keypoint sketches, verified with keypoints"
+            if th.verify else "perceptual hashes alone"
+        )
         notes.append(
-            "no CNN descriptors in this catalog: near-duplicates are found by perceptual "
-            "hashes alone (scan with model weights for descriptor evidence)"
+            f"no CNN descriptors in this catalog: near-duplicates are found by {how} "
+            "(scan with model weights for descriptor evidence)"
         )
         if tier == "similar":
             raise DuplicatesError(
@@ -327,26 +789,54 @@ def find_duplicates(
                 "with model weights available (see `photosim scan --help`)"
             )
 
+    seconds = dict.fromkeys(("candidates", "sketch", "decode", "keypoints", "verify"), 0.0)
+    verifier = _new_verifier(contents, th) if tier != "exact" and th.verify else None
+    if verifier is not None:
+        load_verdicts(catalog)
     candidates: dict[str, dict[str, float | None]] = defaultdict(dict)
+    source: dict[frozenset[str], str] = {}
+    sketch_pairs: list[tuple[str, str]] = []
+    silhouettes: set[str] = set()
+    sketches: dict[str, np.ndarray] = {}
+    counts = dict.fromkeys(SOURCES, 0)
+
+    def add(a: str, b: str, cosine: float | None, kind: str) -> None:
+        key = frozenset((a, b))
+        if key not in source:
+            source[key] = kind
+            counts[kind] += 1
+        for x, y in ((a, b), (b, a)):
+            if cosine is not None or y not in candidates[x]:
+                candidates[x][y] = cosine
+
     if tier != "exact":
-        # Hash candidates: total Hamming distance of pHash+dHash within the near threshold.
-        # Half a bit of slack: hash vectors are stored as float16, so an inner product at
-        # exactly the threshold can round just below it.
-        min_hash_sim = 1.0 - 2.0 * (th.near_hash_sum + 0.5) / HASH_BITS
-        for h, others in _hash_neighbours(contents, catalog, k, min_hash_sim).items():
+        if verifier is not None and th.keypoint_candidates:
+            sketch_pairs, silhouettes, sketches = _local_candidates(
+                catalog, contents, verifier, k, seconds
+            )
+        query_started = time.perf_counter()
+        hash_sum = max(th.loose_hash_sum, th.near_hash_sum) if verifier else th.near_hash_sum
+        for h, others in _hash_neighbours(contents, catalog, k, _hash_floor(hash_sum)).items():
             for other in others:
-                candidates[h].setdefault(other, None)
+                kind = "silhouette" if {h, other} & silhouettes else "hashes"
+                add(h, other, None, kind)
+        for a, b in sketch_pairs:
+            add(a, b, None, "silhouette" if {a, b} & silhouettes else "keypoints")
         if model:
             floor = th.similar_cosine if tier == "similar" else th.near_cosine
+            if verifier is not None:
+                floor = min(floor, th.loose_cosine)
             for h, others in _descriptor_neighbours(catalog, model, contents, k, floor).items():
                 for other, sim in others.items():
-                    candidates[h][other] = sim
+                    add(h, other, sim, "descriptors")
+        seconds["candidates"] = time.perf_counter() - query_started
     verdicts = catalog.not_duplicate_pairs()
 
     order = sorted(contents.values(), key=lambda c: keeper_key(c.best))
     assigned: set[str] = set()
     groups: list[Group] = []
-    comparisons = 0
+    comparisons = confirmed = 0
+    rebutted: set[frozenset[str]] = set()
     for content in order:
         if content.content_hash in assigned:
             continue
@@ -356,6 +846,26 @@ def find_duplicates(
             for p in content.photos[1:]
         ]
         joined = [content.content_hash]
+        if verifier is not None and not content.flat:
+            # Decode this keeper and the candidates it will verify, and verify them, on all
+            # cores (the loop below then finds the verdicts ready).
+            h = content.content_hash
+            todo = [
+                o for o, cosine in candidates.get(h, {}).items()
+                if o not in assigned and not contents[o].flat
+                and tuple(sorted((h, o))) not in verdicts
+                and not _remembered(h, o, th)
+                and _worth_verifying(
+                    content, contents[o], cosine, tier, th,
+                    _support(sketches, content, contents[o], source[frozenset((h, o))], th),
+                )
+            ]
+            if todo:
+                verifier.prefetch([h, *todo])
+                verifier.verify_ahead([
+                    (h, o, _parities(hash_evidence(content, contents[o], None), th))
+                    for o in todo
+                ])
         for other_hash, cosine in candidates.get(content.content_hash, {}).items():
             if other_hash in assigned or other_hash in joined:
                 continue
@@ -363,10 +873,17 @@ def find_duplicates(
                 continue
             comparisons += 1
             other = contents[other_hash]
-            result = match(content, other, cosine, tier, th)
-            if result is None:
+            kind = source[frozenset((content.content_hash, other_hash))]
+            support = _support(sketches, content, other, kind, th)
+            result = judge(content, other, cosine, tier, th, verifier, kind, support)
+            if result.outcome == "confirmed":
+                confirmed += 1
+            elif result.outcome == "rebutted":
+                rebutted.add(frozenset((content.content_hash, other_hash)))
+            if result.tier is None:
                 continue
-            matched, pair_evidence = result
+            matched, pair_evidence = result.tier, result.evidence
+            pair_evidence.pop("orientation_index", None)
             joined.append(other_hash)
             why = why_line(matched, pair_evidence)
             members += [Member(p, matched, why, pair_evidence) for p in other.photos]
@@ -382,7 +899,31 @@ def find_duplicates(
     groups.sort(key=lambda g: (-g.reclaimable_bytes, g.keeper.path))
     for number, group in enumerate(groups, 1):
         group.id = number
-    return GroupingResult(tier, groups, evidence, model, notes, comparisons, len(contents))
+    if verifier is not None:
+        seconds["decode"] = verifier.decode_seconds
+        seconds["keypoints"] = verifier.keypoint_seconds
+        seconds["verify"] = verifier.pair_seconds
+    if _NEW_VERDICTS:
+        save_verdicts(catalog, _NEW_VERDICTS)
+        _NEW_VERDICTS.clear()
+    seconds["total"] = time.perf_counter() - started
+    return GroupingResult(
+        tier,
+        groups,
+        evidence + ("+keypoints" if verifier is not None else ""),
+        model,
+        notes,
+        comparisons,
+        len(contents),
+        local_features=verifier is not None,
+        candidates=counts,
+        verified=verifier.pairs if verifier is not None else 0,
+        remembered=verifier.reused if verifier is not None else 0,
+        confirmed=confirmed,
+        rebutted=len(rebutted),
+        decoded=verifier.decoded if verifier is not None else 0,
+        seconds={name: round(value, 4) for name, value in seconds.items()},
+    )
 
 
 def group_pairs(groups: list[Group]) -> set[frozenset[str]]:

@@ -5,6 +5,12 @@ members of one ``near_duplicates`` group are a duplicate pair; two members of on
 group that are not duplicates are a similar pair; ``unreadable`` files are left out; every
 other pair is negative. A predicted pair is any two photos that share a group (what a user
 sees as "these are duplicates").
+
+:func:`evaluate` groups an already scanned catalog in every tier and reports, per tier, pair
+precision, recall and F1; the false positives, naming those that are hard negatives or
+"similar" shots; near-duplicate recall per transform kind (:data:`KINDS`, from the free-text
+``transform`` of each copy by :func:`transform_kind`); comparisons and verified pairs per
+content; and the time of each grouping stage per photo. ``photosim eval`` prints it.
 """
 
 from __future__ import annotations
@@ -20,6 +26,27 @@ from typing import Any
 from photosim.core.types import Error
 
 Pair = frozenset[str]
+
+#: Transform kinds that near-duplicate recall is reported for, in report order.
+KINDS = (
+    "exact", "re-encode", "resize", "crop", "rotate", "flip", "grey", "brightness", "overlay",
+    "edit",
+)
+# First rule whose keyword occurs in the (lower-case) transform text wins; the order settles
+# texts that name two things ("PNG, downscaled" is a resize, "grayscale PGM" a grey copy,
+# "logo pasted, re-cropped" an edit, "combo" = downscale + crop + JPEG a crop).
+_KIND_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("exact", ("exact", "byte-identical", "identical jpeg bytes")),
+    ("edit", ("edit", "pasted", "noise", "transparent pixels")),
+    ("overlay", ("overlay", "copyright")),
+    ("flip", ("flip", "mirror")),
+    ("rotate", ("rotat", "orientation")),
+    ("crop", ("crop", "combo")),
+    ("grey", ("gray", "grey")),
+    ("brightness", ("bright", "dark", "contrast", "hue", "colour", "color")),
+    ("resize", ("resize", "downscal", "thumbnail", "scaled")),
+    ("re-encode", ("jpeg", "png", "webp", "quality", "encode", "pgm", "alpha", "pixel-identical")),
+)
 
 
 class TruthError(Error):
@@ -116,6 +143,41 @@ def relative_pairs(pairs: set[frozenset[str]], root: Path) -> set[Pair]:
     return out
 
 
+def transform_kind(transform: str | None) -> str | None:
+    """The kind (:data:`KINDS`) of a copy's free-text transform; ``"other"`` if none fits.
+
+    Examples: ``"crop"`` -> crop, ``"PNG, downscaled"`` -> resize, ``"exif_orientation"``
+    -> rotate, ``"hue shift"`` -> brightness, ``"same RGBA logo, transparent pixels white
+    instead of black"`` -> edit; None for an original (no transform).
+    """
+    if not transform:
+        return None
+    text = transform.lower()
+    for kind, keywords in _KIND_RULES:
+        if any(word in text for word in keywords):
+            return kind
+    return "other"
+
+
+def recall_by_kind(truth: Truth, predicted: set[Pair]) -> dict[str, tuple[int, int]]:
+    """Per transform kind: ``(found, total)`` duplicate pairs that involve such a copy.
+
+    A pair of two copies counts for the kinds of both (a crop and a grey copy of one photo
+    are one crop pair and one grey pair); a pair counts once per kind.
+    """
+    out: dict[str, list[int]] = {}
+    for pair in truth.duplicate:
+        kinds = {transform_kind(truth.images.get(name, {}).get("transform")) for name in pair}
+        for kind in kinds - {None}:
+            counts = out.setdefault(kind, [0, 0])  # type: ignore[arg-type]
+            counts[1] += 1
+            counts[0] += pair in predicted
+    order = {kind: i for i, kind in enumerate(KINDS)}
+    return {
+        k: (v[0], v[1]) for k, v in sorted(out.items(), key=lambda kv: order.get(kv[0], 99))
+    }
+
+
 def recall_by_transform(truth: Truth, predicted: set[Pair]) -> dict[str, tuple[int, int]]:
     """Per copy transform: ``(found, total)`` duplicate pairs that involve such a copy."""
     out: dict[str, list[int]] = {}
@@ -127,3 +189,138 @@ def recall_by_transform(truth: Truth, predicted: set[Pair]) -> dict[str, tuple[i
                 counts[1] += 1
                 counts[0] += pair in predicted
     return {k: (v[0], v[1]) for k, v in sorted(out.items())}
+
+
+def _ms(seconds: float, count: int) -> float:
+    return round(1000.0 * seconds / max(1, count), 3)
+
+
+def tier_report(
+    result: Any, truth: Truth, folder: Path, universe: set[str], photos: int
+) -> dict[str, Any]:
+    """Score one tier's grouping (a :class:`photosim.core.duplicates.GroupingResult`).
+
+    Args:
+        result: The grouping.
+        truth: Ground truth.
+        folder: Folder the truth's relative paths start from.
+        universe: Readable, scored files (relative paths).
+        photos: Readable photos (for per-photo times).
+
+    Returns:
+        A JSON-ready dict: precision, recall, F1, pair counts, false positives (and those that
+        are hard negatives or similar shots), comparisons and verified pairs per content,
+        candidates per source, stage seconds and milliseconds per photo.
+    """
+    from photosim.core.duplicates import group_pairs
+
+    predicted = relative_pairs(group_pairs(result.groups), folder)
+    predicted = {p for p in predicted if p <= universe}
+    if result.tier == "exact":
+        positive = truth.exact
+    elif result.tier == "similar":
+        positive = truth.duplicate | truth.similar
+    else:
+        positive = truth.duplicate
+    s = score(predicted, positive, universe)
+    names = lambda pairs: sorted(tuple(sorted(p)) for p in pairs)  # noqa: E731
+    report: dict[str, Any] = {
+        "evidence": result.evidence,
+        "local_features": getattr(result, "local_features", False),
+        "precision": round(s.precision, 4),
+        "recall": round(s.recall, 4),
+        "f1": round(s.f1, 4),
+        "true_positives": s.true_positives,
+        "predicted_pairs": s.true_positives + len(s.false_positives),
+        "positive_pairs": s.true_positives + len(s.false_negatives),
+        "comparisons_per_photo": round(result.comparisons / max(1, result.contents), 2),
+        "verified_per_photo": round(getattr(result, "verified", 0) / max(1, result.contents), 2),
+        "remembered": getattr(result, "remembered", 0),
+        "candidates": dict(getattr(result, "candidates", {})),
+        "confirmed": getattr(result, "confirmed", 0),
+        "rebutted": getattr(result, "rebutted", 0),
+        "decoded": getattr(result, "decoded", 0),
+        "false_positives": s.false_positives,
+        "false_negatives": s.false_negatives,
+        "hard_negative_hits": names(predicted & truth.hard_negative),
+        "similar_hits": names(predicted & truth.similar) if result.tier != "similar" else [],
+    }
+    seconds = dict(getattr(result, "seconds", {}))
+    report["seconds"] = seconds
+    report["ms_per_photo"] = {stage: _ms(value, photos) for stage, value in seconds.items()}
+    decoded = report["decoded"]
+    if decoded:
+        # Keypoints for candidates only (decode + ORB per decoded content, amortised over all
+        # photos) against keypoints for every photo at scan time (ORB only: the scan has the
+        # decoded image already).
+        per_content = seconds.get("decode", 0.0) + seconds.get("keypoints", 0.0)
+        report["keypoint_costs"] = {
+            "candidate_time_ms_per_decoded_content": _ms(per_content, decoded),
+            "candidate_time_ms_per_photo": _ms(per_content, photos),
+            "scan_time_ms_per_photo": _ms(seconds.get("keypoints", 0.0), decoded),
+            "verify_ms_per_pair": _ms(seconds.get("verify", 0.0), report_pairs(result)),
+        }
+    return report
+
+
+def report_pairs(result: Any) -> int:
+    """Pairs a grouping verified (0 when it verified none)."""
+    return int(getattr(result, "verified", 0))
+
+
+def evaluate(
+    catalog: Any,
+    folder: str | os.PathLike[str],
+    truth: Truth,
+    thresholds: Any = None,
+    k: int = 16,
+    tiers: Iterable[str] = ("exact", "near", "similar"),
+) -> dict[str, Any]:
+    """Group a scanned catalog in each tier and score it against the ground truth.
+
+    Args:
+        catalog: A :class:`photosim.core.catalog.Catalog` holding the scan of ``folder``.
+        folder: The folder the truth describes.
+        truth: Ground truth.
+        thresholds: :class:`photosim.config.Thresholds` (defaults when None).
+        k: Neighbours per content from each index.
+        tiers: Tiers to evaluate.
+
+    Returns:
+        ``{"photos", "tiers": {tier: tier_report or {"skipped": reason}},
+        "near_recall_by_kind", "near_recall_by_transform"}``.
+    """
+    from photosim.core.duplicates import find_duplicates
+
+    root = Path(folder).resolve()
+    readable = {
+        os.path.relpath(p.path, root).replace(os.sep, "/") for p in catalog.photos()
+    }
+    universe = readable - truth.unreadable
+    out: dict[str, Any] = {"photos": len(universe), "tiers": {}}
+    for tier in tiers:
+        try:
+            result = find_duplicates(catalog, tier, thresholds, k=k)
+        except Error as exc:
+            out["tiers"][tier] = {"skipped": str(exc)}
+            continue
+        out["tiers"][tier] = tier_report(result, truth, root, universe, len(universe))
+        if tier == "near":
+            predicted = {
+                p for p in relative_pairs(_pairs_of(result), root) if p <= universe
+            }
+            out["near_recall_by_kind"] = {
+                kind: {"found": f, "total": t, "recall": round(f / t, 4) if t else 1.0}
+                for kind, (f, t) in recall_by_kind(truth, predicted).items()
+            }
+            out["near_recall_by_transform"] = {
+                name: {"found": f, "total": t}
+                for name, (f, t) in recall_by_transform(truth, predicted).items()
+            }
+    return out
+
+
+def _pairs_of(result: Any) -> set[frozenset[str]]:
+    from photosim.core.duplicates import group_pairs
+
+    return group_pairs(result.groups)

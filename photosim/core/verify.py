@@ -1,0 +1,1153 @@
+"""Local-feature evidence for near-duplicates: keypoint sketches and spatial verification.
+
+Perceptual hashes summarise a whole photo in 64 bits: they miss copies whose framing changed
+(crops, rotations with black corners, straightened horizons, pasted logos), and they cannot
+tell a copy from the next frame of a video. This module adds the evidence that decides those
+cases, with no learned weights (OpenCV's ORB keypoints, Rublee et al., ICCV 2011; DIS optical
+flow, Kroeger et al., ECCV 2016):
+
+1. **Keypoint sketch** (:func:`sketch_codes`, :func:`sketch_candidates`): candidates for
+   recall. ORB keypoints of the stored 256-pixel thumbnail; the first 64 bits of each binary
+   descriptor (ORB orders its tests by decreasing variance and decorrelation, so these are its
+   most informative bits) are split into tables of :data:`SKETCH_KEY_BITS`-bit keys (wider as
+   the library grows). Two copies share many keys: a keypoint survives re-encoding, resizing,
+   rotation and cropping, and its leading bits mostly survive too. Two different photos share
+   few, at a rate the key frequencies predict. An inverted file (one sort, no N x N
+   comparison) counts the keys each pair shares and keeps a pair when the count is far above
+   chance (a Poisson z-score, :data:`SKETCH_MIN_Z`), at most ``k`` per photo. This is the
+   visual-word retrieval of Sivic & Zisserman (ICCV 2003) and Philbin et al. (CVPR 2007) with
+   a data-independent quantiser (bit sampling, as in locality-sensitive hashing) instead of a
+   learned vocabulary. Sketches are cached beside the catalog (:class:`SketchCache`).
+2. **Spatial verification** (:class:`Verifier`, after Philbin et al. 2007): both photos
+   decoded once per grouping run, greyscale, :data:`VERIFY_SIDE` pixels on the long side;
+   1000 ORB keypoints, brute-force Hamming matching with Lowe's ratio test, a RANSAC affine
+   transform. A copy is related to its original by one *plausible* transform: any rotation
+   (turned pixels, straightened horizons, rotations with black corners), a mirror (tried when
+   the hashes point to one), any uniform scale, and a non-uniform resize along the axes of
+   either photo; never shear or perspective (:func:`_implausible`). The shared region, border
+   fill excluded (:func:`fill_mask`), must cover most of one photo (:data:`MIN_CONTAINED`:
+   the crop) and a good part of the other (:data:`MIN_SHARED`).
+3. **Photometric check** (:func:`_photometry`): the one thing geometry cannot see is *time*.
+   Two frames of a video, a burst, two shots from a tripod align almost as well as a copy.
+   One photo is warped onto the other, at the resolution both really have, brightness matched
+   (a monotone tone curve, then a smooth brightness surface), and cut into cells of
+   :data:`CELL_PX` pixels. Dense optical flow between the two says where each cell's content
+   went. In a copy nothing moved: every cell is found where the global transform puts it; a
+   cell may hold other content (a text overlay, a pasted logo) up to
+   :data:`MAX_CHANGED_FRACTION` of the region. In another moment of the scene something
+   moved: a cluster of at least :data:`MIN_MOVED_CELLS` neighbouring cells whose content is
+   found, clearly, displaced (by the flow, or for larger motions by searching the cells that
+   changed, which must then agree on one displacement). Normalised cross-correlation makes
+   all of this blind to brightness, contrast, colour and greyscale edits.
+
+Transparent images whose colours vanish on white (a white logo on transparency) are compared
+by their alpha silhouette instead (:func:`load_view`), so the same logo in white and in black
+is one logo, while two different logos stay different.
+
+The thresholds were chosen from distributions, never single files: the generated copies and
+shots of ``tests/core/test_verify.py`` (copies show no moved cluster at all; other shots move
+whole objects) and the DEV set as a whole (README, "Near-duplicate accuracy").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import math
+import os
+import threading
+import time
+import warnings
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps
+
+from photosim.core.imageio import DecodeError, open_upright, read_file
+
+logger = logging.getLogger(__name__)
+
+# ----------------------------------------------------------------------------- sketch
+SKETCH_SIDE = 256  # long side of the image sketches are computed from (the thumbnail size)
+SKETCH_FEATURES = 200  # ORB keypoints per sketch
+SKETCH_BITS = 64  # leading descriptor bits kept per keypoint (one uint64)
+SKETCH_KEY_BITS = 16  # bits per key; SKETCH_BITS // SKETCH_KEY_BITS tables
+SKETCH_MIN_SHARED = 8  # never a candidate on fewer shared keys than this
+SKETCH_MIN_Z = 6.0  # shared keys must exceed chance by this many standard deviations
+SKETCH_STRONG = 0.05  # ... or be this fraction of the smaller sketch's keys (unrelated: ~0.5 %)
+SKETCH_MAX_POSTING = 64  # keys held by more photos than this carry no identity (stop words)
+SKETCH_VERSION = 1  # of the sketch cache file: bump when the sketch parameters change
+# ----------------------------------------------------------------------------- verification
+VERIFY_SIDE = 512  # long side of the greyscale working image (small photos are upscaled)
+VERIFY_FEATURES = 1000  # ORB keypoints per working image
+RATIO = 0.8  # Lowe's ratio test
+RANSAC_SEED = 20070617  # any fixed seed
+RANSAC_PX = 4.0  # reprojection threshold, working pixels (ORB's coarse octaves are ~4 px)
+MIN_INLIERS = 15  # fewer consistent matches than this proves nothing
+MIN_INLIER_RATIO = 0.25  # of the ratio-test matches
+MAX_SHEAR = 0.05  # |shear| of the affine transform (copies are never sheared)
+MAX_ANISOTROPY = 1.6  # max ratio of the x and y scale of a non-uniform resize
+SCALE_RANGE = (0.25, 4.0)  # relative scale of the two working images
+MIN_CONTAINED = 0.80  # the shared region covers at least this much of one photo (the crop)
+MIN_SHARED = 0.40  # ... and at least this much of the other (a crop keeps 40 % of a photo)
+MIN_SPREAD = 0.05  # convex hull of the inliers / shared region (not degenerate)
+# ----------------------------------------------------------------------------- photometric
+CELL_PX = 16  # cell side at comparison resolution
+MIN_TEXTURE = 6.0  # grey-level standard deviation of a cell that shows structure
+MIN_FOUND_NCC = 0.90  # a cell's content is found in the other photo
+MIN_SAME_NCC = 0.50  # below this, the cell holds different content
+MOVED_PX = 1.0  # a found cell displaced by more than this (after the global fit) moved
+MOVED_GAIN = 0.02  # ... and compensating the displacement must improve its correlation
+MIN_MOVED_CELLS = 3  # an object that moved spans at least this many neighbouring cells
+MAX_MOVED = 0.0  # fraction of textured cells in such clusters a copy may have
+FAR_SEARCH = 0.10  # changed cells are searched this far (fraction of the long side)
+FAR_FOUND_NCC = 0.90  # ... and found elsewhere at this correlation
+FAR_UNIQUE = 0.05  # ... by this margin over any other place
+FAR_AGREE_PX = 2.0  # cells of one moving object share a displacement up to this
+MIN_CORNER = 50.0  # smaller structure-tensor eigenvalue of a cell that can be located
+MAX_CHANGED_FRACTION = 0.25  # fraction of the shared region allowed to differ (overlays)
+FLAT_DIFFERENCE = 24.0  # grey levels: two flat cells this far apart in mean differ
+MIN_COMPARE_SIDE = 48  # below this many pixels across, photometry says nothing
+FILL_DARK = 8  # grey levels from black (or white) that count as border fill
+MIN_FILL = 0.02  # fill smaller than this fraction of an image is ignored
+# ----------------------------------------------------------------------------- views
+ALPHA_FORMATS = frozenset({"PNG", "WEBP", "GIF", "TIFF"})
+LOW_CONTRAST = 3.0  # grey std of a flattened image that shows (almost) nothing
+MIN_TRANSPARENT = 0.05  # fraction of (partly) transparent pixels that makes a silhouette
+
+THREADS = min(8, os.cpu_count() or 1)  # see parallel()
+# Orientations (hashing.ORIENTATIONS indices) that mirror the image.
+MIRRORING = frozenset({1, 2, 6, 7})
+
+
+# ============================================================================= views
+@dataclass
+class View:
+    """One content prepared for verification.
+
+    Attributes:
+        grey: ``(H, W)`` uint8 working image, long side :data:`VERIFY_SIDE`.
+        detail: Real pixels per working pixel, at most 1 (below 1 when a small photo was
+            upscaled to the working size): photometry never compares finer than this.
+        silhouette: True when ``grey`` is the alpha silhouette (ink = opacity).
+        features: Cache: mirrored flag -> ``(points (N, 2) float32, descriptors (N, 32) uint8)``.
+    """
+
+    grey: np.ndarray
+    detail: float
+    silhouette: bool = False
+    features: dict[bool, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    _content: np.ndarray | None = None
+
+    def keypoints(self, mirrored: bool) -> tuple[np.ndarray, np.ndarray]:
+        """ORB keypoints of the working image (mirrored left-right if asked), cached."""
+        if mirrored not in self.features:
+            grey = self.mirrored_grey() if mirrored else self.grey
+            self.features[mirrored] = orb_features(grey, VERIFY_FEATURES)
+        return self.features[mirrored]
+
+    def mirrored_grey(self) -> np.ndarray:
+        """The working image mirrored left-right."""
+        return np.ascontiguousarray(self.grey[:, ::-1])
+
+    def content(self) -> np.ndarray:
+        """``(H, W)`` bool: the picture without border fill (see :func:`fill_mask`), cached."""
+        if self._content is None:
+            self._content = ~fill_mask(self.grey)
+        return self._content
+
+
+def orb_features(grey: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """ORB keypoints and descriptors.
+
+    Args:
+        grey: ``(H, W)`` uint8 image.
+        n: Maximum number of keypoints.
+
+    Returns:
+        ``(points (N, 2) float32 x/y, descriptors (N, 32) uint8)``, N may be 0.
+    """
+    orb = cv2.ORB_create(nfeatures=n)
+    keypoints, descriptors = orb.detectAndCompute(grey, None)
+    if descriptors is None or not keypoints:
+        return np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8)
+    points = np.array([k.pt for k in keypoints], dtype=np.float32)
+    return points, descriptors
+
+
+def fill_mask(grey: np.ndarray) -> np.ndarray:
+    """Border fill of an image: black or white areas that touch its border.
+
+    Rotating a photo "with black corners", padding it to a square or letterboxing it adds
+    such areas; they are not part of the picture, so they neither count when deciding whether
+    one photo lies inside another nor take part in the photometric comparison. Areas smaller
+    than :data:`MIN_FILL` of the image are ignored.
+
+    Args:
+        grey: ``(H, W)`` uint8.
+
+    Returns:
+        ``(H, W)`` bool, True on fill.
+    """
+    extreme = ((grey <= FILL_DARK) | (grey >= 255 - FILL_DARK)).astype(np.uint8)
+    if extreme.mean() < MIN_FILL:
+        return np.zeros(grey.shape, bool)
+    _, labels = cv2.connectedComponents(extreme, connectivity=4)
+    border = np.unique(
+        np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
+    )
+    border = border[border > 0]
+    if not len(border):
+        return np.zeros(grey.shape, bool)
+    mask = np.isin(labels, border)
+    return mask if mask.mean() >= MIN_FILL else np.zeros(grey.shape, bool)
+
+
+def _fit_long_side(grey: np.ndarray, side: int) -> np.ndarray:
+    """Resize so the long side is ``side`` pixels (area-averaged down, bicubic up)."""
+    h, w = grey.shape
+    scale = side / max(h, w)
+    if abs(scale - 1.0) < 1e-6:
+        return grey
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+    return cv2.resize(grey, size, interpolation=interpolation)
+
+
+def _silhouette(path: str | os.PathLike[str]) -> np.ndarray | None:
+    """The alpha channel as ink on white, ``(H, W)`` uint8, or None without transparency."""
+    data = read_file(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            img = Image.open(io.BytesIO(data), formats=sorted(ALPHA_FORMATS))
+            img = ImageOps.exif_transpose(img)
+            if "A" not in img.getbands() and "transparency" not in img.info:
+                return None
+            alpha = np.asarray(img.convert("RGBA").getchannel("A"))
+    except Exception:  # hostile files: the flattened view stays the evidence
+        logger.debug("no alpha silhouette for %s", path, exc_info=True)
+        return None
+    if float(np.mean(alpha < 250)) < MIN_TRANSPARENT:
+        return None
+    return (255 - alpha).astype(np.uint8)
+
+
+def load_view(path: str | os.PathLike[str], fmt: str | None = None) -> View:
+    """Decode one photo for verification.
+
+    The flattened upright image (transparency on white, as everywhere in photosim) in
+    greyscale, at :data:`VERIFY_SIDE` pixels on the long side. When that image shows almost
+    nothing (grey standard deviation below :data:`LOW_CONTRAST`) and the format can carry
+    transparency, the alpha silhouette is used instead: a white logo on transparency is then
+    the same picture as the same logo in black.
+
+    Args:
+        path: Image file.
+        fmt: Its format (Pillow name), if known; silhouettes are only tried for
+            :data:`ALPHA_FORMATS`.
+
+    Returns:
+        The view.
+
+    Raises:
+        DecodeError: The file cannot be decoded.
+    """
+    img = open_upright(path, max_side=VERIFY_SIDE)
+    grey = np.asarray(img.convert("L"))
+    silhouette = False
+    if float(grey.std()) < LOW_CONTRAST and (fmt is None or fmt in ALPHA_FORMATS):
+        try:
+            ink = _silhouette(path)
+        except DecodeError:
+            ink = None
+        if ink is not None:
+            grey, silhouette = ink, True
+            if max(ink.shape) > VERIFY_SIDE:
+                grey = _fit_long_side(ink, VERIFY_SIDE)
+    # Small photos are upscaled so ORB finds keypoints at the usual scales; ``detail``
+    # remembers how much real resolution they have.
+    detail = min(1.0, max(grey.shape) / VERIFY_SIDE)
+    working = _fit_long_side(grey, VERIFY_SIDE)
+    return View(np.ascontiguousarray(working), detail, silhouette)
+
+
+# ============================================================================= sketch
+def sketch_codes(grey: np.ndarray) -> np.ndarray:
+    """The keypoint sketch of one image: leading ORB descriptor bits per keypoint.
+
+    Args:
+        grey: ``(H, W)`` uint8 greyscale image of any size (resized to :data:`SKETCH_SIDE`).
+
+    Returns:
+        ``(N,)`` uint64, N <= :data:`SKETCH_FEATURES`: the first 64 bits of each keypoint's
+        descriptor, most significant bit first.
+    """
+    if min(grey.shape) < 8:
+        return np.zeros(0, np.uint64)
+    _, descriptors = orb_features(_fit_long_side(grey, SKETCH_SIDE), SKETCH_FEATURES)
+    if not len(descriptors):
+        return np.zeros(0, np.uint64)
+    return np.ascontiguousarray(descriptors[:, :8]).view(">u8").ravel().astype(np.uint64)
+
+
+def sketch_thumbnail(jpeg: bytes | None) -> tuple[np.ndarray, bool]:
+    """:func:`sketch_codes` of a stored JPEG thumbnail, and whether it is (almost) blank.
+
+    Returns:
+        ``(codes, blank)``: empty codes when the thumbnail is missing or does not decode;
+        ``blank`` when its grey standard deviation is below :data:`LOW_CONTRAST`.
+    """
+    if not jpeg:
+        return np.zeros(0, np.uint64), False
+    try:
+        grey = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_GRAYSCALE)
+        if grey is None:
+            return np.zeros(0, np.uint64), False
+        return sketch_codes(grey), float(grey.std()) < LOW_CONTRAST
+    except cv2.error as exc:  # a damaged thumbnail: no sketch, no candidates from it
+        logger.info("no sketch from a stored thumbnail: %s", exc)
+        return np.zeros(0, np.uint64), False
+
+
+def parallel(func: Any, items: Sequence[Any]) -> list[Any]:
+    """``[func(item) for item in items]`` on :data:`THREADS` threads, in order.
+
+    OpenCV and Pillow release the GIL while they decode and describe images, so sketches and
+    candidate decoding use every core. The pool lives for one call (named
+    ``photosim-keypoints``); functions given here touch no shared state.
+    """
+    if len(items) < 2 or THREADS < 2:
+        return [func(item) for item in items]
+    with ThreadPoolExecutor(THREADS, thread_name_prefix="photosim-keypoints") as pool:
+        return list(pool.map(func, items))
+
+
+def shared_keys(a: np.ndarray, b: np.ndarray) -> int:
+    """Keys two sketches share, over :data:`SKETCH_BITS` // :data:`SKETCH_KEY_BITS` tables.
+
+    The pairwise form of :func:`sketch_candidates`' count, for candidates found otherwise
+    (hashes, descriptors): a loose candidate whose sketches share fewer than
+    :data:`SKETCH_MIN_SHARED` keys is not worth decoding.
+    """
+    mask = np.uint64((1 << SKETCH_KEY_BITS) - 1)
+    total = 0
+    for table in range(SKETCH_BITS // SKETCH_KEY_BITS):
+        shift = np.uint64(SKETCH_BITS - SKETCH_KEY_BITS * (table + 1))
+        total += len(np.intersect1d((a >> shift) & mask, (b >> shift) & mask))
+    return total
+
+
+class SketchCache:
+    """Keypoint sketches by content hash, kept in a file beside the catalog.
+
+    A rebuildable cache like the vector index files: computing a sketch costs about a
+    millisecond and a half per photo, so a regrouping only sketches new contents. The file
+    holds the sketches of the contents of the last grouping (others are dropped on save) and
+    a format version; a file that does not load is ignored and rewritten.
+
+    Args:
+        path: The ``.npz`` file, or None for a cache that lives in memory only.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None) -> None:
+        self.path = None if path is None else os.fspath(path)
+        self._codes: dict[str, np.ndarray] = {}
+        self._dirty = False
+        if self.path and os.path.exists(self.path):
+            try:
+                with np.load(self.path, allow_pickle=False) as data:
+                    if int(data["version"][0]) == SKETCH_VERSION:
+                        hashes = [h.decode("ascii") for h in data["hashes"].tolist()]
+                        parts = np.split(data["codes"], np.cumsum(data["counts"])[:-1])
+                        self._codes = dict(zip(hashes, parts))
+            except (OSError, ValueError, KeyError, IndexError) as exc:
+                logger.info("sketch cache %s not loaded (%s); rebuilding", self.path, exc)
+                self._codes = {}
+
+    def get(self, content_hash: str) -> np.ndarray | None:
+        """The cached sketch, or None."""
+        return self._codes.get(content_hash)
+
+    def put(self, content_hash: str, codes: np.ndarray) -> None:
+        """Remember a sketch."""
+        self._codes[content_hash] = np.asarray(codes, np.uint64)
+        self._dirty = True
+
+    def save(self, keep: Iterable[str]) -> None:
+        """Write the sketches of ``keep`` (atomically); no-op without a path or changes."""
+        keep = set(keep)
+        if set(self._codes) - keep:
+            self._codes = {h: c for h, c in self._codes.items() if h in keep}
+            self._dirty = True
+        if not self.path or not self._dirty:
+            return
+        hashes = sorted(self._codes)
+        tmp = f"{self.path}.{os.getpid()}.tmp"
+        try:
+            with open(tmp, "wb") as f:
+                np.savez(
+                    f,
+                    version=np.array([SKETCH_VERSION], np.int64),
+                    hashes=np.array([h.encode("ascii") for h in hashes], dtype="S64"),
+                    counts=np.array([len(self._codes[h]) for h in hashes], np.int64),
+                    codes=(
+                        np.concatenate([self._codes[h] for h in hashes])
+                        if hashes
+                        else np.zeros(0, np.uint64)
+                    ),
+                )
+            os.replace(tmp, self.path)
+            self._dirty = False
+        except OSError as exc:  # a read-only folder: the cache is an optimisation only
+            logger.info("sketch cache %s not saved: %s", self.path, exc)
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
+@dataclass(frozen=True)
+class SketchPair:
+    """A candidate pair from the sketch index: ``shared`` keys, ``z`` above chance."""
+
+    a: int
+    b: int
+    shared: int
+    z: float
+
+
+def sketch_candidates(
+    sketches: Sequence[np.ndarray], k: int, min_z: float = SKETCH_MIN_Z
+) -> list[SketchPair]:
+    """Pairs of sketches that share far more keys than chance, at most ``k`` per item.
+
+    An inverted file without a Python loop over pairs: every ``(table, key)`` of every
+    sketch is sorted once; each key held by 2 to :data:`SKETCH_MAX_POSTING` sketches adds one
+    to the count of each pair of its holders (more common keys are stop words). The expected
+    count of a pair under chance is estimated from the key frequencies (each key of ``a`` is
+    held by a random other sketch with probability ``(df - 1) / (N - 1)``), and a pair is kept
+    when ``z = (shared - expected) / sqrt(expected)`` is at least ``min_z`` (or the pair
+    shares :data:`SKETCH_STRONG` of its keys: in a small folder of variants of one photo the
+    frequencies cannot tell chance) and at least :data:`SKETCH_MIN_SHARED` keys are shared.
+
+    The key width grows with the collection (``log2`` of the number of keypoints, at least
+    :data:`SKETCH_KEY_BITS`), so posting lists stay short as a library grows: comparisons stay
+    proportional to the number of photos, not its square.
+
+    Args:
+        sketches: One :func:`sketch_codes` array per item (empty arrays allowed).
+        k: Candidates kept per item (the best z first).
+        min_z: Minimum z-score.
+
+    Returns:
+        Pairs ``a < b`` (indices into ``sketches``).
+    """
+    n = len(sketches)
+    if n < 2:
+        return []
+    total = sum(len(s) for s in sketches)
+    key_bits = max(SKETCH_KEY_BITS, min(32, math.ceil(math.log2(max(2, total)))))
+    tables = SKETCH_BITS // key_bits
+    owner = np.repeat(np.arange(n, dtype=np.int64), [len(s) for s in sketches])
+    codes = np.concatenate([np.asarray(s, np.uint64) for s in sketches]) if total else None
+    if codes is None:
+        return []
+    mask = np.uint64((1 << key_bits) - 1)
+    pair_keys: list[np.ndarray] = []
+    expected = np.zeros(n, np.float64)
+    for table in range(tables):
+        shift = np.uint64(SKETCH_BITS - key_bits * (table + 1))
+        keys = ((codes >> shift) & mask).astype(np.int64)
+        # One entry per (key, owner): repeated keys of one sketch count once.
+        entries = np.unique(keys * n + owner)
+        key, who = entries // n, entries % n
+        starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+        counts = np.diff(np.r_[starts, len(key)])
+        df = np.repeat(counts, counts)
+        useful = df <= SKETCH_MAX_POSTING  # stop words count neither way
+        np.add.at(expected, who[useful], (df[useful] - 1) / max(1, n - 1))
+        for size in np.unique(counts):
+            if size < 2 or size > SKETCH_MAX_POSTING:
+                continue
+            firsts = starts[counts == size]
+            members = who[firsts[:, None] + np.arange(size)]  # (buckets, size), sorted owners
+            i, j = np.triu_indices(int(size), 1)
+            pair_keys.append((members[:, i] * n + members[:, j]).ravel())
+    if not pair_keys:
+        return []
+    pairs, shared = np.unique(np.concatenate(pair_keys), return_counts=True)
+    a, b = pairs // n, pairs % n
+    chance = np.maximum((expected[a] + expected[b]) / 2.0, 1e-3)
+    z = (shared - chance) / np.sqrt(chance)
+    # In a small collection made mostly of copies of one photo, the key frequencies say
+    # nothing about chance; a pair sharing a large fraction of its keys is a candidate anyway.
+    sizes = np.array([len(x) for x in sketches], np.float64)
+    slots = np.maximum(tables * np.minimum(sizes[a], sizes[b]), 1.0)
+    keep = (shared >= SKETCH_MIN_SHARED) & ((z >= min_z) | (shared >= SKETCH_STRONG * slots))
+    a, b, shared, z = a[keep], b[keep], shared[keep], z[keep]
+    # At most k per item, best z first; a pair stays if either end keeps it.
+    order = np.argsort(-z, kind="stable")
+    taken = np.zeros(n, np.int64)
+    out: list[SketchPair] = []
+    for idx in order.tolist():
+        ia, ib = int(a[idx]), int(b[idx])
+        if taken[ia] >= k and taken[ib] >= k:
+            continue
+        taken[ia] += 1
+        taken[ib] += 1
+        out.append(SketchPair(ia, ib, int(shared[idx]), round(float(z[idx]), 2)))
+    return out
+
+
+# ============================================================================= verification
+@dataclass
+class Verdict:
+    """The outcome of verifying one pair.
+
+    Attributes:
+        status: ``"copy"`` (one plausible transform, nothing moved), ``"different"`` (the
+            evidence contradicts a copy) or ``"unknown"`` (too little evidence either way:
+            too few keypoints, or images too small or too flat to compare).
+        reason: Short explanation (why different or unknown).
+        evidence: Measurements: ``inliers``, ``matches``, ``rotation`` (degrees),
+            ``anisotropy``, ``mirrored``, ``shared_a``/``shared_b`` (fraction of each photo in
+            the shared region), ``crop`` (fraction of the larger photo kept), ``moved`` and
+            ``changed`` (fractions of cells), ``cells``.
+        seconds: Time spent on this pair (decoding excluded).
+    """
+
+    status: str
+    reason: str = ""
+    evidence: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+@dataclass
+class _Geometry:
+    matrix: np.ndarray  # (2, 3) float64, b working coords -> a working coords
+    inliers: int
+    matches: int
+    points_a: np.ndarray
+    points_b: np.ndarray
+    scale: float
+    rotation: float
+    anisotropy: float
+    shear: float
+
+
+def _match(
+    fa: tuple[np.ndarray, np.ndarray],
+    fb: tuple[np.ndarray, np.ndarray],
+    min_inliers: int = MIN_INLIERS,
+) -> _Geometry | None:
+    """Ratio-test matches and a RANSAC affine transform from b to a (None: none found)."""
+    pa, da = fa
+    pb, db = fb
+    if len(da) < 2 or len(db) < 2:
+        return None
+    matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
+    knn = matcher.knnMatch(db, da, k=2)
+    good = [m[0] for m in knn if len(m) == 2 and m[0].distance < RATIO * m[1].distance]
+    if len(good) < min_inliers:
+        return None
+    src = pb[[m.queryIdx for m in good]]
+    dst = pa[[m.trainIdx for m in good]]
+    cv2.setRNGSeed(RANSAC_SEED)  # RANSAC's samples: the same verdict on every run
+    matrix, mask = cv2.estimateAffine2D(
+        src, dst, method=cv2.RANSAC, ransacReprojThreshold=RANSAC_PX, maxIters=2000,
+        confidence=0.995, refineIters=10,
+    )
+    if matrix is None or mask is None:
+        return None
+    inl = mask.ravel().astype(bool)
+    linear = matrix[:, :2].astype(np.float64)
+    # A copy may be resized non-uniformly along its own axes before or after a rotation:
+    # A = R @ U or A = U @ R with U = [[sx, k], [0, sy]] and no shear (k = 0). Decompose A
+    # and its inverse (QR) and keep the reading with less shear.
+    forward = _decompose(linear)
+    try:
+        backward = _decompose(np.linalg.inv(linear))
+    except np.linalg.LinAlgError:
+        return None
+    if forward is None or backward is None:
+        return None  # a reflection: mirrored relative to a, not a copy at this parity
+    if abs(backward[3]) < abs(forward[3]):
+        theta, sx, sy, shear = -backward[0], 1.0 / backward[1], 1.0 / backward[2], backward[3]
+    else:
+        theta, sx, sy, shear = forward
+    return _Geometry(
+        matrix.astype(np.float64),
+        int(inl.sum()),
+        len(good),
+        dst[inl],
+        src[inl],
+        math.sqrt(sx * sy),
+        math.degrees(theta),
+        sx / sy,
+        shear,
+    )
+
+
+def _decompose(linear: np.ndarray) -> tuple[float, float, float, float] | None:
+    """``A = R(theta) @ [[sx, k], [0, sy]]`` (QR): ``(theta, sx, sy, k / sy)``; None if mirrored."""
+    sx = float(np.hypot(linear[0, 0], linear[1, 0]))
+    if sx < 1e-9:
+        return None
+    theta = math.atan2(linear[1, 0], linear[0, 0])
+    c, s = math.cos(theta), math.sin(theta)
+    upper = np.array([[c, s], [-s, c]]) @ linear
+    sy = float(upper[1, 1])
+    if sy <= 1e-9:
+        return None
+    return theta, sx, sy, float(upper[0, 1] / sy)
+
+
+def _implausible(g: _Geometry) -> str | None:
+    """Why a transform is not one a copy can have, or None."""
+    if not SCALE_RANGE[0] <= g.scale <= SCALE_RANGE[1]:
+        return f"scale {g.scale:.2f} out of range"
+    if abs(g.shear) > MAX_SHEAR:
+        return f"sheared ({g.shear:.2f})"
+    aniso = max(g.anisotropy, 1.0 / g.anisotropy)
+    if aniso > MAX_ANISOTROPY:
+        return f"stretched {aniso:.2f}x"
+    return None
+
+
+def _quad(w: int, h: int) -> np.ndarray:
+    return np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)
+
+
+def _area(points: np.ndarray) -> float:
+    if len(points) < 3:
+        return 0.0
+    return float(cv2.contourArea(cv2.convexHull(points.astype(np.float32))))
+
+
+def _coverage(a: View, b_content: np.ndarray, g: _Geometry) -> dict[str, float]:
+    """Shared fractions of both pictures (border fill excluded) and the inlier spread.
+
+    Args:
+        a: The first view.
+        b_content: ``(H, W)`` bool picture mask of the second (as matched, mirrored or not).
+        g: Transform from b to a.
+
+    Returns:
+        ``shared_a`` (fraction of a's picture that b's picture also shows), ``shared_b``
+        (the same for b) and ``spread`` (convex hull of the inliers / shared area).
+    """
+    content_a = a.content()
+    ha, wa = content_a.shape
+    warped = cv2.warpAffine(
+        b_content.astype(np.uint8), g.matrix, (wa, ha), flags=cv2.INTER_NEAREST
+    )
+    overlap = float(np.count_nonzero(content_a & (warped > 0)))
+    det = abs(float(np.linalg.det(g.matrix[:, :2])))
+    area_a = float(np.count_nonzero(content_a))
+    area_b = float(np.count_nonzero(b_content)) * det
+    if overlap <= 0 or area_a <= 0 or area_b <= 0:
+        return {"shared_a": 0.0, "shared_b": 0.0, "spread": 0.0}
+    return {
+        "shared_a": min(1.0, overlap / area_a),
+        "shared_b": min(1.0, overlap / area_b),
+        "spread": min(1.0, _area(g.points_a) / overlap),
+    }
+
+
+def _gauss(img: np.ndarray, sigma: float) -> np.ndarray:
+    return cv2.GaussianBlur(img, (0, 0), sigma)
+
+
+def _match_histogram(source: np.ndarray, reference: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Map ``source`` grey levels so their distribution in ``mask`` matches ``reference``'s.
+
+    A monotone mapping (256-bin cumulative histograms): brightness, contrast, gamma and most
+    tone curves are undone.
+
+    Args:
+        source: ``(H, W)`` uint8.
+        reference: ``(H, W)`` uint8.
+        mask: ``(H, W)`` bool, the pixels that count.
+
+    Returns:
+        ``(H, W)`` uint8.
+    """
+    src_hist = np.bincount(source[mask], minlength=256).astype(np.float64)
+    ref_hist = np.bincount(reference[mask], minlength=256).astype(np.float64)
+    if src_hist.sum() < 16 or ref_hist.sum() < 16:
+        return source
+    src_hist /= src_hist.sum()
+    ref_hist /= ref_hist.sum()
+    # Each source level goes to the reference level at the middle of its quantile range.
+    lut = np.interp(
+        np.cumsum(src_hist) - src_hist / 2, np.cumsum(ref_hist) - ref_hist / 2, np.arange(256.0)
+    )
+    return cv2.LUT(source, np.clip(lut + 0.5, 0, 255).astype(np.uint8))
+
+
+def _cell_means(img: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """Means over the ``rows x cols`` grid of :data:`CELL_PX` cells, ``(rows, cols)`` float32."""
+    c = CELL_PX
+    block = np.ascontiguousarray(img[: rows * c, : cols * c], dtype=np.float32)
+    return cv2.resize(block, (cols, rows), interpolation=cv2.INTER_AREA)  # exact box means
+
+
+def _cell_ncc(x: np.ndarray, y: np.ndarray, rows: int, cols: int) -> tuple[np.ndarray, ...]:
+    """Per-cell normalised cross-correlation of two images, their deviations and means."""
+    mx, my = _cell_means(x, rows, cols), _cell_means(y, rows, cols)
+    vx = np.maximum(_cell_means(x * x, rows, cols) - mx * mx, 0.0)
+    vy = np.maximum(_cell_means(y * y, rows, cols) - my * my, 0.0)
+    cov = _cell_means(x * y, rows, cols) - mx * my
+    ncc = cov / np.sqrt(np.maximum(vx * vy, 1e-6))
+    return ncc, np.sqrt(vx), np.sqrt(vy), mx, my
+
+
+def _smooth_difference(difference: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """The smooth part of a per-cell brightness difference (a robust quadratic surface).
+
+    A brightness change that varies smoothly across the picture (vignetting, a graduated
+    filter, uneven exposure) is a tone edit, not other content; a pasted patch is abrupt and
+    stays in the residual. Fitted twice, the second time without the cells the first fit
+    explains worst (outliers: the patches themselves).
+
+    Args:
+        difference: ``(rows, cols)`` mean grey level of the other photo minus the reference.
+        inside: ``(rows, cols)`` bool, the cells compared.
+
+    Returns:
+        ``(rows, cols)`` float, the fitted surface (0 where it cannot be fitted).
+    """
+    ys, xs = np.nonzero(inside)
+    rows, cols = difference.shape
+    if len(ys) < 12:
+        return np.zeros_like(difference)
+    def basis(y: np.ndarray, x: np.ndarray) -> np.ndarray:
+        u, v = x / max(1, cols - 1) - 0.5, y / max(1, rows - 1) - 0.5
+        return np.stack([np.ones_like(u), u, v, u * u, u * v, v * v], axis=1)
+    design, target = basis(ys.astype(float), xs.astype(float)), difference[ys, xs].astype(float)
+    keep = np.ones(len(ys), bool)
+    for _ in range(2):
+        coef, *_ = np.linalg.lstsq(design[keep], target[keep], rcond=None)
+        residual = np.abs(target - design @ coef)
+        keep = residual <= max(4.0, 3.0 * float(np.median(residual)))
+    gy, gx = np.mgrid[0:rows, 0:cols]
+    return (basis(gy.ravel().astype(float), gx.ravel().astype(float)) @ coef).reshape(rows, cols)
+
+
+def _structure_tensor(img: np.ndarray, rows: int, cols: int) -> tuple[np.ndarray, ...]:
+    """Per-cell means of the gradient products ``(gx*gx, gy*gy, gx*gy)``."""
+    gx = cv2.Sobel(img, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(img, cv2.CV_32F, 0, 1, ksize=3)
+    return (
+        _cell_means(gx * gx, rows, cols),
+        _cell_means(gy * gy, rows, cols),
+        _cell_means(gx * gy, rows, cols),
+    )
+
+
+def _far_moves(ref: np.ndarray, other: np.ndarray, cells: np.ndarray) -> int:
+    """Count cells of ``ref`` whose content moved together somewhere else in ``other``.
+
+    Each cell is searched (normalised cross-correlation) within :data:`FAR_SEARCH` of the
+    comparison image's long side. It is found elsewhere when the best match is strong
+    (>= :data:`FAR_FOUND_NCC`), more than half a cell away, and unique (the best match
+    elsewhere is at least :data:`FAR_UNIQUE` weaker: periodic textures match everywhere).
+    An object moves rigidly, so only cells that agree on one displacement (within
+    :data:`FAR_AGREE_PX`) with at least :data:`MIN_MOVED_CELLS` - 1 others count; a smooth
+    patch that happens to resemble another place does not agree with anything.
+
+    Searching only ``ref``'s changed cells tells a move from a paste: under a pasted logo or
+    text, the covered content is gone from ``other``; an object that moved is still there.
+
+    Args:
+        ref: ``(H, W)`` float32.
+        other: ``(H, W)`` float32, aligned with ``ref``.
+        cells: ``(rows, cols)`` bool, the cells to search.
+
+    Returns:
+        The number of cells that moved together.
+    """
+    h, w = ref.shape
+    c = CELL_PX
+    radius = max(c, round(FAR_SEARCH * max(h, w)))
+    shifts: list[tuple[int, int]] = []
+    for row, col in zip(*np.nonzero(cells)):
+        y0, x0 = int(row) * c, int(col) * c
+        wy0, wx0 = max(0, y0 - radius), max(0, x0 - radius)
+        window = other[wy0 : min(h, y0 + c + radius), wx0 : min(w, x0 + c + radius)]
+        if window.shape[0] < c + 2 or window.shape[1] < c + 2:
+            continue
+        scores = cv2.matchTemplate(window, ref[y0 : y0 + c, x0 : x0 + c], cv2.TM_CCOEFF_NORMED)
+        _, best, _, (bx, by) = cv2.minMaxLoc(scores)
+        dx, dy = wx0 + bx - x0, wy0 + by - y0
+        if best < FAR_FOUND_NCC or math.hypot(dx, dy) <= c / 2:
+            continue
+        scores[max(0, by - c // 2) : by + c // 2 + 1, max(0, bx - c // 2) : bx + c // 2 + 1] = -1
+        if best - float(scores.max()) >= FAR_UNIQUE:
+            shifts.append((dx, dy))
+    if len(shifts) < MIN_MOVED_CELLS:
+        return 0
+    vectors = np.array(shifts, np.float64)
+    near = np.linalg.norm(vectors[:, None] - vectors[None], axis=-1) <= FAR_AGREE_PX
+    agreeing = near.sum(axis=1) >= MIN_MOVED_CELLS
+    return int(agreeing.sum())
+
+
+def _photometry(
+    ref: np.ndarray, other: np.ndarray, valid: np.ndarray
+) -> dict[str, float] | None:
+    """Compare ``other`` (already warped onto ``ref`` by the global transform) cell by cell.
+
+    ``other`` is first brightness-matched to ``ref`` (a monotone tone curve over the compared
+    region). Dense optical flow (DIS, Kroeger et al., ECCV 2016) then says where the content
+    of each cell of :data:`CELL_PX` pixels went. Per cell:
+
+    * displacement: its mean flow, minus the small affine correction all cells agree on (the
+      global transform is only as exact as its keypoints), counted only across the cell's
+      structure (the aperture problem: sliding along an edge is not observable);
+    * ``moved``: displaced by more than :data:`MOVED_PX` *and* found there (correlation after
+      shifting the cell >= :data:`MIN_FOUND_NCC`, better than in place), in a cluster of at
+      least :data:`MIN_MOVED_CELLS` neighbouring cells; plus the changed cells found further
+      away, moving together (:func:`_far_moves`): something in the scene moved, or the
+      viewpoint changed;
+    * ``changed``: structured, but not found even after shifting (correlation below
+      :data:`MIN_SAME_NCC`), or structure on one side only, or flat on both sides with a
+      brightness step that a smooth tone surface does not explain
+      (:func:`_smooth_difference`): an overlay, an edit, an occlusion.
+
+    Args:
+        ref: ``(H, W)`` float32 reference image (blurred).
+        other: ``(H, W)`` float32 other image warped onto ``ref`` (blurred).
+        valid: ``(H, W)`` bool, where the two are compared.
+
+    Returns:
+        ``moved`` (moved cells / textured cells), ``moved_cells`` (by the flow),
+        ``moved_together`` (found further away), ``changed`` (changed / compared cells),
+        ``cells`` (compared), ``textured``; None when no cell can be compared.
+    """
+    h, w = ref.shape
+    rows, cols = h // CELL_PX, w // CELL_PX
+    if rows == 0 or cols == 0:
+        return None
+    inside = _cell_means(valid.astype(np.float32), rows, cols) >= 1.0 - 1e-3
+    if not inside.any():
+        return None
+    ref8 = np.clip(ref + 0.5, 0, 255).astype(np.uint8)
+    other8 = _match_histogram(np.clip(other + 0.5, 0, 255).astype(np.uint8), ref8, valid)
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
+    flow = dis.calc(ref8, other8, None)  # ref(p) ~ other(p + flow(p))
+    c = CELL_PX
+    cell_flow = np.stack([_cell_means(flow[..., i], rows, cols) for i in (0, 1)], axis=-1)
+    # Each cell shifted rigidly by its mean flow (dense flow would fit noise, too).
+    shift = np.repeat(np.repeat(cell_flow, c, axis=0), c, axis=1)
+    shift = np.pad(shift, ((0, h - rows * c), (0, w - cols * c), (0, 0)))
+    grid_x = np.arange(w, dtype=np.float32)[None, :]
+    grid_y = np.arange(h, dtype=np.float32)[:, None]
+    compensated = cv2.remap(
+        other8, grid_x + shift[..., 0], grid_y + shift[..., 1], cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
+    ).astype(np.float32)
+    ref = ref8.astype(np.float32)
+    other = other8.astype(np.float32)
+    ncc0, std_ref, std_other, mean_ref, mean_other = _cell_ncc(ref, other, rows, cols)
+    ncc1 = _cell_ncc(ref, compensated, rows, cols)[0]
+    textured = inside & ((std_ref >= MIN_TEXTURE) | (std_other >= MIN_TEXTURE))
+    flat = inside & ~textured
+    one_sided = textured & ((std_ref < MIN_TEXTURE / 2) | (std_other < MIN_TEXTURE / 2))
+    tone = _smooth_difference(mean_other - mean_ref, inside)
+    changed = (
+        (flat & (np.abs(mean_other - mean_ref - tone) > FLAT_DIFFERENCE))
+        | one_sided
+        | (textured & ~one_sided & (np.maximum(ncc0, ncc1) < MIN_SAME_NCC))
+    )
+    # Content that left its place (moved further than the flow follows, or an object with
+    # little texture inside): found again, once and clearly, somewhere else nearby.
+    txx, tyy, txy = _structure_tensor(ref, rows, cols)
+    half_trace, spread = (txx + tyy) / 2, np.sqrt(((txx - tyy) / 2) ** 2 + txy**2)
+    cornered = half_trace - spread >= MIN_CORNER  # structure in two directions
+    far = _far_moves(ref, other, changed & cornered)
+    # Global correction: an affine fit of cell centre -> centre + flow over textured cells.
+    ys, xs = np.nonzero(textured & ~changed)
+    moved = np.zeros_like(textured)
+    if len(ys) >= 3:
+        centres = np.stack([(xs + 0.5) * c, (ys + 0.5) * c], axis=1).astype(np.float32)
+        targets = centres + cell_flow[ys, xs].astype(np.float32)
+        fit, _ = cv2.estimateAffine2D(centres, targets, method=cv2.LMEDS, refineIters=10)
+        if fit is None:
+            fit = np.array([[1, 0, 0], [0, 1, 0]], np.float64)
+        predicted = cv2.transform(centres[None], fit)[0]
+        # Only displacement across the cell's structure is observable (the aperture
+        # problem: sliding along a straight edge changes nothing): weigh the residual by the
+        # structure tensor, normalised by its largest eigenvalue.
+        r = (targets - predicted).astype(np.float64)
+        cxx, cyy, cxy = txx[ys, xs], tyy[ys, xs], txy[ys, xs]
+        lam = (half_trace + spread)[ys, xs]
+        energy = r[:, 0] ** 2 * cxx + 2 * r[:, 0] * r[:, 1] * cxy + r[:, 1] ** 2 * cyy
+        error = np.sqrt(np.maximum(energy, 0.0) / np.maximum(lam, 1e-9))
+        found = ncc1[ys, xs] >= MIN_FOUND_NCC
+        gain = ncc1[ys, xs] - ncc0[ys, xs] >= MOVED_GAIN
+        # Motion is only measurable where both photos show structure.
+        sharp = np.minimum(std_ref[ys, xs], std_other[ys, xs]) >= MIN_TEXTURE
+        moved[ys, xs] = (error > MOVED_PX) & found & gain & sharp
+        # A moving object spans neighbouring cells; isolated cells are flow noise (weak
+        # texture, colour shifts that change grey levels unevenly).
+        _, labels, stats, _ = cv2.connectedComponentsWithStats(
+            moved.astype(np.uint8), connectivity=8
+        )
+        small = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] < MIN_MOVED_CELLS)
+        moved &= ~np.isin(labels, small[small > 0])
+    n_textured = int(textured.sum())
+    return {
+        "moved": (int(moved.sum()) + far) / max(1, n_textured),
+        "moved_cells": int(moved.sum()),
+        "moved_together": far,
+        "changed": int(changed.sum()) / int(inside.sum()),
+        "cells": int(inside.sum()),
+        "textured": n_textured,
+    }
+
+
+class Verifier:
+    """Verifies candidate pairs; decodes and describes each content once per run.
+
+    Args:
+        paths: Content key -> ``(path, format)`` of the file to decode for it.
+        min_inliers: Matches consistent with one transform needed to decide anything.
+        max_moved: Max fraction of textured cells that moved (in clusters of at least
+            :data:`MIN_MOVED_CELLS`) in a copy.
+        max_changed: Max fraction of the shared region with other content in a copy.
+
+    Attributes:
+        decoded: Contents decoded so far.
+        decode_seconds: Time spent decoding contents (working images, silhouettes).
+        keypoint_seconds: Time spent on their ORB keypoints.
+        pairs: Pairs verified.
+        pair_seconds: Time spent on pairs (matching, RANSAC, photometry).
+        reused: Verdicts a caller took from its memo instead (counted by the caller).
+    """
+
+    def __init__(
+        self,
+        paths: dict[str, tuple[str, str | None]],
+        min_inliers: int = MIN_INLIERS,
+        max_moved: float = MAX_MOVED,
+        max_changed: float = MAX_CHANGED_FRACTION,
+    ) -> None:
+        self.paths = paths
+        self.min_inliers = min_inliers
+        self.max_moved = max_moved
+        self.max_changed = max_changed
+        self._views: dict[str, View | None] = {}
+        self.decoded = 0
+        self.decode_seconds = 0.0
+        self.keypoint_seconds = 0.0
+        self.pairs = 0
+        self.pair_seconds = 0.0
+        self.reused = 0
+        self.ready: dict[tuple[str, str, tuple[bool, ...]], Verdict] = {}
+        self._lock = threading.Lock()  # counters, when pairs are verified on several threads
+
+    def view(self, key: str) -> View | None:
+        """The content's view (None when it cannot be decoded), cached."""
+        if key not in self._views:
+            start = time.perf_counter()
+            path, fmt = self.paths[key]
+            try:
+                self._views[key] = load_view(path, fmt)
+            except (DecodeError, OSError) as exc:
+                logger.info("cannot verify with %s: %s", path, exc)
+                self._views[key] = None
+            self.decoded += 1
+            self.decode_seconds += time.perf_counter() - start
+        return self._views[key]
+
+    def prefetch(self, keys: Iterable[str]) -> None:
+        """Decode contents and compute their (unmirrored) keypoints ahead, on all cores.
+
+        The decoding and keypoint times are summed over the threads (a CPU cost, larger than
+        the wall-clock time it took).
+        """
+        todo = [k for k in dict.fromkeys(keys) if k not in self._views]
+
+        def work(key: str) -> tuple[str, View | None, float, float]:
+            start = time.perf_counter()
+            path, fmt = self.paths[key]
+            try:
+                view: View | None = load_view(path, fmt)
+            except (DecodeError, OSError) as exc:
+                logger.info("cannot verify with %s: %s", path, exc)
+                view = None
+            decoded = time.perf_counter()
+            if view is not None:
+                view.keypoints(False)
+            return key, view, decoded - start, time.perf_counter() - decoded
+
+        for key, view, decode, keypoints in parallel(work, todo):
+            self._views[key] = view
+            self.decoded += 1
+            self.decode_seconds += decode
+            self.keypoint_seconds += keypoints
+
+    def verify(self, a_key: str, b_key: str, mirrored: Iterable[bool] = (False,)) -> Verdict:
+        """Is ``b`` a copy of ``a``?
+
+        Args:
+            a_key: The keeper's content key.
+            b_key: The candidate's content key.
+            mirrored: Parities of ``b`` to try in order (True: ``b`` mirrored left-right);
+                the first one with a transform decides.
+
+        Returns:
+            The verdict, with evidence.
+        """
+        key = (a_key, b_key, tuple(mirrored))
+        if key in self.ready:
+            return self.ready.pop(key)
+        a, b = self.view(a_key), self.view(b_key)
+        start = time.perf_counter()
+        spent = [0.0]
+        try:
+            verdict = self._verify(a, b, key[2], spent)
+        except cv2.error as exc:  # hostile pixels can reach odd corners of OpenCV
+            logger.warning("cannot verify %s with %s: %s", a_key, b_key, exc)
+            verdict = Verdict("unknown", "verification failed")
+        # Keypoints are computed on first use (the mirrored ones only if tried) and timed
+        # apart: they are a per-content cost, the rest is per pair.
+        verdict.seconds = time.perf_counter() - start - spent[0]
+        with self._lock:
+            self.pairs += 1
+            self.pair_seconds += verdict.seconds
+            self.keypoint_seconds += spent[0]
+        return verdict
+
+    def verify_ahead(self, pairs: Sequence[tuple[str, str, tuple[bool, ...]]]) -> None:
+        """Verify pairs on all cores; :meth:`verify` then returns these verdicts at once.
+
+        Args:
+            pairs: ``(a_key, b_key, parities)`` as :meth:`verify` will be asked.
+        """
+        todo = [p for p in dict.fromkeys(pairs) if p not in self.ready]
+        for pair, verdict in zip(todo, parallel(lambda p: self.verify(*p), todo)):
+            self.ready[pair] = verdict
+
+    def _keypoints(
+        self, view: View, mirrored: bool, spent: list[float]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        if mirrored in view.features:
+            return view.features[mirrored]
+        start = time.perf_counter()
+        features = view.keypoints(mirrored)  # two threads may both compute it: harmless
+        spent[0] += time.perf_counter() - start
+        return features
+
+    def _verify(
+        self, a: View | None, b: View | None, parities: tuple[bool, ...], spent: list[float]
+    ) -> Verdict:
+        if a is None or b is None:
+            return Verdict("unknown", "cannot decode")
+        geometry = None
+        mirrored = False
+        for m in parities:
+            fa, fb = self._keypoints(a, False, spent), self._keypoints(b, m, spent)
+            geometry = _match(fa, fb, self.min_inliers)
+            if geometry is not None and geometry.inliers >= self.min_inliers:
+                mirrored = m
+                break
+            geometry = None
+        if geometry is None:
+            return Verdict("unknown", "too few matching keypoints")
+        evidence: dict[str, Any] = {
+            "inliers": geometry.inliers,
+            "matches": geometry.matches,
+            "rotation": round(geometry.rotation, 1),
+            "anisotropy": round(geometry.anisotropy, 3),
+            "mirrored": mirrored,
+        }
+        if geometry.inliers < MIN_INLIER_RATIO * geometry.matches:
+            return Verdict("unknown", "inconsistent matches", evidence)
+        problem = _implausible(geometry)
+        if problem:
+            return Verdict("unknown", problem, evidence)
+        b_grey = b.mirrored_grey() if mirrored else b.grey
+        b_content = b.content()[:, ::-1] if mirrored else b.content()
+        cover = _coverage(a, b_content, geometry)
+        evidence.update(
+            shared_a=round(cover["shared_a"], 3),
+            shared_b=round(cover["shared_b"], 3),
+            crop=round(min(cover["shared_a"], cover["shared_b"]), 3),
+        )
+        if max(cover["shared_a"], cover["shared_b"]) < MIN_CONTAINED:
+            return Verdict("different", "neither photo lies inside the other", evidence)
+        if min(cover["shared_a"], cover["shared_b"]) < MIN_SHARED:
+            return Verdict("different", "too small a part of one photo", evidence)
+        if cover["spread"] < MIN_SPREAD:
+            return Verdict("different", "matches cover only a small part", evidence)
+        photometry = self._photometry(a, b, b_grey, b_content, geometry, cover)
+        if photometry is None:
+            return Verdict("unknown", "too small to compare", evidence)
+        evidence.update(
+            moved=round(photometry["moved"], 3),
+            changed=round(photometry["changed"], 3),
+            cells=photometry["cells"],
+        )
+        if photometry["moved"] > self.max_moved:
+            return Verdict("different", "parts of the picture moved (another shot)", evidence)
+        if photometry["changed"] > self.max_changed:
+            return Verdict("different", "much of the picture differs", evidence)
+        return Verdict("copy", "", evidence)
+
+    @staticmethod
+    def _photometry(
+        a: View,
+        b: View,
+        b_grey: np.ndarray,
+        b_content: np.ndarray,
+        g: _Geometry,
+        cover: dict[str, float],
+    ) -> dict[str, float] | None:
+        """Warp onto the photo that lies inside the other, at the detail both have."""
+        m = np.vstack([g.matrix, [0.0, 0.0, 1.0]])  # b -> a
+        if cover["shared_b"] >= cover["shared_a"]:
+            # b is the inner photo (a crop of a): compare in b's frame.
+            ref, ref_detail, ref_content = b_grey, b.detail, b_content
+            other, other_detail, other_content = a.grey, a.detail, a.content()
+            to_ref = np.linalg.inv(m)
+        else:
+            ref, ref_detail, ref_content = a.grey, a.detail, a.content()
+            other, other_detail, other_content = b_grey, b.detail, b_content
+            to_ref = m
+        scale = math.sqrt(abs(float(np.linalg.det(to_ref[:2, :2]))))  # ref px per other px
+        factor = min(1.0, ref_detail, other_detail * scale)
+        h, w = ref.shape
+        size = (max(1, round(w * factor)), max(1, round(h * factor)))
+        if min(size) < MIN_COMPARE_SIDE:
+            return None
+        down = np.diag([factor, factor, 1.0])
+        warp = (down @ to_ref)[:2]
+        ref_small = cv2.resize(ref, size, interpolation=cv2.INTER_AREA).astype(np.float32)
+        # Pre-blur when the warp shrinks the other photo (no aliasing), then warp.
+        shrink = factor * scale
+        src = other.astype(np.float32)
+        if shrink < 0.8:
+            src = _gauss(src, 0.5 / shrink)
+        warped = cv2.warpAffine(src, warp, size, flags=cv2.INTER_LINEAR)
+        # Compare where the other photo has pixels, leaving out border fill on one side only
+        # (black corners of a rotated copy over the picture of the other); fill on both
+        # sides (a logo's white background) is picture that agrees.
+        inside = cv2.warpAffine(
+            np.ones(other.shape, np.uint8), warp, size, flags=cv2.INTER_NEAREST
+        )
+        other_fill = cv2.warpAffine(
+            (~other_content).astype(np.uint8), warp, size, flags=cv2.INTER_NEAREST
+        )
+        ref_fill = cv2.resize(
+            (~ref_content).astype(np.uint8), size, interpolation=cv2.INTER_NEAREST
+        )
+        valid = inside & ~(other_fill ^ ref_fill) & 1
+        valid = cv2.erode(valid.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+        sigma = 0.8
+        return _photometry(_gauss(ref_small, sigma), _gauss(warped, sigma), valid)
