@@ -54,6 +54,7 @@ logger = logging.getLogger(__name__)
 META_MODEL = "model"
 PROGRESS_INTERVAL_S = 0.1
 LOOKAHEAD_PER_WORKER = 4
+DECODE_NICENESS = 19  # decode workers next to CPU inference: see DecodePool(niceness=)
 _METADATA = ("width", "height", "format", "taken_at", "camera", "phash", "dhash", "variants")
 
 
@@ -251,7 +252,11 @@ def _process(
                 catalog.put_embeddings(model_id, [im.content_hash for im, _ in batch], vectors)
         return len(rows)
 
-    pool = DecodePool(settings.worker_count())
+    # Decoders yield to inference when both want the same cores (see DecodePool's niceness).
+    pool = DecodePool(
+        settings.worker_count(),
+        niceness=DECODE_NICENESS if getattr(embedder, "device", None) == "cpu" else 0,
+    )
     executor = ThreadPoolExecutor(1, thread_name_prefix="photosim-inference")
     try:
         while True:

@@ -1,0 +1,50 @@
+"""Smoke test of ``photosim bench --quick``: every benchmark runs and reports its keys.
+
+No timing assertions: speed goals are checked by running the full suite by hand (see
+tests/benchmarks/RESULTS.md), never by timed tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from photosim.bench import BENCHMARKS, REPORT_KEYS
+
+
+@pytest.mark.slow
+def test_quick_bench_reports_every_benchmark(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    env = {**os.environ, "PHOTOSIM_OFFLINE": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "photosim", "bench", "--quick", "-q", "--out", str(out),
+         "--work", str(tmp_path)],
+        capture_output=True, text=True, env=env, timeout=600,
+    )
+    report = json.loads((out / "bench.json").read_text())
+    assert proc.returncode == 0, proc.stderr[-2000:] + json.dumps(report["benchmarks"])[:2000]
+    assert report["quick"] is True
+    assert report["machine"]["cores"] >= 1
+    assert set(report["benchmarks"]) == set(BENCHMARKS)
+    for name in BENCHMARKS:
+        section = report["benchmarks"][name]
+        assert "error" not in section, (name, section["error"])
+        missing = [key for key in REPORT_KEYS[name] if key not in section]
+        assert not missing, (name, missing)
+    markdown = (out / "RESULTS.md").read_text()
+    assert "| benchmark | figure | goal | met? |" in markdown
+    for name in BENCHMARKS:
+        assert f"| {name} " in markdown
+    # The temporary data sets are removed.
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_unknown_benchmark_is_a_usage_error(tmp_path: Path) -> None:
+    from photosim.cli import main
+
+    assert main(["bench", "--quick", "--only", "B9", "--out", str(tmp_path)]) == 2
