@@ -45,23 +45,31 @@ def _err(message: str) -> None:
 
 
 # ---------------------------------------------------------------------------- embedder
-def _load_embedder(settings: Settings, quiet: bool = False) -> tuple[Embedder | None, str | None]:
-    """Load the configured backbone; ``(None, reason)`` when it cannot run here."""
+def _load_embedder(
+    settings: Settings, quiet: bool = False, lazy: bool = False
+) -> tuple[Embedder | None, str | None]:
+    """The configured backbone; ``(None, reason)`` when it cannot run here.
+
+    With ``lazy`` the backbone (and torch) loads only when the first image needs a descriptor,
+    so a rescan with nothing new stays instant; a load failure then shows up as the scan
+    summary's ``embed_note``.
+    """
     if settings.model == "none":
         return None, "hash-only scan requested (--model none)"
-    from photosim import embed  # lazy: imports torch only now
+    from photosim import embed
 
+    options: dict[str, Any] = {
+        "pooling": settings.pooling,
+        "device": settings.device,
+        "weights": settings.weights,
+        "progress": not quiet,
+    }
     try:
-        embedder = embed.load_embedder(
-            settings.model,
-            pooling=settings.pooling,
-            device=settings.device,
-            weights=settings.weights,
-            progress=not quiet,
-        )
+        if lazy:
+            return embed.LazyEmbedder(settings.model, **options), None
+        return embed.load_embedder(settings.model, **options), None
     except embed.WeightsUnavailableError as exc:
         return None, str(exc)
-    return embedder, None
 
 
 # ---------------------------------------------------------------------------- scan
@@ -115,7 +123,7 @@ def cmd_scan(args: argparse.Namespace, settings: Settings) -> int:
             model_id = catalog.get_meta("model") or ""
             name, _, pooling = model_id.rpartition("-")
             settings = dataclasses.replace(settings, model=name, pooling=pooling)
-        embedder, reason = _load_embedder(settings, args.quiet)
+        embedder, reason = _load_embedder(settings, args.quiet, lazy=True)
         cancel = CancelToken()
 
         def on_sigint(signum: int, frame: object) -> None:
@@ -154,7 +162,7 @@ def _print_summary(summary: ScanSummary, embedder: Embedder | None) -> None:
         f"{s.errors} errors in {s.seconds:.1f} s ({s.images_per_second:.1f} images/s)"
     )
     print(f"  decoded {s.decoded}, reused known content {s.reused}, descriptors {s.embedded}")
-    if embedder is not None:
+    if embedder is not None and s.embedded:
         print(f"  model {embedder.model_id} on {embedder.device}")
     if s.embed_note:
         print(f"  no descriptors: {s.embed_note}")
@@ -343,84 +351,238 @@ def cmd_info(args: argparse.Namespace, settings: Settings) -> int:
 
 # ---------------------------------------------------------------------------- eval
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
-    """``photosim eval FOLDER --truth groundtruth.json``: scan, group, score."""
+    """``photosim eval FOLDER --truth groundtruth.json``: scan, group, score.
+
+    Prints pair precision, recall and F1 per tier; near-duplicate recall per transform kind;
+    false positives, naming hard negatives and "similar" shots; comparisons and verified pairs
+    per photo; and the time per photo of each stage (the scan, then each grouping stage).
+    """
     import tempfile
 
-    from photosim.core.duplicates import find_duplicates, group_pairs
-    from photosim.core.evaluate import load_truth, recall_by_transform, relative_pairs, score
+    from photosim.core.evaluate import evaluate, load_truth
     from photosim.core.pipeline import scan
 
     truth = load_truth(args.truth)
     folder = Path(args.folder).resolve()
+    thresholds = settings.thresholds
+    if args.no_verify:
+        thresholds = dataclasses.replace(thresholds, verify=False)
     with tempfile.TemporaryDirectory(prefix="photosim-eval-") as tmp:
         catalog_path = Path(args.catalog) if args.catalog else Path(tmp) / "eval.db"
         embedder, reason = _load_embedder(settings, quiet=True)
         with Catalog(catalog_path) as catalog:
             summary = _drive_scan(scan(catalog, [str(folder)], settings, embedder), args.quiet)
-            readable = {
-                os.path.relpath(p.path, folder).replace(os.sep, "/") for p in catalog.photos()
-            }
-            report: dict[str, Any] = {
-                "folder": str(folder),
-                "model": embedder.model_id if embedder else None,
-                "embed_note": reason,
-                "scan_seconds": round(summary.seconds, 2),
-                "images_per_second": round(summary.images_per_second, 2),
-                "tiers": {},
-            }
-            universe = readable - truth.unreadable
-            for tier in ("exact", "near", "similar"):
-                try:
-                    result = find_duplicates(catalog, tier, settings.thresholds, k=settings.knn)
-                except Error as exc:
-                    report["tiers"][tier] = {"skipped": str(exc)}
-                    continue
-                predicted = relative_pairs(group_pairs(result.groups), folder)
-                positive = truth.exact if tier == "exact" else truth.duplicate
-                if tier == "similar":
-                    positive = truth.duplicate | truth.similar
-                s = score(predicted, positive, universe)
-                report["tiers"][tier] = {
-                    "evidence": result.evidence,
-                    "precision": round(s.precision, 4),
-                    "recall": round(s.recall, 4),
-                    "f1": round(s.f1, 4),
-                    "true_positives": s.true_positives,
-                    "predicted_pairs": s.true_positives + len(s.false_positives),
-                    "positive_pairs": s.true_positives + len(s.false_negatives),
-                    "comparisons_per_photo": round(result.comparisons / max(1, result.contents), 2),
-                    "false_positives": s.false_positives,
-                    "hard_negative_hits": sorted(
-                        tuple(sorted(p)) for p in predicted & truth.hard_negative
-                    ),
-                }
-                if tier == "near":
-                    report["near_recall_by_transform"] = {
-                        k: {"found": f, "total": t}
-                        for k, (f, t) in recall_by_transform(truth, predicted).items()
-                    }
+            scored = evaluate(catalog, folder, truth, thresholds, k=settings.knn)
+    photos = scored.pop("photos")
+    report: dict[str, Any] = {
+        "folder": str(folder),
+        "model": embedder.model_id if embedder else None,
+        "embed_note": reason,
+        "photos": photos,
+        "scan_seconds": round(summary.seconds, 2),
+        "images_per_second": round(summary.images_per_second, 2),
+        "scan_ms_per_photo": round(1000 * summary.seconds / max(1, summary.new + summary.changed), 2),
+        **scored,
+    }
     if args.json:
         print(json.dumps(report, indent=2))
         return EXIT_OK
-    print(f"eval of {folder} (model: {report['model'] or 'none: ' + str(reason)})")
-    print(f"scan: {report['scan_seconds']} s, {report['images_per_second']} images/s")
-    print(f"{'tier':8} {'evidence':20} {'precision':>9} {'recall':>7} {'F1':>6} {'pairs':>6}")
+    print(f"eval of {folder}: {photos} readable photos "
+          f"(model: {report['model'] or 'none: ' + str(reason)})")
+    print(f"scan: {report['scan_seconds']} s, {report['images_per_second']} images/s, "
+          f"{report['scan_ms_per_photo']} ms per photo")
+    print(f"\n{'tier':8} {'evidence':20} {'precision':>9} {'recall':>7} {'F1':>6} "
+          f"{'pairs':>6} {'FP':>4} {'FN':>4}")
     for tier, r in report["tiers"].items():
         if "skipped" in r:
             print(f"{tier:8} skipped: {r['skipped']}")
             continue
-        print(f"{tier:8} {r['evidence']:20} {r['precision']:9.3f} {r['recall']:7.3f} "
-              f"{r['f1']:6.3f} {r['predicted_pairs']:6}")
+        evidence = r["evidence"]
+        print(f"{tier:8} {evidence:20} {r['precision']:9.3f} {r['recall']:7.3f} "
+              f"{r['f1']:6.3f} {r['predicted_pairs']:6} {len(r['false_positives']):4} "
+              f"{len(r['false_negatives']):4}")
+    kinds = report.get("near_recall_by_kind", {})
+    if kinds:
+        print("\nnear-duplicate recall by transform kind (pairs involving such a copy):")
+        print(f"   {'kind':12} {'found':>5} {'total':>5} {'recall':>7}")
+        for kind, v in kinds.items():
+            print(f"   {kind:12} {v['found']:5} {v['total']:5} {v['recall']:7.3f}")
+    for tier, r in report["tiers"].items():
+        if "skipped" in r:
+            continue
+        hard, similar = r["hard_negative_hits"], r["similar_hits"]
+        print(f"\n{tier}: false positives {len(r['false_positives'])} "
+              f"(hard negatives {len(hard)}, similar shots {len(similar)})")
+        for a, b in hard:
+            print(f"   hard negative: {a} ~ {b}")
+        for a, b in similar:
+            print(f"   similar shot:  {a} ~ {b}")
         for a, b in r["false_positives"][:20]:
-            print(f"   false positive: {a} ~ {b}")
-    if "near_recall_by_transform" in report:
-        print("near-duplicate recall by transform:")
-        for k, v in report["near_recall_by_transform"].items():
-            print(f"   {k:40} {v['found']:3}/{v['total']:<3}")
+            if [a, b] not in hard and [a, b] not in similar and (a, b) not in hard + similar:
+                print(f"   other:         {a} ~ {b}")
+        for a, b in r["false_negatives"][:20]:
+            print(f"   missed:        {a} ~ {b}")
+        if tier == "exact":
+            continue
+        candidates = ", ".join(f"{k} {v}" for k, v in r["candidates"].items() if v)
+        print(f"   comparisons per photo {r['comparisons_per_photo']}, verified pairs per photo "
+              f"{r['verified_per_photo']} ({r['remembered']} more decided by a remembered "
+              f"verdict; candidates: {candidates or 'none'}; {r['confirmed']} loose "
+              f"candidates confirmed, {r['rebutted']} hash matches rebutted)")
+        stages = ", ".join(f"{k} {v:.2f}" for k, v in r["ms_per_photo"].items())
+        print(f"   ms per photo: {stages}")
+        costs = r.get("keypoint_costs")
+        if costs:
+            print(f"   keypoints for candidates only: {costs['candidate_time_ms_per_photo']:.2f} "
+                  f"ms per photo ({costs['candidate_time_ms_per_decoded_content']:.2f} ms per "
+                  f"decoded content); at scan time for every photo: "
+                  f"{costs['scan_time_ms_per_photo']:.2f} ms per photo; "
+                  f"{costs['verify_ms_per_pair']:.2f} ms per verified pair")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------- cleanup
+def cmd_cleanup(args: argparse.Namespace, settings: Settings) -> int:
+    """``photosim cleanup``: auto-mark with a rule, confirm, move out (undoable)."""
+    from photosim.core.cleanup import auto_mark, execute_cleanup, plan_cleanup
+    from photosim.core.duplicates import find_duplicates
+
+    with _open_catalog(args) as catalog:
+        groups = find_duplicates(catalog, args.tier, settings.thresholds, k=settings.knn).groups
+        plan = plan_cleanup(catalog, groups, auto_mark(groups, args.rule, args.folder))
+        where = "to the quarantine folder" if args.to == "quarantine" else "to the system Trash"
+        print(
+            f"{len(plan.removals)} photos ({_human_bytes(plan.bytes)}) in {len(groups)} groups "
+            f"would move {where}; every group keeps its {args.rule.replace('_', ' ')} copy."
+        )
+        for path, reason in plan.refused:
+            print(f"  stays: {path}: {reason}")
+        if args.dry_run or not plan.removals:
+            for removal in plan.removals:
+                print(f"  would move: {removal.photo.path}  (keeps {removal.keeper.path})")
+            return EXIT_OK
+        if not args.yes:
+            if not sys.stdin.isatty():
+                _err("refusing to move files without confirmation: pass --yes (or --dry-run)")
+                return EXIT_USAGE
+            answer = input(f"Move {len(plan.removals)} photos ({_human_bytes(plan.bytes)})? [y/N] ")
+            if answer.strip().lower() not in ("y", "yes"):
+                print("Nothing moved.")
+                return EXIT_OK
+        result = _drive_plain(execute_cleanup(catalog, plan, args.to))
+    print(f"Moved {len(result.moved)} photos ({_human_bytes(result.bytes)}); session {result.session}.")
+    for path, reason in result.skipped:
+        print(f"  skipped: {path}: {reason}")
+    if args.to == "quarantine" and result.moved:
+        print("Undo with: photosim undo")
+    return EXIT_OK
+
+
+def _drive_plain(gen: Any) -> Any:
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return stop.value
+
+
+def cmd_undo(args: argparse.Namespace, settings: Settings) -> int:
+    """``photosim undo [SESSION]``: put a cleanup session's files back."""
+    from photosim.core.cleanup import last_undoable_session, undo_session
+
+    with _open_catalog(args) as catalog:
+        session = args.session or last_undoable_session(catalog)
+        if session is None:
+            print("Nothing to undo.")
+            return EXIT_OK
+        result = undo_session(catalog, session)
+    print(f"Restored {len(result.restored)} photos from session {session}.")
+    for path, reason in result.problems:
+        print(f"  not restored: {path}: {reason}")
+    return EXIT_OK if not result.problems else EXIT_ERROR
+
+
+def cmd_history(args: argparse.Namespace, settings: Settings) -> int:
+    """``photosim history``: cleanup sessions, newest first."""
+    import time
+
+    from photosim.core.cleanup import sessions
+
+    with _open_catalog(args) as catalog:
+        rows = sessions(catalog)
+    if args.json:
+        print(json.dumps([dataclasses.asdict(r) for r in rows], indent=2))
+        return EXIT_OK
+    if not rows:
+        print("No cleanups yet.")
+    for r in rows:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created_at))
+        print(f"{r.id}  {when}  {r.destination:10} {r.status:14} {r.files} files, {_human_bytes(r.bytes)}")
     return EXIT_OK
 
 
 # ---------------------------------------------------------------------------- parser
+def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    """``photosim bench [--quick] [--out DIR] [--only B1,B2] [--device cpu|cuda]``."""
+    from photosim import bench
+
+    only = bench.BENCHMARKS
+    if args.only:
+        only = tuple(name.strip().upper() for name in args.only.split(",") if name.strip())
+    command = "photosim " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["bench"] else (
+        "photosim bench" + (" --quick" if args.quick else ""))
+
+    def log(line: str) -> None:
+        if not args.quiet:
+            print(line, file=sys.stderr, flush=True)
+
+    try:
+        report = bench.run(Path(args.out), quick=args.quick, only=only, device=args.device,
+                           work=Path(args.work) if args.work else None, command=command,
+                           log=log)
+    except bench.BenchError as exc:
+        _err(str(exc))
+        return EXIT_USAGE
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print((Path(args.out) / "RESULTS.md").read_text())
+    failed = [k for k, v in report["benchmarks"].items() if "error" in v]
+    return EXIT_ERROR if failed else EXIT_OK
+
+
+# ---------------------------------------------------------------------------- integrate
+def cmd_integrate(args: argparse.Namespace, settings: Settings) -> int:
+    """Install, remove or list the desktop integration (launcher, Open With, file managers)."""
+    from photosim.desktop import integrate
+
+    layout = integrate.system_layout(args.prefix) if args.system else integrate.user_layout()
+    if args.action == "install":
+        changes = integrate.install(layout)
+    elif args.action == "remove":
+        changes = integrate.remove(layout)
+    else:
+        changes = integrate.status(layout)
+    if args.json:
+        print(json.dumps([{"path": str(c.path), "action": c.action, "what": c.label,
+                           "note": c.note} for c in changes], indent=2))
+        return EXIT_OK
+    for c in changes:
+        if args.quiet and c.action in ("unchanged", "installed"):
+            continue
+        what = f"  ({c.label}{': ' + c.note if c.note else ''})" if c.label or c.note else ""
+        print(f"{c.action:<10}{c.path}{what}")
+    where = f"under {args.prefix}" if args.system else "for this user"
+    if args.action == "install":
+        print(f"photosim desktop integration installed {where}: right-click a photo in the file "
+              "manager > Find similar photos (Nautilus: Scripts), or Open With > photosim. "
+              f"Undo: photosim integrate remove{' --system' if args.system else ''}")
+    elif args.action == "remove":
+        print(f"photosim desktop integration removed {where}"
+              f"{'' if changes else ' (nothing was installed)'}")
+    return EXIT_OK
+
+
 def _open_catalog(args: argparse.Namespace) -> Catalog:
     return Catalog(Path(args.catalog) if args.catalog else default_catalog_path())
 
@@ -464,6 +626,29 @@ def build_parser() -> argparse.ArgumentParser:
                    help="maximum pHash Hamming distance (of 64) for hash evidence")
     p.set_defaults(func=cmd_duplicates)
 
+    p = sub.add_parser(
+        "cleanup", parents=[common],
+        help="move duplicates out (quarantine by default; undo with `photosim undo`)",
+    )
+    p.add_argument("--tier", choices=("exact", "near"), default="exact",
+                   help="which duplicates (default exact; similar shots are never moved)")
+    p.add_argument("--rule", default="keeper",
+                   choices=("keeper", "most_pixels", "largest_file", "oldest", "newest",
+                            "shortest_path", "in_folder"),
+                   help="which copy each group keeps (default: the keeper rule)")
+    p.add_argument("--folder", help="for --rule in_folder: keep the copy in this folder")
+    p.add_argument("--to", choices=("quarantine", "trash"), default="quarantine")
+    p.add_argument("--dry-run", action="store_true", help="list what would move, move nothing")
+    p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+    p.set_defaults(func=cmd_cleanup)
+
+    p = sub.add_parser("undo", parents=[common], help="put a cleanup's files back")
+    p.add_argument("session", nargs="?", help="session id (default: the last cleanup)")
+    p.set_defaults(func=cmd_undo)
+
+    p = sub.add_parser("history", parents=[common], help="list cleanup sessions")
+    p.set_defaults(func=cmd_history)
+
     p = sub.add_parser("similar", parents=[common], help="photos similar to an image")
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("-k", type=int, default=20, help="number of results (default 20)")
@@ -477,7 +662,36 @@ def build_parser() -> argparse.ArgumentParser:
                        help="scan a folder with ground truth and report precision/recall")
     p.add_argument("folder", metavar="FOLDER")
     p.add_argument("--truth", required=True, metavar="JSON", help="photosim-groundtruth/v1 file")
+    p.add_argument("--no-verify", action="store_true",
+                   help="decide on hashes and descriptors alone (no keypoint verification)")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("bench", parents=[common],
+                       help="speed and memory benchmarks (B1-B8): bench.json and RESULTS.md")
+    p.add_argument("--quick", action="store_true",
+                   help="small data sets, under a minute (CI smoke; figures not meaningful)")
+    p.add_argument("--out", default="photosim-bench", metavar="DIR",
+                   help="folder for bench.json and RESULTS.md (default: ./photosim-bench)")
+    p.add_argument("--only", metavar="B1,B2,...", help="run only these benchmarks")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                   help="inference device of B1 and B8 (default cpu)")
+    p.add_argument("--work", metavar="DIR",
+                   help="where to generate the data sets (default: the system temp folder)")
+    p.set_defaults(func=cmd_bench)
+    p = sub.add_parser(
+        "integrate",
+        help="desktop integration: launcher, Open With, file-manager 'Find similar photos'",
+    )
+    p.add_argument("action", choices=("install", "remove", "status"),
+                   help="install (idempotent), remove (restores the previous state), status")
+    p.add_argument("--system", action="store_true",
+                   help="for all users, under --prefix (needs root; default: this user only)")
+    p.add_argument("--prefix", default="/usr/local", metavar="DIR",
+                   help="with --system: install under DIR/share (default /usr/local)")
+    p.add_argument("-q", "--quiet", action="store_true", help="list only what changed")
+    p.add_argument("-v", "--verbose", action="store_true", help="log what the tools do")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_integrate)
     return parser
 
 

@@ -95,7 +95,7 @@ def test_duplicates_json(scanned: Scanned, capsys: pytest.CaptureFixture[str]) -
     assert rc == EXIT_OK
     data = json.loads(out)
     assert data["schema"] == "photosim-duplicates/v1"
-    assert data["tier"] == "near" and data["evidence"] == "hashes" and data["model"] is None
+    assert data["tier"] == "near" and data["evidence"] == "hashes+keypoints" and data["model"] is None
     assert data["notes"] and data["thresholds"]["near_phash"] >= 0
     groups = data["groups"]
     assert len(groups) == 2
@@ -309,7 +309,7 @@ def test_scan_without_weights_falls_back_to_hashes(tmp_path: Path) -> None:
     proc = python("-m", "photosim", "duplicates", "--json", "--catalog", catalog, env=env)
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
-    assert data["evidence"] == "hashes" and len(data["groups"]) == 1
+    assert data["evidence"] == "hashes+keypoints" and len(data["groups"]) == 1
     names = {Path(m["path"]).name for m in data["groups"][0]["members"]}
     assert {"original.jpg", "copy.jpg", "resized.jpg"} <= names
     assert paths
@@ -334,10 +334,37 @@ def test_eval_on_dev(dev_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixtur
     assert report["model"] is None and report["embed_note"]
     tiers = report["tiers"]
     assert tiers["exact"]["precision"] == 1.0 and tiers["exact"]["recall"] == 1.0
-    assert tiers["near"]["evidence"] == "hashes"
+    assert tiers["near"]["evidence"] == "hashes+keypoints"
     assert 0.0 < tiers["near"]["precision"] <= 1.0 and 0.0 < tiers["near"]["recall"] <= 1.0
     assert "skipped" in tiers["similar"]
     assert report["near_recall_by_transform"]
     print(
         f"\nCLI eval DEV near: precision {tiers['near']['precision']} recall {tiers['near']['recall']}"
     )
+
+
+def test_cleanup_dry_run_confirmation_move_history_undo(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths = write_photo_set(tmp_path / "photos")
+    before = {p: p.read_bytes() for p in paths.values()}
+    cat = ["--catalog", str(tmp_path / "c.db")]
+    assert run(capsys, "scan", str(tmp_path / "photos"), "--model", "none", "-q",
+               "--workers", "1", *cat)[0] == EXIT_OK
+    rc, out, _ = run(capsys, "cleanup", "--tier", "near", "--dry-run", *cat)
+    assert rc == EXIT_OK and "would move" in out and str(paths["copy"]) in out
+    assert all(p.exists() for p in paths.values())
+    # No terminal to confirm on, no --yes: nothing moves.
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    rc, _, err = run(capsys, "cleanup", "--tier", "near", *cat)
+    assert rc == EXIT_USAGE and "--yes" in err and all(p.exists() for p in paths.values())
+    rc, out, _ = run(capsys, "cleanup", "--tier", "near", "--yes", *cat)
+    assert rc == EXIT_OK and "Moved 5 photos" in out
+    assert {n for n, p in paths.items() if p.exists()} == {"original", "different"}
+    rc, out, _ = run(capsys, "history", "--json", *cat)
+    history = json.loads(out)
+    assert rc == EXIT_OK and history[0]["files"] == 5 and history[0]["status"] == "done"
+    rc, out, _ = run(capsys, "undo", *cat)
+    assert rc == EXIT_OK and "Restored 5 photos" in out
+    assert {p: p.read_bytes() for p in paths.values()} == before
+    assert run(capsys, "undo", *cat)[1].strip() == "Nothing to undo."
