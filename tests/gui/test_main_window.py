@@ -337,3 +337,18 @@ def test_time_based_progress_shows_rate(qtbot, make_window):
     window._on_scan_progress(Progress(ScanStage.PROCESSING, 50, 100))
     assert "photos/s" in window.scan_status.label.text() and "ETA" in window.scan_status.label.text()
     assert window.scan_status.bar.format() == "50 / 100"
+
+
+def test_results_arriving_after_shutdown_are_ignored(make_window) -> None:  # type: ignore[no-untyped-def]
+    # Worker signals are queued; one delivered after the window closed its catalog must not
+    # raise or open a dialog (offscreen, a modal dialog would hang the app's exit).
+    from photosim.core.cleanup import CleanupResult, UndoResult
+
+    window = make_window()
+    window.shutdown()
+    assert window.catalog is None
+    window._on_task_failed("late failure")
+    window._on_duplicates_grouped({})
+    window._on_cleanup_finished(CleanupResult("s", "quarantine"))
+    window._on_undo_finished(UndoResult("s"))
+    window._on_library_rows([])

@@ -8,11 +8,14 @@ decisions (folders, protected flags, "not duplicates" verdicts).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QModelIndex, QPoint, Qt, QUrl, Signal, Slot
 from PySide6.QtGui import QAction, QDesktopServices, QKeySequence, QPixmap
@@ -79,6 +82,22 @@ def _is_image_file(path: str) -> bool:
     except OSError:
         return False
 
+
+
+def _while_open(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Skip a result slot when its queued signal arrives after :meth:`MainWindow.shutdown`.
+
+    Workers finish on pool threads and their signals are queued; one can be delivered after
+    the window closed its catalog, and must then do nothing (not raise, not show a dialog).
+    """
+
+    @functools.wraps(method)
+    def slot(self: MainWindow, *args: Any) -> Any:
+        if self.catalog is None:
+            return None
+        return method(self, *args)
+
+    return slot
 
 class MainWindow(QMainWindow):
     """The photosim window.
@@ -439,6 +458,7 @@ class MainWindow(QMainWindow):
         return tasks.start(task, pool)
 
     @Slot(str)
+    @_while_open
     def _on_task_failed(self, message: str) -> None:
         self.statusBar().showMessage(message, 15000)
         self.task_failed.emit(message)
@@ -607,6 +627,7 @@ class MainWindow(QMainWindow):
             self._update_library_state()
 
     @Slot(object)
+    @_while_open
     def _on_scan_finished(self, summary: ScanSummary) -> None:
         self.scan_task = None
         self.scan_status.hide()
@@ -625,6 +646,7 @@ class MainWindow(QMainWindow):
             self.start_scan(queued)
 
     @Slot(str)
+    @_while_open
     def _on_scan_failed(self, _message: str) -> None:
         self.scan_task = None
         self.scan_status.hide()
@@ -652,6 +674,7 @@ class MainWindow(QMainWindow):
         self._run(task)
 
     @Slot(object)
+    @_while_open
     def _on_library_rows(self, photos: list[Photo]) -> None:
         self.library_model.set_photos(photos)
         self._update_library_state()
@@ -771,6 +794,7 @@ class MainWindow(QMainWindow):
         self._run(task)
 
     @Slot(object)
+    @_while_open
     def _on_duplicates_grouped(self, results: dict) -> None:
         for i, tier in enumerate(TIERS):
             result = results[tier]
@@ -927,6 +951,7 @@ class MainWindow(QMainWindow):
         return self._run(task)
 
     @Slot(object)
+    @_while_open
     def _on_cleanup_finished(self, result: cleanup.CleanupResult) -> None:
         where = "the quarantine folder" if result.destination == "quarantine" else "the Trash"
         text = f"Moved {len(result.moved)} photos ({format_bytes(result.bytes)}) to {where}."
@@ -959,6 +984,7 @@ class MainWindow(QMainWindow):
         return self._run(task)
 
     @Slot(object)
+    @_while_open
     def _on_undo_finished(self, result: cleanup.UndoResult) -> None:
         text = f"Put back {len(result.restored)} photos."
         if result.problems:
@@ -1019,6 +1045,7 @@ class MainWindow(QMainWindow):
         return self._run(task)
 
     @Slot(object)
+    @_while_open
     def _on_search_finished(self, payload) -> None:
         result, image = payload
         if image is not None:
