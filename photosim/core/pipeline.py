@@ -202,16 +202,20 @@ def scan(
             summary.removed += catalog.delete_paths(sorted(gone_paths))
 
     # ---------------------------------------------------------------- index
-    # Also after a cancel: the batches that finished are searchable at once.
-    yield Progress(ScanStage.INDEXING, 0, 1, "updating the index")
-    with catalog.transaction():
-        catalog.prune_orphans()
-        _add_missing_hash_vectors(catalog)
-        if model_id is not None:
-            catalog.set_meta(META_MODEL, model_id)
-    for model in (HASH_MODEL, model_id):
-        if model is not None:
-            VectorIndex.open(catalog, model)
+    # Also after a cancel: the batches that finished are searchable at once. A rescan that
+    # changed nothing skips this (it would only reload the index files) unless an earlier,
+    # killed scan left contents without their hash vector.
+    unchanged = not (items or summary.removed or summary.cancelled)
+    if not (unchanged and _hash_vectors_complete(catalog)):
+        yield Progress(ScanStage.INDEXING, 0, 1, "updating the index")
+        with catalog.transaction():
+            catalog.prune_orphans()
+            _add_missing_hash_vectors(catalog)
+            if model_id is not None and summary.embedded:
+                catalog.set_meta(META_MODEL, model_id)
+        for model in (HASH_MODEL, model_id):
+            if model is not None:
+                VectorIndex.open(catalog, model)
     summary.seconds = time.monotonic() - started
     yield Progress(ScanStage.DONE, summary.seen, summary.seen, "done", summary.errors)
     return summary
@@ -358,6 +362,12 @@ def _vectors_or_none(inference: Future[np.ndarray], summary: ScanSummary) -> np.
         logger.exception("inference failed")
         summary.embed_note = f"descriptors could not be computed: {exc}"
         return None
+
+
+def _hash_vectors_complete(catalog: Catalog) -> bool:
+    """True when every decoded content has its hash vector (cheap: two counts)."""
+    contents = catalog.counts()["contents"]
+    return catalog.embedding_stats(HASH_MODEL)[0] == contents
 
 
 def _add_missing_hash_vectors(catalog: Catalog) -> None:

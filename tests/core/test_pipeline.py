@@ -553,3 +553,20 @@ def test_dev_copy_rescan_after_cleanup(dev_copy: Path, tmp_path: Path) -> None:
         s = run_scan(scan(catalog, [str(dev_copy)], Settings(workers=2)))
         assert (s.seen, s.removed, s.unchanged, s.decoded) == (163, 2, 163, 0)
         assert catalog.errors() == [] and catalog.counts()["photos"] == 163
+
+
+def test_unchanged_rescan_skips_indexing_unless_hash_vectors_are_missing(tmp_path: Path) -> None:
+    write_photo_set(tmp_path / "photos")
+    with Catalog(tmp_path / "c.db") as catalog:
+        run_scan(scan(catalog, [str(tmp_path / "photos")], SETTINGS))
+        hnsw = index_paths(catalog.path, HASH_MODEL)[0]
+        stamp = hnsw.stat().st_mtime_ns
+        stages = [p.stage for p in drive(scan(catalog, [str(tmp_path / "photos")], SETTINGS))[0]]
+        assert ScanStage.INDEXING not in stages and hnsw.stat().st_mtime_ns == stamp
+        # A scan killed between its last commit and the index stage leaves contents without
+        # their hash vector: the next rescan, though nothing changed, restores them.
+        catalog.db.execute("DELETE FROM embeddings WHERE model=?", [HASH_MODEL])
+        stages = [p.stage for p in drive(scan(catalog, [str(tmp_path / "photos")], SETTINGS))[0]]
+        assert ScanStage.INDEXING in stages
+        assert catalog.embedding_stats(HASH_MODEL)[0] == N_CONTENTS
+        assert len(VectorIndex.open(catalog, HASH_MODEL) or []) == N_CONTENTS
