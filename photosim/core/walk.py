@@ -102,22 +102,27 @@ def walk(
         for entry in entries:
             name = entry.name
             path = entry.path
-            if _excluded(name, path, exclude):
+            if exclude and _excluded(name, path, exclude):
                 continue
             try:
+                # The entry type comes from readdir (no syscall): folders and links are
+                # sorted out before the one stat() a file needs.
+                if entry.is_symlink():
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    if not name.startswith(".") and name not in OWN_FOLDER_NAMES:
+                        subfolders.append(path)
+                    continue
                 st = entry.stat(follow_symlinks=False)
             except OSError:
                 continue
-            if stat.S_ISLNK(st.st_mode):
-                continue
-            if stat.S_ISDIR(st.st_mode):
-                if not name.startswith(".") and name not in OWN_FOLDER_NAMES:
-                    subfolders.append(path)
-                continue
             if not stat.S_ISREG(st.st_mode):
                 continue
+            if path in known:
+                yield WalkEntry(path, st.st_size, st.st_mtime_ns)
+                continue
             ext = os.path.splitext(name)[1].lower()
-            if path in known or ext in IMAGE_EXTENSIONS:
+            if ext in IMAGE_EXTENSIONS:
                 yield WalkEntry(path, st.st_size, st.st_mtime_ns)
             elif ext not in NON_IMAGE_EXTENSIONS and st.st_size > 0 and _sniffs_as_image(path):
                 yield WalkEntry(path, st.st_size, st.st_mtime_ns)
