@@ -23,28 +23,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torchvision
 
 import photosim.embed as embed
+from photosim.bench import random_weights
 from photosim.core.types import Embedder
 
 # Published Paris6k mAP (%) with average pooling of ImageNet weights, the reference we choose by.
 PARIS6K_MAP = {"efficientnet_b1": 68.7, "resnet50": 52.1}
-
-
-def random_weights(name: str, folder: Path) -> Path:
-    """Save a seeded random-init state_dict of ``name`` with calibrated batch-norm statistics."""
-    spec = embed.MODELS[name]
-    torch.manual_seed(0)
-    model = getattr(torchvision.models, spec.builder)()
-    for module in model.modules():
-        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-            module.momentum = 1.0
-    with torch.no_grad():
-        model.train()(torch.randn(4, 3, spec.input_size, spec.input_size))
-    path = folder / f"{name}.pth"
-    torch.save(model.state_dict(), path)
-    return path
 
 
 def time_batches(
