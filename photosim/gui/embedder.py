@@ -16,6 +16,7 @@ logger = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 _cache: dict[tuple, tuple[Embedder | None, str | None]] = {}
+_lazy: dict[tuple, Embedder] = {}
 
 HOW_TO_FIX = (
     "Exact and near-duplicates still work from perceptual hashes. To enable descriptor search, "
@@ -50,3 +51,31 @@ def get_embedder(settings: Settings) -> tuple[Embedder | None, str | None]:
                 _cache[key] = (None, f"Hash-only mode: the model cannot be used ({exc}). "
                                      f"{HOW_TO_FIX}")
         return _cache[key]
+
+
+def scan_embedder(settings: Settings) -> Embedder | None:
+    """A lazy embedder for scans (shared, one per model): torch and the weights load only when
+    a file needs a descriptor, so the quiet rescan at start-up of an unchanged library never
+    loads them. If they cannot load, the scan goes on hash-only and its summary's
+    ``embed_note`` says why (see :func:`hash_only_notice`). None for model ``"none"``."""
+    if settings.model == "none":
+        return None
+    key = (settings.model, settings.pooling, settings.device, settings.weights)
+    with _lock:
+        if key not in _lazy:
+            from photosim import embed  # the package itself does not import torch
+
+            try:
+                _lazy[key] = embed.LazyEmbedder(
+                    settings.model, pooling=settings.pooling, device=settings.device,
+                    weights=settings.weights, progress=False,
+                )
+            except embed.EmbedError as exc:
+                logger.warning("hash-only mode: %s", exc)
+                return None
+        return _lazy[key]
+
+
+def hash_only_notice(reason: str) -> str:
+    """The banner text for a scan that could not compute descriptors."""
+    return f"Hash-only mode: {reason}. {HOW_TO_FIX}"

@@ -58,7 +58,7 @@ from photosim.gui import tasks
 from photosim.gui.dialogs.cleanup import CleanupConfirmDialog, HistoryDialog, move_label
 from photosim.gui.dialogs.settings_dialog import SettingsDialog
 from photosim.gui.dialogs.viewer import CompareDialog, ViewerDialog, metadata_rows
-from photosim.gui.embedder import get_embedder
+from photosim.gui.embedder import get_embedder, hash_only_notice, scan_embedder
 from photosim.gui.images import load_qimage
 from photosim.gui.models.duplicates import DuplicatesModel
 from photosim.gui.models.photos import PHOTO_ROLE, PhotoListModel, format_bytes
@@ -546,9 +546,7 @@ class MainWindow(QMainWindow):
         path = self.catalog_path
 
         def work(control: tasks.TaskControl):
-            embedder, note = get_embedder(settings)
-            if note:
-                task.signals.notice.emit(note)
+            embedder = scan_embedder(settings)  # lazy: loads torch only if a file needs it
             catalog = Catalog(path)
             try:
                 summary = yield from scan(catalog, roots, settings, embedder,
@@ -556,7 +554,7 @@ class MainWindow(QMainWindow):
             finally:
                 catalog.close()
             if summary.embed_note:
-                task.signals.notice.emit(summary.embed_note)
+                task.signals.notice.emit(hash_only_notice(summary.embed_note))
             return summary
 
         task = tasks.Task("scan", work)
