@@ -7,9 +7,10 @@ a few shapes, mild noise), never flat: flat images are deliberately excluded fro
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -312,3 +313,33 @@ def count_files(root: Path, skip_suffixes: Iterable[str] = ()) -> int:
 def catalog_rows(catalog: Catalog) -> dict[str, Photo]:
     """Every photo row (any status) by path."""
     return {p.path: p for p in catalog.photos(status=None)}
+
+
+# ----------------------------------------------------------------------------- GUI windows
+@contextlib.contextmanager
+def main_windows(qtbot: Any, default_catalog: Path, settings: Any) -> Iterator[Callable[..., Any]]:
+    """Yield ``make(catalog=None, rescan_on_start=False)``: a shown, hash-only main window.
+
+    Every window made is closed and its workers joined on exit. Qt is imported only here, so
+    the core tests that use this module never load it.
+    """
+    from photosim.gui.windows.main_window import MainWindow
+
+    windows: list[Any] = []
+
+    def make(catalog: Path | None = None, rescan_on_start: bool = False) -> Any:
+        window = MainWindow(catalog or default_catalog, settings, rescan_on_start)
+        window.quiet_errors = True
+        qtbot.addWidget(window)
+        windows.append(window)
+        window.show()
+        qtbot.waitExposed(window)
+        return window
+
+    try:
+        yield make
+    finally:
+        for window in windows:
+            window.close()
+            window.shutdown()
+

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from helpers import main_windows
 
 # Harmless platform chatter of the offscreen plugin (it cannot raise or resize windows).
 QT_LOG_IGNORE = [
@@ -131,21 +132,5 @@ def no_leaks(qapp) -> Iterator[None]:
 @pytest.fixture
 def make_window(qtbot, tmp_path: Path, app_settings, no_leaks) -> Iterator[Callable]:
     """``make(catalog)``: a shown main window (hash-only); closed and joined after the test."""
-    from photosim.gui.windows.main_window import MainWindow
-
-    windows = []
-
-    def make(catalog: Path | None = None):
-        window = MainWindow(catalog or tmp_path / "catalog.db", app_settings,
-                            rescan_on_start=False)
-        window.quiet_errors = True
-        qtbot.addWidget(window)
-        windows.append(window)
-        window.show()
-        qtbot.waitExposed(window)
-        return window
-
-    yield make
-    for window in windows:
-        window.close()
-        window.shutdown()
+    with main_windows(qtbot, tmp_path / "catalog.db", app_settings) as make:
+        yield make

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from helpers import main_windows
 
 pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
@@ -63,20 +64,5 @@ def _no_leaked_threads(qapp) -> Iterator[None]:
 @pytest.fixture
 def make_window(qtbot, tmp_path: Path, app_settings: AppSettings) -> Iterator[Callable]:
     """``make_window()``: a shown main window on a fresh catalog; closed (and joined) after."""
-    from photosim.gui.windows.main_window import MainWindow
-
-    windows = []
-
-    def make(catalog: Path | None = None, rescan_on_start: bool = False) -> MainWindow:
-        window = MainWindow(catalog or tmp_path / "catalog.db", app_settings, rescan_on_start)
-        window.quiet_errors = True
-        qtbot.addWidget(window)
-        windows.append(window)
-        window.show()
-        qtbot.waitExposed(window)
-        return window
-
-    yield make
-    for window in windows:
-        window.close()
-        window.shutdown()
+    with main_windows(qtbot, tmp_path / "catalog.db", app_settings) as make:
+        yield make
