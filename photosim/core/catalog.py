@@ -15,6 +15,8 @@ Tables (schema version :data:`SCHEMA_VERSION`):
   happens, grouped by cleanup session, with what is needed to undo it.
 - ``verifications(key, verdict)`` (schema 3): verdicts of the geometric verification of
   content pairs (JSON), keyed by both content hashes, the thresholds and the algorithm version.
+- Schema 4 adds indexes only: ``photos_stat`` covers ``(path, size, mtime_ns)`` so a rescan
+  never reads the rows, ``photos_errors`` lists the files recorded with an error.
 
 Descriptors and thumbnails are keyed by content hash, so copies and moved files share them.
 A connection belongs to the thread that opened it (SQLite's rule); the catalog runs in WAL mode
@@ -44,7 +46,7 @@ from photosim.core.types import Error
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 STATUS_OK = "ok"
 STATUS_ERROR = "error"
 
@@ -130,8 +132,15 @@ CREATE TABLE IF NOT EXISTS verifications (
 );
 """
 
+# Version 4: indexes for rescans. A covering index of the stat tuple lets a rescan read
+# (path, size, mtime_ns) without touching the rows; a partial index finds the few errors.
+_SCHEMA_V4 = """
+CREATE INDEX IF NOT EXISTS photos_stat ON photos(path, size, mtime_ns);
+CREATE INDEX IF NOT EXISTS photos_errors ON photos(path) WHERE status='error';
+"""
+
 # Step-wise forward migrations: MIGRATIONS[n] turns schema n-1 into schema n.
-MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3}
+MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3, 4: _SCHEMA_V4}
 
 _PHOTO_COLUMNS = (
     "id, path, folder, size, mtime_ns, content_hash, width, height, format, taken_at, "
@@ -335,28 +344,60 @@ class Catalog:
         return cur.rowcount
 
     # ------------------------------------------------------------------ photos
-    def stat_map(self, root: str) -> dict[str, tuple[int, int, str, str | None, str | None]]:
-        """``path -> (size, mtime_ns, status, content_hash, error)`` for photos under ``root``."""
+    def _rows_under(self, root: str, columns: str, where: str = "1", args: Sequence[Any] = ()):
+        """Rows of ``columns`` (the first must be ``path``) for photos at or below ``root``
+        that satisfy ``where``; paths come back as ``str``."""
         prefix = root.rstrip(os.sep) + os.sep
         upper = prefix[:-1] + chr(ord(os.sep) + 1)
-        rows = []
+        rows: list[tuple[Any, ...]] = []
         if isinstance(db_path(root), str):  # else every path below is a BLOB too
             rows = self.db.execute(
-                "SELECT path, size, mtime_ns, status, content_hash, error FROM photos "
-                "WHERE path = ? OR (path >= ? AND path < ?)",
-                [root, prefix, upper],
+                f"SELECT {columns} FROM photos WHERE (path = ? OR (path >= ? AND path < ?)) "
+                f"AND ({where})",
+                [root, prefix, upper, *args],
             ).fetchall()
-        # Non-UTF-8 paths are BLOBs, which SQLite sorts after all TEXT: match them by bytes.
+        # Non-UTF-8 paths are BLOBs, which SQLite sorts after all TEXT (so ``path >= x''``
+        # is an index range holding exactly the BLOBs): match them by bytes.
         raw_root, raw_prefix = os.fsencode(root), os.fsencode(prefix)
-        rows += [
-            r
+        blobs = [
+            (py_path(r[0]), *r[1:])
             for r in self.db.execute(
-                "SELECT path, size, mtime_ns, status, content_hash, error FROM photos "
-                "WHERE typeof(path) = 'blob'"
+                f"SELECT {columns} FROM photos WHERE path >= x'' AND ({where})", args
             )
             if r[0] == raw_root or r[0].startswith(raw_prefix)
         ]
-        return {py_path(p): (s, m, st, h, e) for p, s, m, st, h, e in rows}
+        return rows + blobs if blobs else rows
+
+    def stat_rows(self, root: str) -> list[tuple[str, int, int]]:
+        """``(path, size bytes, mtime_ns)`` of every photo under ``root``, any status: what a
+        rescan diffs the walk against (plain tuples, for set operations)."""
+        return self._rows_under(root, "path, size, mtime_ns")
+
+    def error_paths_under(self, root: str, prefixes: Sequence[str]) -> set[str]:
+        """Paths at or below ``root`` recorded with an error that starts with one of
+        ``prefixes`` (reads the ``photos_errors`` index, not the whole table)."""
+        if not prefixes:
+            return set()
+        prefix = root.rstrip(os.sep) + os.sep
+        paths = set()
+        for raw, error in self.db.execute("SELECT path, error FROM photos WHERE status='error'"):
+            path = py_path(raw)
+            if (path == root or path.startswith(prefix)) and (error or "").startswith(
+                tuple(prefixes)
+            ):
+                paths.add(path)
+        return paths
+
+    def missing_descriptor_under(self, root: str, model: str) -> list[tuple[str, str]]:
+        """``(path, content_hash)`` of decoded photos under ``root`` whose content has no
+        descriptor of ``model``."""
+        return self._rows_under(
+            root,
+            "path, content_hash",
+            "status='ok' AND content_hash NOT IN "
+            "(SELECT content_hash FROM embeddings WHERE model=?)",
+            [model],
+        )
 
     def upsert_photos(self, rows: Iterable[dict[str, Any]]) -> None:
         """Insert or replace photo rows (keys: the ``photos`` columns except ``id``)."""

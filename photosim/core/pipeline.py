@@ -46,7 +46,7 @@ from photosim.core.types import (
     ScanStage,
     ScanSummary,
 )
-from photosim.core.walk import walk
+from photosim.core.walk import walk_folders
 from photosim.core.workers import TRANSIENT_REASONS, DecodePool
 
 logger = logging.getLogger(__name__)
@@ -131,48 +131,60 @@ def scan(
     roots = [os.path.abspath(r) for r in roots]
 
     # ---------------------------------------------------------------- walk and diff
-    missing_descriptor: set[str] = set()
-    if model_id is not None:
-        missing_descriptor = {
-            h
-            for (h,) in catalog.db.execute(
-                "SELECT DISTINCT content_hash FROM photos WHERE status='ok' AND content_hash "
-                "NOT IN (SELECT content_hash FROM embeddings WHERE model=?)",
-                [model_id],
-            )
-        }
+    # In bulk: the walk returns (path, size, mtime_ns) tuples and the diff is set arithmetic
+    # against the catalog's tuples, so a rescan costs little more than the stat() calls.
     items: list[_Item] = []
     gone_paths: set[str] = set()
     walk_errors: list[tuple[str, str]] = []
+    queued_contents: set[str] = set()  # contents queued for a missing descriptor
     for root in roots:
         catalog.add_folder(root)
-        known = catalog.stat_map(root)
-        seen: set[str] = set()
-        for entry in walk(root, settings.exclude, known=known, errors=walk_errors):
-            seen.add(entry.path)
-            summary.seen += 1
-            old = known.get(entry.path)
-            if old is None:
-                items.append(_Item(entry.path, root, entry.size, entry.mtime_ns, "new"))
-                summary.new += 1
-            elif (old[0], old[1]) != (entry.size, entry.mtime_ns) or (
-                old[4] or ""
-            ).startswith(TRANSIENT_REASONS):
-                items.append(_Item(entry.path, root, entry.size, entry.mtime_ns, "changed"))
-                summary.changed += 1
-            else:
-                summary.unchanged += 1
-                if old[3] in missing_descriptor:
-                    missing_descriptor.discard(old[3])
-                    items.append(_Item(entry.path, root, entry.size, entry.mtime_ns, "embed"))
-            if summary.seen % 1000 == 0:
-                yield Progress(ScanStage.WALKING, summary.seen, 0, root)
+        known_rows = catalog.stat_rows(root)
+        known_paths = {row[0] for row in known_rows}
+        found: list[tuple[str, int, int]] = []
+        next_report = 1000
+        for folder_files in walk_folders(root, settings.exclude, known_paths, walk_errors):
+            found += folder_files
+            if len(found) >= next_report:
+                next_report = len(found) + 1000
+                yield Progress(ScanStage.WALKING, summary.seen + len(found), 0, root)
             if cancel.cancelled():
                 break
+        summary.seen += len(found)
         if cancel.cancelled():
             summary.cancelled = True
             break
-        gone_paths.update(set(known) - seen)
+        unchanged_rows = set(known_rows)
+        stale = [row for row in found if row not in unchanged_rows]
+        stale_paths = {row[0] for row in stale}
+        # Files whose recorded error says more about the machine than the file: retry.
+        retry = catalog.error_paths_under(root, TRANSIENT_REASONS) - stale_paths
+        if retry:
+            stale += [row for row in found if row[0] in retry]
+            stale_paths |= retry
+        for path, size, mtime_ns in stale:
+            kind = "changed" if path in known_paths else "new"
+            items.append(_Item(path, root, size, mtime_ns, kind))
+        summary.changed += len(stale_paths & known_paths)
+        summary.new += len(stale_paths) - len(stale_paths & known_paths)
+        summary.unchanged += len(found) - len(stale_paths)
+        seen_paths = {row[0] for row in found}
+        gone_paths |= known_paths - seen_paths
+        if model_id is not None:
+            # Unchanged files whose content lacks a descriptor (e.g. scanned hash-only before):
+            # one file per content is embedded.
+            lacking = dict(catalog.missing_descriptor_under(root, model_id))
+            if lacking:
+                for path, size, mtime_ns in found:
+                    content_hash = lacking.get(path)
+                    if (
+                        content_hash is not None
+                        and path not in stale_paths
+                        and content_hash not in queued_contents
+                    ):
+                        queued_contents.add(content_hash)
+                        items.append(_Item(path, root, size, mtime_ns, "embed"))
+    items.sort(key=lambda item: item.path)
     for path, reason in walk_errors:
         logger.warning("%s: %s", path, reason)
     summary.error_samples.extend(walk_errors[:20])
@@ -203,10 +215,9 @@ def scan(
 
     # ---------------------------------------------------------------- index
     # Also after a cancel: the batches that finished are searchable at once. A rescan that
-    # changed nothing skips this (it would only reload the index files) unless an earlier,
-    # killed scan left contents without their hash vector.
-    unchanged = not (items or summary.removed or summary.cancelled)
-    if not (unchanged and _hash_vectors_complete(catalog)):
+    # changed nothing skips this: each batch committed its hash vectors with its photos, and
+    # every reader of an index syncs it with the catalog when it opens it.
+    if items or summary.removed or summary.cancelled:
         yield Progress(ScanStage.INDEXING, 0, 1, "updating the index")
         with catalog.transaction():
             catalog.prune_orphans()
@@ -252,6 +263,15 @@ def _process(
                 rows += [_row(it, image.content_hash, meta, None) for it in its]
                 catalog.put_thumbnail(image.content_hash, image.thumbnail)
             catalog.upsert_photos(rows)
+            if batch:  # hash vectors commit with their photos: the hash index is never behind
+                catalog.put_embeddings(
+                    HASH_MODEL,
+                    [image.content_hash for image, _ in batch],
+                    hash_vectors(
+                        np.array([image.phash for image, _ in batch], np.int64),
+                        np.array([image.dhash for image, _ in batch], np.int64),
+                    ),
+                )
             if vectors is not None and model_id is not None:
                 catalog.put_embeddings(model_id, [im.content_hash for im, _ in batch], vectors)
         return len(rows)
@@ -362,12 +382,6 @@ def _vectors_or_none(inference: Future[np.ndarray], summary: ScanSummary) -> np.
         logger.exception("inference failed")
         summary.embed_note = f"descriptors could not be computed: {exc}"
         return None
-
-
-def _hash_vectors_complete(catalog: Catalog) -> bool:
-    """True when every decoded content has its hash vector (cheap: two counts)."""
-    contents = catalog.counts()["contents"]
-    return catalog.embedding_stats(HASH_MODEL)[0] == contents
 
 
 def _add_missing_hash_vectors(catalog: Catalog) -> None:

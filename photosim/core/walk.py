@@ -68,6 +68,78 @@ def _sniffs_as_image(path: str) -> bool:
         os.close(fd)
 
 
+def walk_folders(
+    root: str,
+    exclude: Sequence[str] = (),
+    known: frozenset[str] | set[str] | dict[str, object] | None = None,
+    errors: list[tuple[str, str]] | None = None,
+    sort: bool = False,
+) -> Iterator[list[tuple[str, int, int]]]:
+    """Yield the candidate image files below ``root``, one folder at a time.
+
+    The fast path behind :func:`walk` and rescans: entries are plain ``(path, size bytes,
+    mtime_ns)`` tuples, so a scan can diff a whole tree against the catalog with set
+    operations. Folders are visited depth first; within a folder, entries come in directory
+    order unless ``sort`` is set.
+
+    Args:
+        root: Folder to walk (made absolute).
+        exclude: Glob patterns matched against each file or folder name and full path.
+        known: Paths already in the catalog: they are yielded without sniffing, so rescans stay
+            stat-only.
+        errors: If given, ``(path, reason)`` is appended for folders that cannot be listed.
+        sort: Sort each folder's files and subfolders by name.
+
+    Yields:
+        One list per listed folder (possibly empty) of its candidate files.
+    """
+    known = known if known is not None else ()
+    image_ext, non_image_ext = IMAGE_EXTENSIONS, NON_IMAGE_EXTENSIONS
+    splitext, is_reg = os.path.splitext, stat.S_ISREG
+    stack = [os.path.abspath(root)]
+    while stack:
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name) if sort else list(it)
+        except OSError as exc:
+            logger.warning("cannot list %s: %s", folder, exc)
+            if errors is not None:
+                errors.append((folder, f"cannot list folder: {exc.strerror or exc}"))
+            continue
+        found: list[tuple[str, int, int]] = []
+        subfolders = []
+        for entry in entries:
+            if exclude and _excluded(entry.name, entry.path, exclude):
+                continue
+            try:
+                # The entry type comes from readdir (no syscall): folders and links are
+                # sorted out before the one stat() a file needs.
+                if entry.is_symlink():
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    name = entry.name
+                    if not name.startswith(".") and name not in OWN_FOLDER_NAMES:
+                        subfolders.append(entry.path)
+                    continue
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if not is_reg(st.st_mode):
+                continue
+            path = entry.path
+            if path in known:
+                found.append((path, st.st_size, st.st_mtime_ns))
+                continue
+            ext = splitext(entry.name)[1].lower()
+            if ext in image_ext or (
+                ext not in non_image_ext and st.st_size > 0 and _sniffs_as_image(path)
+            ):
+                found.append((path, st.st_size, st.st_mtime_ns))
+        yield found
+        stack.extend(reversed(subfolders))
+
+
 def walk(
     root: str,
     exclude: Sequence[str] = (),
@@ -84,46 +156,9 @@ def walk(
         errors: If given, ``(path, reason)`` is appended for folders that cannot be listed.
 
     Yields:
-        One :class:`WalkEntry` per regular file that is, or may be, an image.
+        One :class:`WalkEntry` per regular file that is, or may be, an image: a folder's files
+        first, then its subfolders.
     """
-    known = known if known is not None else set()
-    stack = [os.path.abspath(root)]
-    while stack:
-        folder = stack.pop()
-        try:
-            with os.scandir(folder) as it:
-                entries = sorted(it, key=lambda e: e.name)
-        except OSError as exc:
-            logger.warning("cannot list %s: %s", folder, exc)
-            if errors is not None:
-                errors.append((folder, f"cannot list folder: {exc.strerror or exc}"))
-            continue
-        subfolders = []
-        for entry in entries:
-            name = entry.name
-            path = entry.path
-            if exclude and _excluded(name, path, exclude):
-                continue
-            try:
-                # The entry type comes from readdir (no syscall): folders and links are
-                # sorted out before the one stat() a file needs.
-                if entry.is_symlink():
-                    continue
-                if entry.is_dir(follow_symlinks=False):
-                    if not name.startswith(".") and name not in OWN_FOLDER_NAMES:
-                        subfolders.append(path)
-                    continue
-                st = entry.stat(follow_symlinks=False)
-            except OSError:
-                continue
-            if not stat.S_ISREG(st.st_mode):
-                continue
-            if path in known:
-                yield WalkEntry(path, st.st_size, st.st_mtime_ns)
-                continue
-            ext = os.path.splitext(name)[1].lower()
-            if ext in IMAGE_EXTENSIONS:
-                yield WalkEntry(path, st.st_size, st.st_mtime_ns)
-            elif ext not in NON_IMAGE_EXTENSIONS and st.st_size > 0 and _sniffs_as_image(path):
-                yield WalkEntry(path, st.st_size, st.st_mtime_ns)
-        stack.extend(reversed(subfolders))
+    for found in walk_folders(root, exclude, known, errors, sort=True):
+        for path, size, mtime_ns in found:
+            yield WalkEntry(path, size, mtime_ns)

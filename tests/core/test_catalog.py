@@ -81,21 +81,21 @@ def test_non_utf8_path_round_trips(tmp_path: Path) -> None:
         assert catalog.photo_by_path(path) is None
 
 
-def test_non_utf8_root_stat_map(tmp_path: Path) -> None:
+def test_non_utf8_root_stat_rows(tmp_path: Path) -> None:
     root = "/" + NON_UTF8_NAME
     with Catalog(tmp_path / "c.db") as catalog:
         catalog.upsert_photos([photo_row(root + "/a.jpg", H1, 1, 2, folder=root)])
-        assert set(catalog.stat_map(root)) == {root + "/a.jpg"}
+        assert [r[0] for r in catalog.stat_rows(root)] == [root + "/a.jpg"]
 
 
-def test_stat_map_includes_non_utf8_paths(tmp_path: Path) -> None:
+def test_stat_rows_include_non_utf8_paths(tmp_path: Path) -> None:
     path = "/p/" + NON_UTF8_NAME
     with Catalog(tmp_path / "c.db") as catalog:
         catalog.upsert_photos([photo_row(path, H1, 1, 2, folder="/p", size=5, mtime_ns=9)])
-        assert catalog.stat_map("/p") == {path: (5, 9, "ok", H1, None)}
+        assert catalog.stat_rows("/p") == [(path, 5, 9)]
 
 
-def test_stat_map_prefix_semantics(tmp_path: Path) -> None:
+def test_stat_rows_prefix_semantics(tmp_path: Path) -> None:
     paths = [
         "/a/b",  # the root itself (a file scanned directly)
         "/a/b/x.jpg",
@@ -111,12 +111,54 @@ def test_stat_map_prefix_semantics(tmp_path: Path) -> None:
             [photo_row(p, H1, 1, 2, folder="/a", size=i) for i, p in enumerate(paths)]
         )
         expected = {"/a/b", "/a/b/x.jpg", "/a/b/deep/er/y.jpg"}
-        assert set(catalog.stat_map("/a/b")) == expected
+        assert {r[0] for r in catalog.stat_rows("/a/b")} == expected
         # (scan passes os.path.abspath() roots, never with a trailing separator)
-        assert set(catalog.stat_map("/a/b/")) == expected - {"/a/b"}
-        assert catalog.stat_map("/a/b")["/a/b/x.jpg"] == (1, BASE_MTIME_NS, "ok", H1, None)
-        assert set(catalog.stat_map("/a/b2")) == {"/a/b2/z.jpg"}
-        assert set(catalog.stat_map("/a")) == set(paths)
+        assert {r[0] for r in catalog.stat_rows("/a/b/")} == expected - {"/a/b"}
+        assert ("/a/b/x.jpg", 1, BASE_MTIME_NS) in catalog.stat_rows("/a/b")
+        assert {r[0] for r in catalog.stat_rows("/a/b2")} == {"/a/b2/z.jpg"}
+        assert {r[0] for r in catalog.stat_rows("/a")} == set(paths)
+
+
+def test_error_paths_under_filters_root_and_reason(tmp_path: Path) -> None:
+    rows = [
+        ("/p/a.jpg", "decoder crashed (exit code -9)"),
+        ("/p/b.jpg", "not an image: unrecognised content"),
+        ("/p/" + NON_UTF8_NAME, "decoding took longer than 30 s"),
+        ("/p2/c.jpg", "decoder crashed (exit code -11)"),
+        ("/p/ok.jpg", None),
+    ]
+    with Catalog(tmp_path / "c.db") as catalog:
+        for path, error in rows:
+            row = photo_row(path, H1, 1, 2, folder="/p")
+            if error is not None:
+                row.update(status="error", error=error)
+            catalog.upsert_photos([row])
+        found = catalog.error_paths_under("/p", ("decoder crashed", "decoding took longer"))
+        assert found == {"/p/a.jpg", "/p/" + NON_UTF8_NAME}
+        assert catalog.error_paths_under("/p", ()) == set()
+
+
+def test_schema_3_catalog_gains_the_rescan_indexes(tmp_path: Path) -> None:
+    path = tmp_path / "c.db"
+    with Catalog(path) as catalog:
+        catalog.upsert_photos([photo_row("/p/a.jpg", H1, 1, 2, folder="/p")])
+    conn = sqlite3.connect(path)
+    conn.execute("DROP INDEX photos_stat")
+    conn.execute("DROP INDEX photos_errors")
+    conn.execute("UPDATE meta SET value='3' WHERE key='schema_version'")
+    conn.commit()
+    conn.close()
+    with Catalog(path) as catalog:
+        assert catalog.schema_version() == SCHEMA_VERSION
+        plan = " ".join(
+            str(r[-1])
+            for r in catalog.db.execute(
+                "EXPLAIN QUERY PLAN SELECT path, size, mtime_ns FROM photos "
+                "WHERE path >= '/p/' AND path < '/p0'"
+            )
+        )
+        assert "COVERING INDEX photos_stat" in plan
+        assert catalog.stat_rows("/p") == [("/p/a.jpg", 100_000, BASE_MTIME_NS)]
 
 
 def test_embeddings_float16_round_trip(tmp_path: Path) -> None:

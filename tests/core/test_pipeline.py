@@ -555,7 +555,7 @@ def test_dev_copy_rescan_after_cleanup(dev_copy: Path, tmp_path: Path) -> None:
         assert catalog.errors() == [] and catalog.counts()["photos"] == 163
 
 
-def test_unchanged_rescan_skips_indexing_unless_hash_vectors_are_missing(tmp_path: Path) -> None:
+def test_unchanged_rescan_skips_indexing(tmp_path: Path) -> None:
     write_photo_set(tmp_path / "photos")
     with Catalog(tmp_path / "c.db") as catalog:
         run_scan(scan(catalog, [str(tmp_path / "photos")], SETTINGS))
@@ -563,10 +563,23 @@ def test_unchanged_rescan_skips_indexing_unless_hash_vectors_are_missing(tmp_pat
         stamp = hnsw.stat().st_mtime_ns
         stages = [p.stage for p in drive(scan(catalog, [str(tmp_path / "photos")], SETTINGS))[0]]
         assert ScanStage.INDEXING not in stages and hnsw.stat().st_mtime_ns == stamp
-        # A scan killed between its last commit and the index stage leaves contents without
-        # their hash vector: the next rescan, though nothing changed, restores them.
-        catalog.db.execute("DELETE FROM embeddings WHERE model=?", [HASH_MODEL])
-        stages = [p.stage for p in drive(scan(catalog, [str(tmp_path / "photos")], SETTINGS))[0]]
-        assert ScanStage.INDEXING in stages
+
+
+def test_a_killed_scan_keeps_hash_vectors_with_its_batches(tmp_path: Path) -> None:
+    # A scan killed between batches (or before its index stage) must not leave decoded
+    # contents without their hash vector: an unchanged rescan skips the index stage.
+    write_photo_set(tmp_path / "photos")
+    settings = Settings(workers=1, batch_size=2)
+    with Catalog(tmp_path / "c.db") as catalog:
+        gen = scan(catalog, [str(tmp_path / "photos")], settings)
+        for progress in gen:
+            if progress.stage == ScanStage.PROCESSING and progress.done >= 2:
+                break
+        gen.close()  # killed: no index stage ran
+        contents = catalog.counts()["contents"]
+        assert 0 < contents < N_CONTENTS
+        assert catalog.embedding_stats(HASH_MODEL)[0] == contents
+        summary = run_scan(scan(catalog, [str(tmp_path / "photos")], settings))
+        assert summary.new > 0
         assert catalog.embedding_stats(HASH_MODEL)[0] == N_CONTENTS
         assert len(VectorIndex.open(catalog, HASH_MODEL) or []) == N_CONTENTS
