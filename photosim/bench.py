@@ -543,8 +543,8 @@ def _inference_cost(embedder: Any) -> tuple[float, float, float | None]:
     wall = (time.perf_counter() - started) / len(images)
     if not embedder.device.startswith("cpu"):
         return wall, wall, None  # a GPU stage costs no CPU-seconds of the bound's kind
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    threads = embedder.threads
+    embedder.threads = 1  # applied by embed() on the calling thread
     try:
         started = time.process_time()
         embedder.embed(images)
@@ -557,7 +557,7 @@ def _inference_cost(embedder: Any) -> tuple[float, float, float | None]:
                 embedder.embed(images)
                 bf16 = (time.process_time() - started) / len(images)
     finally:
-        torch.set_num_threads(threads)
+        embedder.threads = threads
     return cpu, wall, bf16
 
 

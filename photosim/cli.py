@@ -62,6 +62,7 @@ def _load_embedder(
         "pooling": settings.pooling,
         "device": settings.device,
         "weights": settings.weights,
+        "precision": settings.precision,
         "progress": not quiet,
     }
     try:
@@ -609,6 +610,11 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--pooling", choices=("avg", "gem", "rmac"), default="avg")
     model.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: best available)")
     model.add_argument("--weights", metavar="FILE", help="local state_dict file for the backbone")
+    model.add_argument(
+        "--precision", choices=("auto", "float32", "bfloat16"),
+        help="CPU inference precision (default auto: bfloat16 on CPUs with native bfloat16 "
+        "when it reproduces float32 descriptors, else float32)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("scan", parents=[common, model], help="scan folders into the catalog")
@@ -698,7 +704,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _settings_from(args: argparse.Namespace) -> Settings:
     settings = Settings()
     changes: dict[str, Any] = {}
-    for name in ("model", "pooling", "device", "weights"):
+    for name in ("model", "pooling", "device", "weights", "precision"):
         value = getattr(args, name, None)
         if value is not None:
             changes[name] = value

@@ -94,6 +94,8 @@ class Settings:
         pooling: Global pooling of the feature map: ``"avg"``, ``"gem"`` or ``"rmac"``.
         device: ``None`` for automatic (CUDA, then MPS, then CPU) or an explicit device.
         weights: Optional path of a local state_dict file for the backbone.
+        precision: CPU inference precision: ``"auto"`` (bfloat16 where the CPU has it natively
+            and it reproduces float32 descriptors, else float32), ``"float32"``, ``"bfloat16"``.
         thumb_size: Longest side of stored thumbnails, pixels.
         workers: Decode worker processes; 0 means one per CPU core.
         batch_size: Files per catalog transaction and per inference batch.
@@ -107,6 +109,7 @@ class Settings:
     pooling: str = "avg"
     device: str | None = None
     weights: str | None = None
+    precision: str = "auto"
     thumb_size: int = 256
     workers: int = 0
     batch_size: int = 32

@@ -25,7 +25,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Generator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass
 from typing import Any
@@ -190,21 +190,8 @@ def scan(
     summary.error_samples.extend(walk_errors[:20])
 
     # ---------------------------------------------------------------- process
-    if embedder is not None and items and not summary.cancelled:
-        # An empty batch loads a lazy embedder (torch, weights) only now that there is work,
-        # and tells us before decoding anything whether descriptors can be made at all.
-        yield Progress(ScanStage.PROCESSING, 0, len(items), "loading the model")
-        try:
-            embedder.embed([])
-        except Exception as exc:  # Error: expected (e.g. no weights); others: a bug, logged
-            if isinstance(exc, Error):
-                logger.info("no descriptors: %s", exc)
-            else:
-                logger.exception("the embedder failed to start")
-            summary.embed_note = str(exc)
-            embedder = None
-            # Unchanged files were only queued to get descriptors: leave them alone.
-            items = [item for item in items if item.kind != "embed"]
+    # The embedder (a lazy one imports torch and reads the weights) loads on the inference
+    # thread while the decoders start on the first files: see _process.
     if items and not summary.cancelled:
         yield from _process(catalog, items, settings, embedder, cancel, summary)
     # Vanished paths leave only now: a moved file's content was still known while processing,
@@ -248,7 +235,7 @@ def _process(
     waiting: dict[str, list[_Item]] = {}  # submitted content hash -> files with that content
     decoded: list[tuple[DecodedImage, list[_Item]]] = []
     plain_rows: list[dict[str, Any]] = []  # errors and reused content, ready to commit
-    inference: Future[np.ndarray] | None = None
+    inference: Future[tuple[np.ndarray, float]] | None = None
     in_flight: list[tuple[DecodedImage, list[_Item]]] = []
     done = 0
     last_yield = 0.0
@@ -276,20 +263,52 @@ def _process(
                 catalog.put_embeddings(model_id, [im.content_hash for im, _ in batch], vectors)
         return len(rows)
 
-    # Decoders yield to inference when both want the same cores (see DecodePool's niceness).
-    pool = DecodePool(
-        settings.worker_count(),
-        niceness=DECODE_NICENESS if getattr(embedder, "device", None) == "cpu" else 0,
-    )
+    pool = DecodePool(settings.worker_count())
+    split: _CoreSplit | None = None
+    # Decoded images waiting for inference are capped: decoding far ahead of a slower
+    # inference only costs memory (each holds a model input and a thumbnail).
+    backlog_cap = max(2 * batch_size, pool.size * LOOKAHEAD_PER_WORKER)
     executor = ThreadPoolExecutor(1, thread_name_prefix="photosim-inference")
+    # An empty batch loads a lazy embedder (torch, weights) on the inference thread, now that
+    # there is work, while the decoders start on the first files; a failure (e.g. no weights)
+    # turns the rest of the scan hash-only.
+    loading: Future[Any] | None = None
+    if embedder is not None:
+        loading = executor.submit(embedder.embed, [])
+        yield Progress(ScanStage.PROCESSING, 0, total, "loading the model")
     try:
         while True:
+            if loading is not None and loading.done():
+                try:
+                    loading.result()
+                except Exception as exc:  # Error: expected (e.g. no weights); else a bug
+                    if isinstance(exc, Error):
+                        logger.info("no descriptors: %s", exc)
+                    else:
+                        logger.exception("the embedder failed to start")
+                    summary.embed_note = str(exc)
+                    embedder, model_id = None, None
+                    # Unchanged files were only queued to get descriptors: leave them alone.
+                    queue = deque(item for item in queue if item.kind != "embed")
+                else:
+                    if getattr(embedder, "device", None) == "cpu":
+                        # Decoders yield to inference when both want the same cores (see
+                        # DecodePool's niceness), and the inference thread count follows the
+                        # measured stage costs (see _CoreSplit).
+                        pool.set_niceness(DECODE_NICENESS)
+                        if getattr(embedder, "threads", None) is not None:
+                            split = _CoreSplit(_usable_cpus())
+                loading = None
             if cancel.cancelled():
                 summary.cancelled = True
                 pool.cancel_pending()
                 break
             # Feed the decoders a bounded number of files ahead.
-            while queue and pool.outstanding < pool.size * LOOKAHEAD_PER_WORKER:
+            while (
+                queue
+                and pool.outstanding < pool.size * LOOKAHEAD_PER_WORKER
+                and (embedder is None or len(decoded) + pool.outstanding < backlog_cap)
+            ):
                 item = queue.popleft()
                 try:
                     content_hash, _ = file_content_hash(item.path)
@@ -318,9 +337,10 @@ def _process(
             # Collect decoded files. Never spin: with no decode in flight, block on the
             # inference batch instead (a busy loop here holds the GIL that torch's Python-level
             # layers need, which made inference ~6x slower).
-            if pool.outstanding == 0 and inference is not None:
-                wait_futures([inference], timeout=PROGRESS_INTERVAL_S)
-            busy = bool(queue or decoded or inference is not None)
+            pending = [f for f in (inference, loading) if f is not None]
+            if pool.outstanding == 0 and pending:
+                wait_futures(pending, timeout=PROGRESS_INTERVAL_S, return_when=FIRST_COMPLETED)
+            busy = bool(queue or decoded or pending)
             for outcome in pool.poll(timeout=0.01 if busy else 0.2):
                 its = waiting.pop(outcome.key)  # type: ignore[arg-type]
                 if outcome.image is None:
@@ -336,6 +356,8 @@ def _process(
             # Inference: one batch in the background thread while decoding goes on.
             if inference is not None and inference.done():
                 vectors = _vectors_or_none(inference, summary)
+                if split is not None and vectors is not None:
+                    split.update(len(in_flight), inference.result()[1], pool)
                 summary.embedded += 0 if vectors is None else len(in_flight)
                 done += commit(in_flight, vectors)
                 inference, in_flight = None, []
@@ -345,10 +367,11 @@ def _process(
                     batch, decoded = decoded[:batch_size], decoded[batch_size:]
                     done += commit(batch, None)
                     last_yield = 0.0
-                elif inference is None:
+                elif inference is None and loading is None:
                     in_flight, decoded = decoded[:batch_size], decoded[batch_size:]
                     inputs = [image.model_input for image, _ in in_flight]
-                    inference = executor.submit(embedder.embed, inputs)  # type: ignore[arg-type]
+                    threads = split.threads if split is not None else None
+                    inference = executor.submit(_timed_embed, embedder, inputs, threads)
             if plain_rows and (len(plain_rows) >= batch_size or finished):
                 done += commit([], None)
                 last_yield = 0.0
@@ -357,7 +380,7 @@ def _process(
                 last_yield = now
                 yield Progress(ScanStage.PROCESSING, done, total, "", summary.errors)
             if finished and not decoded and inference is None and not plain_rows:
-                break
+                break  # (a load still running is waited for by the executor's shutdown)
         # Cancelled: keep what is finished, leave the rest for the next scan.
         if inference is not None:
             vectors = _vectors_or_none(inference, summary)
@@ -371,9 +394,71 @@ def _process(
         executor.shutdown(wait=True)
 
 
-def _vectors_or_none(inference: Future[np.ndarray], summary: ScanSummary) -> np.ndarray | None:
+def _usable_cpus() -> int:
+    """CPUs this process may run on (respects affinity masks)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _timed_embed(
+    embedder: Embedder, images: list[np.ndarray], threads: int | None
+) -> tuple[np.ndarray, float]:
+    """Run on the inference thread: set its thread count, embed, and time it (seconds)."""
+    if threads is not None:
+        embedder.threads = threads  # type: ignore[attr-defined]
+    started = time.perf_counter()
+    vectors = embedder.embed(images)
+    return vectors, time.perf_counter() - started
+
+
+class _CoreSplit:
+    """How many intra-op threads CPU inference gets next to the decode processes.
+
+    Torch's intra-op threads meet at a barrier after every layer, so a team as wide as the
+    machine stalls whenever a (lower-priority) decoder holds one of its cores, while a narrow
+    team leaves cores idle once decoding has run ahead. The split that keeps every core
+    busy gives inference the share of cores its CPU cost takes of the total:
+    ``threads = round(cores * inference / (inference + decode))`` CPU-seconds per image, with
+    decode costs reported by the workers and the inference cost estimated as wall time x
+    threads. The estimate is refreshed after every batch (the first, which pays the one-off
+    oneDNN set-up, is skipped), so it follows the model, the precision and the photos.
+
+    Args:
+        cores: CPUs this process may use.
+    """
+
+    def __init__(self, cores: int) -> None:
+        self.cores = max(1, cores)
+        self.threads = max(1, self.cores // 2)
+        self._batches = 0
+        self._inference_cpu: float | None = None  # CPU-seconds per image, smoothed
+
+    def update(self, images: int, wall_seconds: float, pool: DecodePool) -> None:
+        """Account one finished inference batch of ``images`` that took ``wall_seconds``."""
+        self._batches += 1
+        if self._batches == 1 or images == 0 or pool.completed == 0:
+            return
+        cost = wall_seconds / images * self.threads
+        self._inference_cpu = (
+            cost if self._inference_cpu is None else 0.5 * (self._inference_cpu + cost)
+        )
+        decode = pool.cpu_seconds / pool.completed
+        share = self._inference_cpu / (self._inference_cpu + decode)
+        threads = min(self.cores, max(1, round(self.cores * share)))
+        if threads != self.threads:
+            logger.debug(
+                "inference threads %d -> %d (inference %.1f, decode %.1f CPU-ms per image)",
+                self.threads, threads, self._inference_cpu * 1e3, decode * 1e3,
+            )
+            self.threads = threads
+
+
+def _vectors_or_none(
+    inference: Future[tuple[np.ndarray, float]], summary: ScanSummary
+) -> np.ndarray | None:
     try:
-        return inference.result()
+        return inference.result()[0]
     except Error as exc:  # expected, e.g. weights unavailable: one line, scan goes on
         logger.info("no descriptors: %s", exc)
         summary.embed_note = str(exc)

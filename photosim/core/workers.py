@@ -80,6 +80,7 @@ def _worker_main(conn: Connection, memory_limit: int, niceness: int = 0) -> None
             return
         if request is None:
             return
+        started = time.process_time()
         try:
             reply: tuple[str, Any] = ("ok", decode_file(request))
         except DecodeError as exc:
@@ -89,7 +90,7 @@ def _worker_main(conn: Connection, memory_limit: int, niceness: int = 0) -> None
         except Exception as exc:  # a decoder bug must cost one file, not the scan
             reply = ("error", f"decoder failed: {type(exc).__name__}: {exc}")
         try:
-            conn.send(reply)
+            conn.send((*reply, time.process_time() - started))
         except (BrokenPipeError, OSError):
             return
 
@@ -149,6 +150,10 @@ class DecodePool:
             _Worker(self._ctx, memory_limit, niceness) for _ in range(max(1, processes))
         ]
         self._queue: collections.deque[tuple[Hashable, DecodeRequest]] = collections.deque()
+        # CPU-seconds the workers spent on the files they returned, and how many files: the
+        # scan balances inference threads against decoding with them.
+        self.cpu_seconds = 0.0
+        self.completed = 0
 
     def __enter__(self) -> DecodePool:
         return self
@@ -188,6 +193,19 @@ class DecodePool:
                     self._queue.appendleft(job)
                     self._replace(worker)
 
+    def set_niceness(self, niceness: int) -> None:
+        """Lower the running workers' priority by ``niceness`` relative to this process (and
+        start replacements that way). POSIX only; a no-op where not permitted."""
+        self._niceness = niceness
+        if not hasattr(os, "setpriority"):
+            return
+        target = min(19, os.getpriority(os.PRIO_PROCESS, 0) + niceness)
+        for worker in self._workers:
+            try:
+                os.setpriority(os.PRIO_PROCESS, worker.process.pid, target)
+            except (OSError, TypeError):  # exited, or not permitted
+                pass
+
     def _replace(self, worker: _Worker) -> None:
         worker.kill()
         index = self._workers.index(worker)
@@ -214,7 +232,7 @@ class DecodePool:
             assert worker.job is not None
             key, request = worker.job
             try:
-                status, payload = worker.conn.recv()
+                status, payload, cpu_seconds = worker.conn.recv()
             except (EOFError, OSError):
                 code = worker.process.exitcode
                 worker.process.join(timeout=1)
@@ -226,6 +244,8 @@ class DecodePool:
                 self._replace(worker)
                 continue
             worker.job = None
+            self.cpu_seconds += cpu_seconds
+            self.completed += 1
             if status == "ok":
                 outcomes.append(DecodeOutcome(key, request, payload, None))
             else:

@@ -42,6 +42,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "efficientnet_b1"
 DEFAULT_POOLING = "avg"
+PRECISIONS = ("auto", "float32", "bfloat16")
 OFFLINE_ENV = "PHOTOSIM_OFFLINE"
 
 
@@ -126,6 +127,7 @@ def load_embedder(
     weights: str | os.PathLike[str] | None = None,
     progress: bool = True,
     batch_size: int | None = None,
+    precision: str = "auto",
 ) -> Embedder:
     """Build a backbone with its weights, ready to embed.
 
@@ -143,6 +145,9 @@ def load_embedder(
             official weights, downloading them once into the torch hub cache.
         progress: Show a progress bar on stderr while downloading.
         batch_size: Images per forward pass; None for 32 on a GPU, 16 on CPU.
+        precision: CPU inference precision: ``"auto"`` (bfloat16 autocast where the CPU has
+            native bfloat16, AVX512-BF16, AMX or Arm BF16; else float32), ``"float32"`` or
+            ``"bfloat16"``. CUDA always runs float16, MPS float32.
 
     Returns:
         An :class:`~photosim.core.types.Embedder` with ``model_id == f"{model}-{pooling}"``,
@@ -156,6 +161,8 @@ def load_embedder(
         ValueError: ``batch_size`` < 1.
     """
     spec = _spec(model)
+    if precision not in PRECISIONS:
+        raise EmbedError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     if pooling not in POOLINGS:
         raise EmbedError(f"unknown pooling {pooling!r}; choose one of {', '.join(POOLINGS)}")
     if batch_size is not None and batch_size < 1:
@@ -174,6 +181,7 @@ def load_embedder(
         weights=None if weights is None else Path(weights),
         progress=progress,
         batch_size=batch_size,
+        precision=precision,
     )
 
 
@@ -204,11 +212,25 @@ class LazyEmbedder:
         self._lock = threading.Lock()
         self._inner: Embedder | None = None
         self._error: EmbedError | None = None
+        self._threads: int | None = None
 
     @property
     def device(self) -> str:  # type: ignore[override]
         """The inference device once loaded, else ``"not loaded"``."""
         return self._inner.device if self._inner is not None else "not loaded"
+
+    @property
+    def threads(self) -> int | None:
+        """Intra-op threads of CPU inference (None on a GPU, or before the load when unset)."""
+        if self._inner is not None:
+            return getattr(self._inner, "threads", None)
+        return self._threads
+
+    @threads.setter
+    def threads(self, value: int | None) -> None:
+        self._threads = value
+        if self._inner is not None and getattr(self._inner, "threads", None) is not None:
+            self._inner.threads = value  # type: ignore[attr-defined]
 
     @property
     def loaded(self) -> bool:
@@ -227,6 +249,8 @@ class LazyEmbedder:
                     raise self._error
                 try:
                     self._inner = load_embedder(self._model, **self._options)
+                    if self._threads is not None and getattr(self._inner, "threads", None):
+                        self._inner.threads = self._threads  # type: ignore[attr-defined]
                 except EmbedError as exc:
                     self._error = exc
                     raise

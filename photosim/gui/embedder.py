@@ -32,7 +32,8 @@ def get_embedder(settings: Settings) -> tuple[Embedder | None, str | None]:
     """
     if settings.model == "none":
         return None, None
-    key = (settings.model, settings.pooling, settings.device, settings.weights)
+    key = (settings.model, settings.pooling, settings.device, settings.weights,
+           settings.precision)
     with _lock:
         if key not in _cache:
             from photosim import embed  # lazy: keeps torch out of start-up
@@ -40,7 +41,7 @@ def get_embedder(settings: Settings) -> tuple[Embedder | None, str | None]:
             try:
                 emb = embed.load_embedder(
                     settings.model, pooling=settings.pooling, device=settings.device,
-                    weights=settings.weights, progress=False,
+                    weights=settings.weights, precision=settings.precision, progress=False,
                 )
                 _cache[key] = (emb, None)
             except embed.WeightsUnavailableError as exc:
@@ -60,7 +61,8 @@ def scan_embedder(settings: Settings) -> Embedder | None:
     ``embed_note`` says why (see :func:`hash_only_notice`). None for model ``"none"``."""
     if settings.model == "none":
         return None
-    key = (settings.model, settings.pooling, settings.device, settings.weights)
+    key = (settings.model, settings.pooling, settings.device, settings.weights,
+           settings.precision)
     with _lock:
         if key not in _lazy:
             from photosim import embed  # the package itself does not import torch
@@ -68,7 +70,7 @@ def scan_embedder(settings: Settings) -> Embedder | None:
             try:
                 _lazy[key] = embed.LazyEmbedder(
                     settings.model, pooling=settings.pooling, device=settings.device,
-                    weights=settings.weights, progress=False,
+                    weights=settings.weights, precision=settings.precision, progress=False,
                 )
             except embed.EmbedError as exc:
                 logger.warning("hash-only mode: %s", exc)

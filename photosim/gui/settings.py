@@ -19,6 +19,7 @@ ORGANISATION = "photosim"
 APPLICATION = "photosim"
 MODEL_CHOICES = ("none", "efficientnet_b1", "mobilenet_v3_large", "resnet50")
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+PRECISION_CHOICES = ("auto", "float32", "bfloat16")
 DESTINATION_CHOICES = ("quarantine", "trash")
 
 
@@ -42,6 +43,9 @@ SPECS: tuple[SettingSpec, ...] = (
     SettingSpec("model", str, Settings().model, "Model", MODEL_CHOICES,
                 help="'none' scans with perceptual hashes only (no CNN weights needed)"),
     SettingSpec("device", str, "auto", "Device", DEVICE_CHOICES),
+    SettingSpec("precision", str, "auto", "CPU precision", PRECISION_CHOICES,
+                help="auto: bfloat16 on CPUs that compute it natively, when it gives the same "
+                     "descriptors as float32 (about twice as fast); else float32"),
     SettingSpec("near_hash_sum", int, _T.near_hash_sum, "Near-duplicate: max hash distance",
                 minimum=0, maximum=64, help="pHash + dHash bits that may differ (of 128)"),
     SettingSpec("near_cosine", float, _T.near_cosine, "Near-duplicate: min similarity",
@@ -103,6 +107,7 @@ class AppSettings:
         base = Settings(
             model=v["model"],
             device=None if v["device"] == "auto" else v["device"],
+            precision=v["precision"],
             workers=v["workers"],
             exclude=exclude,
             thresholds=thresholds,

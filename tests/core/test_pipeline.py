@@ -8,10 +8,11 @@ import json
 import os
 import shutil
 import threading
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 from helpers import (
     BASE_MTIME_NS,
@@ -29,7 +30,7 @@ from photosim.config import Settings
 from photosim.core.cancel import CancelToken
 from photosim.core.catalog import Catalog
 from photosim.core.index import HASH_MODEL, VectorIndex, index_paths
-from photosim.core.pipeline import run_scan, scan
+from photosim.core.pipeline import _CoreSplit, run_scan, scan
 from photosim.core.types import Progress, ScanStage, ScanSummary
 
 MODEL = "test-colorgrid"
@@ -583,3 +584,58 @@ def test_a_killed_scan_keeps_hash_vectors_with_its_batches(tmp_path: Path) -> No
         assert summary.new > 0
         assert catalog.embedding_stats(HASH_MODEL)[0] == N_CONTENTS
         assert len(VectorIndex.open(catalog, HASH_MODEL) or []) == N_CONTENTS
+
+
+# ----------------------------------------------------------------------------- core split
+class _FakePool:
+    def __init__(self, decode_cpu_s: float, files: int) -> None:
+        self.cpu_seconds, self.completed = decode_cpu_s * files, files
+
+
+@pytest.mark.parametrize(
+    ("cores", "inference_ms", "decode_ms", "expected"),
+    [
+        (2, 50, 40, 1),  # this machine, float32: one inference thread, decoders fill the rest
+        (16, 50, 40, 9),  # round(16 * 50 / 90)
+        (8, 10, 90, 1),  # cheap model, costly photos: decoding gets the cores
+        (8, 200, 10, 8),  # costly model: every core infers (decoders take the gaps)
+    ],
+)
+def test_core_split_follows_the_stage_costs(
+    cores: int, inference_ms: float, decode_ms: float, expected: int
+) -> None:
+    split = _CoreSplit(cores)
+    assert split.threads == max(1, cores // 2)
+    pool = _FakePool(decode_ms / 1e3, 100)
+    for _ in range(8):  # first batch is warm-up; wall time shrinks as threads are added
+        split.update(32, 32 * inference_ms / 1e3 / split.threads, pool)  # type: ignore[arg-type]
+    assert split.threads == expected
+
+
+class ThreadedEmbedder(CountingEmbedder):
+    """A CPU embedder with a thread knob that records the count each batch ran with."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads = 99
+        self.seen: list[tuple[int, str, int]] = []
+
+    def embed(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        self.seen.append((self.threads, threading.current_thread().name, len(images)))
+        return super().embed(images)
+
+
+def test_scan_sets_inference_threads_on_the_inference_thread(tmp_path: Path) -> None:
+    write_photo_set(tmp_path / "photos")
+    embedder = ThreadedEmbedder()
+    with Catalog(tmp_path / "c.db") as catalog:
+        s = run_scan(scan(catalog, [str(tmp_path / "photos")], Settings(workers=1, batch_size=2),
+                          embedder))
+    assert s.embedded == N_CONTENTS
+    # The load probe (an empty batch) and every batch run on the inference thread; batches
+    # run with the thread count of the core split.
+    assert all(name.startswith("photosim-inference") for _, name, _ in embedder.seen)
+    batches = [threads for threads, _, n in embedder.seen if n]
+    assert batches
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert all(1 <= threads <= (cores or 1) for threads in batches)

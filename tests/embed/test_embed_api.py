@@ -223,3 +223,18 @@ def test_lazy_embedder_knows_its_shape_without_torch_and_remembers_failures() ->
     env = {**os.environ, "TORCH_HOME": os.environ.get("TORCH_HOME", "/nonexistent")}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def test_native_bf16_reads_cpu_flags() -> None:
+    from photosim.embed.backend import native_bf16
+
+    x86 = "processor\t: 0\nflags\t\t: fpu sse2 avx512f avx512bw avx512_bf16 avx512_vnni\n"
+    emulated = "flags\t\t: fpu sse2 avx512f avx512bw avx512vl\n"
+    arm = "Features\t: fp asimd bf16 i8mm\n"
+    assert native_bf16(x86, "Linux") and native_bf16(arm, "Linux")
+    assert not native_bf16(emulated, "Linux") and not native_bf16("", "Linux")
+
+
+def test_unknown_precision_is_refused_before_torch_loads() -> None:
+    with pytest.raises(embed.EmbedError, match="unknown precision 'half'"):
+        embed.load_embedder("efficientnet_b1", precision="half")

@@ -14,6 +14,8 @@ from torchvision.transforms import functional as TF
 
 import photosim.embed as embed
 from photosim.core.types import Embedder
+from photosim.embed import backend
+from photosim.embed.backend import native_bf16, probe_images
 from photosim.embed.preprocess import IMAGENET_MEAN, IMAGENET_STD
 
 pytestmark = pytest.mark.slow
@@ -43,7 +45,9 @@ def test_backbone(
     name: str, random_weights: Callable[[str], Path], make_images: ImagesFactory
 ) -> None:
     spec = embed.MODELS[name]
-    embedder = embed.load_embedder(name, weights=random_weights(name), device="cpu", batch_size=2)
+    embedder = embed.load_embedder(
+        name, weights=random_weights(name), device="cpu", batch_size=2, precision="float32"
+    )
     assert isinstance(embedder, Embedder)
     assert (embedder.model_id, embedder.dim, embedder.input_size, embedder.device) == (
         f"{name}-avg",
@@ -109,3 +113,68 @@ def test_state_dict_with_wrong_shapes(
     torch.save(state, path)
     with pytest.raises(embed.EmbedError, match="size mismatch for classifier.3.weight"):
         embed.load_embedder("mobilenet_v3_large", weights=path, device="cpu")
+
+
+@pytest.mark.skipif(not native_bf16(), reason="this CPU has no native bfloat16")
+def test_bfloat16_descriptors_stay_close_to_float32(
+    random_weights: Callable[[str], Path]
+) -> None:
+    name = "mobilenet_v3_large"
+    weights = random_weights(name)
+    images = probe_images(embed.MODELS[name].input_size, count=6, seed=3)
+    fast = embed.load_embedder(name, weights=weights, device="cpu", precision="bfloat16")
+    exact = embed.load_embedder(name, weights=weights, device="cpu", precision="float32")
+    a, b = fast.embed(images), exact.embed(images)
+    assert a.dtype == np.float32 and not np.array_equal(a, b)
+    np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
+    assert (a * b).sum(axis=1).min() > 0.99
+    # Pairwise similarities, what grouping thresholds compare, move by far less than the
+    # gap between the tiers (cosine 0.92 near, 0.80 similar).
+    assert np.abs(a @ a.T - b @ b.T).max() < 0.02
+
+
+@pytest.mark.skipif(not native_bf16(), reason="this CPU has no native bfloat16")
+@pytest.mark.parametrize(("min_cosine", "chosen"), [(0.0, "bfloat16"), (1.01, "float32")])
+def test_auto_precision_keeps_bfloat16_only_if_it_agrees_with_float32(
+    random_weights: Callable[[str], Path],
+    monkeypatch: pytest.MonkeyPatch,
+    min_cosine: float,
+    chosen: str,
+) -> None:
+    monkeypatch.setattr(backend, "BF16_MIN_COSINE", min_cosine)
+    name = "mobilenet_v3_large"
+    embedder = embed.load_embedder(name, weights=random_weights(name), device="cpu")
+    assert embedder.precision == chosen  # type: ignore[attr-defined]
+
+
+def test_auto_precision_is_float32_without_native_bfloat16(
+    random_weights: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(backend, "native_bf16", lambda: False)
+    name = "mobilenet_v3_large"
+    embedder = embed.load_embedder(name, weights=random_weights(name), device="cpu")
+    assert embedder.precision == "float32"  # type: ignore[attr-defined]
+
+
+def test_thread_count_is_applied_on_the_calling_thread(
+    random_weights: Callable[[str], Path], make_images: ImagesFactory
+) -> None:
+    import threading
+
+    name = "mobilenet_v3_large"
+    embedder = embed.load_embedder(name, weights=random_weights(name), device="cpu")
+    images = make_images(2, embed.MODELS[name].input_size)
+    before = torch.get_num_threads()
+    seen: list[int] = []
+
+    def run() -> None:
+        embedder.threads = 1  # type: ignore[attr-defined]
+        out = embedder.embed(images)
+        assert out.shape == (2, embedder.dim)
+        seen.append(torch.get_num_threads())
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    worker.join()
+    assert seen == [1]
+    assert torch.get_num_threads() == before  # the main thread's count is left alone
