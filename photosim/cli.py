@@ -110,7 +110,12 @@ def _drive_scan(gen: Any, quiet: bool) -> ScanSummary:
 
 
 def cmd_scan(args: argparse.Namespace, settings: Settings) -> int:
-    """``photosim scan FOLDER...``."""
+    """``photosim scan FOLDER...``.
+
+    ``--pca N`` stores the PCA setting of the scan's model in the catalog (its ``meta``
+    table, the one persistent place: the GUI's scans follow it too) before scanning.
+    """
+    from photosim.core.index import VectorIndex, set_pca_dim
     from photosim.core.pipeline import scan
 
     folders = [os.path.abspath(f) for f in args.folders]
@@ -124,6 +129,12 @@ def cmd_scan(args: argparse.Namespace, settings: Settings) -> int:
             model_id = catalog.get_meta("model") or ""
             name, _, pooling = model_id.rpartition("-")
             settings = dataclasses.replace(settings, model=name, pooling=pooling)
+        pca_changed = False
+        if args.pca is not None:
+            if settings.model_id is None:
+                _err("--pca applies to a descriptor model's index, not to --model none")
+                return EXIT_USAGE
+            pca_changed = set_pca_dim(catalog, settings.model_id, args.pca)
         embedder, reason = _load_embedder(settings, args.quiet, lazy=True)
         cancel = CancelToken()
 
@@ -138,10 +149,17 @@ def cmd_scan(args: argparse.Namespace, settings: Settings) -> int:
         finally:
             signal.signal(signal.SIGINT, previous)
         summary.embed_note = summary.embed_note or reason
+        if pca_changed and settings.model_id is not None:
+            # Apply a changed setting now (learn the PCA, rebuild), not at the next search.
+            VectorIndex.open(catalog, settings.model_id)
         if args.json:
             print(json.dumps(_summary_json(summary, embedder, catalog), indent=2))
         else:
             _print_summary(summary, embedder)
+            if args.pca is not None and settings.model_id is not None:
+                count = catalog.embedding_stats(settings.model_id)[0]
+                text = _pca_text(_index_state(catalog, settings.model_id, count))
+                print(f"  index {settings.model_id}: {text or 'full dimension (PCA off)'}")
     return EXIT_INTERRUPTED if summary.cancelled else EXIT_OK
 
 
@@ -298,23 +316,76 @@ def cmd_similar(args: argparse.Namespace, settings: Settings) -> int:
 
 
 # ---------------------------------------------------------------------------- info
+def _index_state(catalog: Catalog, model: str, vectors: int) -> dict[str, Any]:
+    """What ``info`` says of one model's index, from its sidecar (the index is not loaded).
+
+    Keys: ``file``, ``vectors``, ``state``, ``dim`` (of the saved index, None when missing),
+    ``pca`` (``{dim, input_dim, explained_variance, file}`` when the saved index lives in a
+    PCA space, else None) and ``pca_setting`` (the dimension asked, 0 for none).
+    """
+    from photosim.core.index import HASH_MODEL, index_paths, pca_dim, pca_path
+
+    hnsw, meta, _ = index_paths(catalog.path, model)
+    state, dim, pca = "missing (rebuilt on next use)", None, None
+    if hnsw.exists() and meta.exists():
+        try:
+            info = json.loads(meta.read_text())
+        except (OSError, ValueError):
+            info = {}
+        dim = info.get("dim")
+        state = "in sync" if info.get("count") == vectors else "stale (rebuilt on next use)"
+        if info.get("pca"):
+            pca = {
+                "dim": dim,
+                "input_dim": info.get("input_dim"),
+                "explained_variance": info.get("explained_variance"),
+                "file": str(pca_path(catalog.path, model)),
+            }
+            if not pca_path(catalog.path, model).exists():
+                state = "stale: its PCA file is gone (rebuilt on next use)"
+    setting = 0 if model == HASH_MODEL else pca_dim(catalog, model)
+    return {
+        "file": str(hnsw), "vectors": vectors, "state": state, "dim": dim, "pca": pca,
+        "pca_setting": setting,
+    }
+
+
+def _pca_text(state: dict[str, Any]) -> str:
+    """The PCA part of an index line: what the index is and what was asked ("" when PCA
+    was neither asked nor used)."""
+    from photosim.core.index import pca_min_descriptors
+
+    pca, asked = state["pca"], state["pca_setting"]
+    if pca is not None:
+        kept = pca["explained_variance"]
+        text = f"PCA {pca['input_dim']} -> {pca['dim']}-d"
+        text += f" ({100 * kept:.1f} % of the variance kept)" if kept is not None else ""
+        if not asked:
+            text += "; PCA turned off (full dimension from the next use)"
+        elif asked != pca["dim"]:
+            text += f"; PCA to {asked}-d asked (applied on next use)"
+        return text
+    if asked and state["dim"] is not None and asked >= state["dim"]:
+        return f"full dimension ({state['dim']}-d; PCA to {asked}-d would not reduce it)"
+    if asked:
+        need = pca_min_descriptors(asked)
+        if state["vectors"] < need:
+            return (f"full dimension; PCA to {asked}-d starts at {need} descriptors "
+                    f"({state['vectors']} so far)")
+        return f"full dimension; PCA to {asked}-d asked (applied on next use)"
+    return ""
+
+
 def cmd_info(args: argparse.Namespace, settings: Settings) -> int:
     """``photosim info``."""
     from photosim import embed
-    from photosim.core.index import HASH_MODEL, index_paths
+    from photosim.core.index import HASH_MODEL
 
     with _open_catalog(args) as catalog:
         counts = catalog.counts()
         model = catalog.get_meta("model")
         models = dict(catalog.models())
-        indexes = {}
-        for name in models:
-            hnsw, meta, _ = index_paths(catalog.path, name)
-            state = "missing (rebuilt on next use)"
-            if hnsw.exists() and meta.exists():
-                info = json.loads(meta.read_text())
-                state = "in sync" if info.get("count") == models[name] else "stale (rebuilt on next use)"
-            indexes[name] = {"file": str(hnsw), "vectors": models[name], "state": state}
+        indexes = {name: _index_state(catalog, name, models[name]) for name in models}
         data = {
             "version": __version__,
             "catalog": str(catalog.path),
@@ -344,7 +415,9 @@ def cmd_info(args: argparse.Namespace, settings: Settings) -> int:
     print(f"weights:     {'cached' if data['weights_cached'] else 'not downloaded yet'}")
     print(f"device:      {data['device']}")
     for name, info in indexes.items():
-        print(f"index:       {name}: {info['vectors']} vectors, {info['state']}")
+        pca = "" if name == HASH_MODEL else _pca_text(info)
+        print(f"index:       {name}: {info['vectors']} vectors, {info['state']}"
+              f"{', ' + pca if pca else ''}")
     for path, reason in errors:
         print(f"error:       {path}: {reason}")
     return EXIT_OK
@@ -584,6 +657,17 @@ def cmd_integrate(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def _dimension(text: str) -> int:
+    """argparse type of ``--pca``: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 (off) or a positive dimension")
+    return value
+
+
 def _open_catalog(args: argparse.Namespace) -> Catalog:
     return Catalog(Path(args.catalog) if args.catalog else default_catalog_path())
 
@@ -622,6 +706,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exclude", action="append", default=[], metavar="GLOB",
                    help="skip files or folders matching this pattern (repeatable)")
     p.add_argument("--workers", type=int, default=0, help="decode processes (default: cores)")
+    p.add_argument(
+        "--pca", type=_dimension, metavar="N",
+        help="keep the model's vector index in N dimensions after PCA, for very large "
+        "libraries (e.g. 256; 0 turns it off); remembered by the catalog",
+    )
     p.set_defaults(func=cmd_scan)
 
     p = sub.add_parser("duplicates", parents=[common], help="list duplicate groups")

@@ -607,7 +607,7 @@ def _knn_pairs(
     if index is None or not len(queries):
         return
     label_hash = {label: h for h, label in catalog.embedding_ids_by_hash(model).items()}
-    labels, sims = index.knn(queries, k + 1)
+    labels, sims = index.knn(queries, k + 1, catalog=catalog)
     for query_hash, row_labels, row_sims in zip(query_hashes, labels, sims):
         for label, sim in zip(row_labels.tolist(), row_sims.tolist()):
             other = label_hash.get(label)

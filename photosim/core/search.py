@@ -148,7 +148,7 @@ def find_similar(
     hits: list[Hit] = []
     fetch = min(len(index), k + 1)
     while True:
-        labels, sims = index.knn(vector[None, :].astype(np.float32), fetch)
+        labels, sims = index.knn(vector[None, :].astype(np.float32), fetch, catalog=catalog)
         hits = []
         for label, sim in zip(labels[0].tolist(), sims[0].tolist()):
             if min_similarity is not None and sim < min_similarity:

@@ -12,12 +12,14 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 from helpers import BASE_MTIME_NS, byte_copy, set_mtime, write_photo_set
 
 from photosim import __version__
 from photosim.cli import EXIT_ERROR, EXIT_OK, EXIT_USAGE, main
-from photosim.core.catalog import SCHEMA_VERSION
+from photosim.core.catalog import SCHEMA_VERSION, Catalog
+from photosim.core.index import VectorIndex, pca_path, set_pca_dim
 
 N_FILES = 8  # the photo set (7) + an exact copy of the different photo
 N_CONTENTS = 6
@@ -368,3 +370,54 @@ def test_cleanup_dry_run_confirmation_move_history_undo(
     assert rc == EXIT_OK and "Restored 5 photos" in out
     assert {p: p.read_bytes() for p in paths.values()} == before
     assert run(capsys, "undo", *cat)[1].strip() == "Nothing to undo."
+
+
+def test_scan_pca_option_stores_the_setting(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    cat = ["--catalog", str(tmp_path / "c.db")]
+    rc, out, _ = run(capsys, "scan", str(empty), "--pca", "64", "-q", *cat)
+    assert rc == EXIT_OK
+    assert "index efficientnet_b1-avg: full dimension; PCA to 64-d starts at 1000 descriptors" in out
+    with Catalog(tmp_path / "c.db") as catalog:
+        assert catalog.get_meta("pca_dim:efficientnet_b1-avg") == "64"
+    rc, out, _ = run(capsys, "scan", str(empty), "--pca", "0", "-q", *cat)
+    assert rc == EXIT_OK and "index efficientnet_b1-avg: full dimension (PCA off)" in out
+    with Catalog(tmp_path / "c.db") as catalog:
+        assert catalog.get_meta("pca_dim:efficientnet_b1-avg") == "0"
+    rc, _, err = run(capsys, "scan", str(empty), "--model", "none", "--pca", "8", "-q", *cat)
+    assert rc == EXIT_USAGE and "--pca" in err
+    with pytest.raises(SystemExit) as exited:
+        main(["scan", str(empty), "--pca", "-3", *cat])
+    assert exited.value.code == EXIT_USAGE
+
+
+def test_info_shows_the_pca_of_an_index(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    vectors = np.random.default_rng(0).normal(size=(1000, 64)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    with Catalog(tmp_path / "c.db") as catalog:
+        with catalog.transaction():
+            catalog.put_embeddings("m", [f"{i:032x}" for i in range(1000)], vectors)
+        set_pca_dim(catalog, "m", 16)
+        index = VectorIndex.open(catalog, "m")
+        assert index is not None and index.pca is not None
+        kept = index.pca.explained_variance
+    cat = ["--catalog", str(tmp_path / "c.db")]
+    rc, out, _ = run(capsys, "info", "--json", *cat)
+    info = json.loads(out)["indexes"]["m"]
+    assert rc == EXIT_OK and info["state"] == "in sync" and info["pca_setting"] == 16
+    assert info["pca"]["dim"] == 16 and info["pca"]["input_dim"] == 64
+    assert info["pca"]["explained_variance"] == pytest.approx(kept, abs=1e-6)
+    assert info["pca"]["file"] == str(pca_path(tmp_path / "c.db", "m"))
+    rc, out, _ = run(capsys, "info", *cat)
+    assert (
+        f"index:       m: 1000 vectors, in sync, PCA 64 -> 16-d ({100 * kept:.1f} % of the "
+        "variance kept)" in out
+    )
+    pca_path(tmp_path / "c.db", "m").unlink()
+    rc, out, _ = run(capsys, "info", *cat)
+    assert "m: 1000 vectors, stale: its PCA file is gone (rebuilt on next use)" in out
