@@ -15,8 +15,10 @@ Tables (schema version :data:`SCHEMA_VERSION`):
   happens, grouped by cleanup session, with what is needed to undo it.
 - ``verifications(key, verdict)`` (schema 3): verdicts of the geometric verification of
   content pairs (JSON), keyed by both content hashes, the thresholds and the algorithm version.
-- Schema 4 adds indexes only: ``photos_stat`` covers ``(path, size, mtime_ns)`` so a rescan
-  never reads the rows, ``photos_errors`` lists the files recorded with an error.
+- Schema 4: indexes ``photos_stat`` (covers ``(path, size, mtime_ns)``, so a rescan never
+  reads the rows) and ``photos_errors``; and ``knn_graph(model, id, labels, sims)``: the
+  neighbours of each vector (``embeddings.id``) as int64 labels and float32 similarities,
+  best first, written by the scan and read by grouping (:mod:`photosim.core.graph`).
 
 Descriptors and thumbnails are keyed by content hash, so copies and moved files share them.
 A connection belongs to the thread that opened it (SQLite's rule); the catalog runs in WAL mode
@@ -132,11 +134,19 @@ CREATE TABLE IF NOT EXISTS verifications (
 );
 """
 
-# Version 4: indexes for rescans. A covering index of the stat tuple lets a rescan read
-# (path, size, mtime_ns) without touching the rows; a partial index finds the few errors.
+# Version 4: indexes for rescans (a covering index of the stat tuple lets a rescan read
+# (path, size, mtime_ns) without touching the rows; a partial index finds the few errors),
+# and the k-nearest-neighbour graph of each vector index (see photosim.core.graph).
 _SCHEMA_V4 = """
 CREATE INDEX IF NOT EXISTS photos_stat ON photos(path, size, mtime_ns);
 CREATE INDEX IF NOT EXISTS photos_errors ON photos(path) WHERE status='error';
+CREATE TABLE IF NOT EXISTS knn_graph (
+    model TEXT NOT NULL,
+    id INTEGER NOT NULL,
+    labels BLOB NOT NULL,
+    sims BLOB NOT NULL,
+    PRIMARY KEY (model, id)
+) WITHOUT ROWID;
 """
 
 # Step-wise forward migrations: MIGRATIONS[n] turns schema n-1 into schema n.
@@ -655,4 +665,5 @@ class Catalog:
         ]
         self.db.execute(f"DELETE FROM embeddings WHERE content_hash NOT IN ({live})")
         self.db.execute(f"DELETE FROM thumbnails WHERE content_hash NOT IN ({live})")
+        self.db.execute("DELETE FROM knn_graph WHERE id NOT IN (SELECT id FROM embeddings)")
         return dead

@@ -57,9 +57,10 @@ from typing import Any
 import numpy as np
 
 from photosim.config import Thresholds
+from photosim.core import graph
 from photosim.core.catalog import Catalog, Photo
 from photosim.core.hashing import ORIENTATIONS, SWAPS_AXES, hamming, orientation_hashes
-from photosim.core.index import HASH_BITS, HASH_MODEL, VectorIndex, hash_vectors
+from photosim.core.index import HASH_MODEL, VectorIndex, hash_vectors
 from photosim.core.keeper import keeper_key, keeper_reason, rank
 from photosim.core.types import Error
 
@@ -100,6 +101,7 @@ class Content:
     content_hash: str
     photos: list[Photo]
     silhouette: np.ndarray | None = None
+    _codes: list[tuple[int, int]] | None = field(default=None, repr=False, compare=False)
 
     @property
     def best(self) -> Photo:
@@ -122,6 +124,16 @@ class Content:
         if not p.variants:
             return upright
         return np.concatenate([upright, np.frombuffer(p.variants, np.int64).reshape(-1, 2)])
+
+    @property
+    def orientation_codes(self) -> list[tuple[int, int]]:
+        """:attr:`orientations` as a list of ``(phash, dhash)`` ints (cached: grouping reads
+        it for every candidate pair)."""
+        if self.silhouette is not None:
+            return [(int(p), int(d)) for p, d in self.silhouette.tolist()]
+        if self._codes is None:
+            self._codes = [(int(p), int(d)) for p, d in self.orientations.tolist()]
+        return self._codes
 
     @property
     def upright(self) -> tuple[int, int]:
@@ -276,7 +288,7 @@ def hash_evidence(a: Content, b: Content, cosine: float | None) -> dict[str, Any
     """
     bp, bd = b.upright
     best = (129, 0, 0, 0)
-    for v, (vp, vd) in enumerate(a.orientations.tolist()):
+    for v, (vp, vd) in enumerate(a.orientation_codes):
         p, d = hamming(vp, bp), hamming(vd, bd)
         if p + d < best[0]:
             best = (p + d, p, d, v)
@@ -632,11 +644,16 @@ def _descriptor_neighbours(
 
 
 def _hash_neighbours(
-    contents: dict[str, Content], catalog: Catalog, k: int, min_similarity: float
+    contents: dict[str, Content],
+    catalog: Catalog,
+    k: int,
+    min_similarity: float,
+    only: Iterable[str] | None = None,
 ) -> dict[str, dict[str, float]]:
-    """Candidates from the hash index, queried with every orientation of every content."""
+    """Candidates from the hash index, queried with every orientation of every content (of
+    the ``only`` contents, when given)."""
     found: dict[str, dict[str, float]] = defaultdict(dict)
-    items = list(contents.values())
+    items = list(contents.values()) if only is None else [contents[h] for h in only]
     for start in range(0, len(items), _QUERY_CHUNK):
         chunk = items[start : start + _QUERY_CHUNK]
         hashes = [c.content_hash for c in chunk for _ in range(len(c.orientations))]
@@ -646,13 +663,45 @@ def _hash_neighbours(
     return found
 
 
-def _hash_floor(hash_sum: int) -> float:
-    """Hash-vector similarity of a total pHash + dHash distance of ``hash_sum`` bits.
+def _graph_neighbours(
+    catalog: Catalog,
+    model: str,
+    contents: dict[str, Content],
+    k: int,
+    min_similarity: float,
+    skip_rows: set[str] | frozenset[str] = frozenset(),
+) -> dict[str, dict[str, float]] | None:
+    """Candidates read from the stored k-nearest-neighbour graph (see
+    :mod:`photosim.core.graph`): ``hash -> {other hash: similarity}``, symmetric.
 
-    Half a bit of slack: hash vectors are stored as float16, so an inner product at exactly
-    the threshold can round just below it.
+    Rows the scan did not write yet (an older catalog, a cancelled scan) are added first.
+    Rows of ``skip_rows`` contents are ignored (their queries differ from their stored codes).
+
+    Returns:
+        The candidates, or None when the graph does not hold what ``k`` and
+        ``min_similarity`` ask for (the caller then queries the index).
     """
-    return 1.0 - 2.0 * (hash_sum + 0.5) / HASH_BITS
+    if not graph.covers(model, k, min_similarity):
+        return None
+    graph.update_graph(catalog, model)
+    rows, neighbours, sims = graph.read_edges(catalog, model, min_similarity)
+    label_hash = {label: h for h, label in catalog.embedding_ids_by_hash(model).items()}
+    found: dict[str, dict[str, float]] = defaultdict(dict)
+    for a, b, sim in zip(rows.tolist(), neighbours.tolist(), sims.tolist()):
+        x, y = label_hash.get(a), label_hash.get(b)
+        if x is None or y is None or x == y or x in skip_rows:
+            continue
+        if x not in contents or y not in contents:
+            continue
+        if sim > found[x].get(y, -2.0):
+            found[x][y] = sim
+            found[y][x] = sim
+    return found
+
+
+def _hash_floor(hash_sum: int) -> float:
+    """Hash-vector similarity of a total pHash + dHash distance (see :func:`graph.hash_floor`)."""
+    return graph.hash_floor(hash_sum)
 
 
 def _local_candidates(
@@ -816,7 +865,18 @@ def find_duplicates(
             )
         query_started = time.perf_counter()
         hash_sum = max(th.loose_hash_sum, th.near_hash_sum) if verifier else th.near_hash_sum
-        for h, others in _hash_neighbours(contents, catalog, k, _hash_floor(hash_sum)).items():
+        floor = _hash_floor(hash_sum)
+        # Candidates come from the graph the scan stored; contents described by their alpha
+        # silhouette query the hash index with the silhouette's codes.
+        hash_found = _graph_neighbours(catalog, HASH_MODEL, contents, k, floor, silhouettes)
+        if hash_found is None:
+            hash_found = _hash_neighbours(contents, catalog, k, floor)
+        elif silhouettes:
+            for h, others in _hash_neighbours(contents, catalog, k, floor, silhouettes).items():
+                for other, sim in others.items():
+                    if sim > hash_found[h].get(other, -2.0):
+                        hash_found[h][other] = hash_found[other][h] = sim
+        for h, others in hash_found.items():
             for other in others:
                 kind = "silhouette" if {h, other} & silhouettes else "hashes"
                 add(h, other, None, kind)
@@ -826,7 +886,10 @@ def find_duplicates(
             floor = th.similar_cosine if tier == "similar" else th.near_cosine
             if verifier is not None:
                 floor = min(floor, th.loose_cosine)
-            for h, others in _descriptor_neighbours(catalog, model, contents, k, floor).items():
+            found = _graph_neighbours(catalog, model, contents, k, floor)
+            if found is None:
+                found = _descriptor_neighbours(catalog, model, contents, k, floor)
+            for h, others in found.items():
                 for other, sim in others.items():
                     add(h, other, sim, "descriptors")
         seconds["candidates"] = time.perf_counter() - query_started

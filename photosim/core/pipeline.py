@@ -35,6 +35,7 @@ import numpy as np
 from photosim.config import Settings
 from photosim.core.cancel import CancelToken
 from photosim.core.catalog import STATUS_ERROR, STATUS_OK, Catalog
+from photosim.core.graph import update_graph
 from photosim.core.hashing import file_content_hash
 from photosim.core.index import HASH_MODEL, VectorIndex, hash_vectors
 from photosim.core.types import (
@@ -54,6 +55,7 @@ logger = logging.getLogger(__name__)
 META_MODEL = "model"
 PROGRESS_INTERVAL_S = 0.1
 LOOKAHEAD_PER_WORKER = 4
+BACKLOG_BATCHES = 8  # decoded images that may wait for inference, in batches
 DECODE_NICENESS = 19  # decode workers next to CPU inference: see DecodePool(niceness=)
 _METADATA = ("width", "height", "format", "taken_at", "camera", "phash", "dhash", "variants")
 
@@ -213,7 +215,10 @@ def scan(
                 catalog.set_meta(META_MODEL, model_id)
         for model in (HASH_MODEL, model_id):
             if model is not None:
-                VectorIndex.open(catalog, model)
+                index = VectorIndex.open(catalog, model)
+                if index is not None and not summary.cancelled:
+                    # The neighbours of the new vectors: grouping reads them (graph.py).
+                    update_graph(catalog, model, index)
     summary.seconds = time.monotonic() - started
     yield Progress(ScanStage.DONE, summary.seen, summary.seen, "done", summary.errors)
     return summary
@@ -263,11 +268,15 @@ def _process(
                 catalog.put_embeddings(model_id, [im.content_hash for im, _ in batch], vectors)
         return len(rows)
 
-    pool = DecodePool(settings.worker_count())
+    # With a model, decoders run at low priority from the start: while the model loads (the
+    # torch import is on the critical path) and next to CPU inference (see DecodePool's
+    # niceness). Next to a GPU they hardly compete with anything of ours.
+    pool = DecodePool(settings.worker_count(), niceness=DECODE_NICENESS if embedder else 0)
     split: _CoreSplit | None = None
-    # Decoded images waiting for inference are capped: decoding far ahead of a slower
-    # inference only costs memory (each holds a model input and a thumbnail).
-    backlog_cap = max(2 * batch_size, pool.size * LOOKAHEAD_PER_WORKER)
+    # Decoded images waiting for inference are capped (each holds a model input and a
+    # thumbnail, about 0.2 MB): enough to keep the decoders busy while the model loads and
+    # through slow batches, not a whole library in memory.
+    backlog_cap = max(BACKLOG_BATCHES * batch_size, pool.size * LOOKAHEAD_PER_WORKER)
     executor = ThreadPoolExecutor(1, thread_name_prefix="photosim-inference")
     # An empty batch loads a lazy embedder (torch, weights) on the inference thread, now that
     # there is work, while the decoders start on the first files; a failure (e.g. no weights)
@@ -291,13 +300,12 @@ def _process(
                     # Unchanged files were only queued to get descriptors: leave them alone.
                     queue = deque(item for item in queue if item.kind != "embed")
                 else:
-                    if getattr(embedder, "device", None) == "cpu":
-                        # Decoders yield to inference when both want the same cores (see
-                        # DecodePool's niceness), and the inference thread count follows the
-                        # measured stage costs (see _CoreSplit).
-                        pool.set_niceness(DECODE_NICENESS)
-                        if getattr(embedder, "threads", None) is not None:
-                            split = _CoreSplit(_usable_cpus())
+                    if (
+                        getattr(embedder, "device", None) == "cpu"
+                        and getattr(embedder, "threads", None) is not None
+                    ):
+                        # The inference thread count follows the measured stage costs.
+                        split = _CoreSplit(_usable_cpus())
                 loading = None
             if cancel.cancelled():
                 summary.cancelled = True
@@ -370,7 +378,11 @@ def _process(
                 elif inference is None and loading is None:
                     in_flight, decoded = decoded[:batch_size], decoded[batch_size:]
                     inputs = [image.model_input for image, _ in in_flight]
-                    threads = split.threads if split is not None else None
+                    threads = None
+                    if split is not None:
+                        # Once decoding is over, the last batches get every core.
+                        decoding = bool(queue) or pool.outstanding > 0
+                        threads = split.threads if decoding else split.cores
                     inference = executor.submit(_timed_embed, embedder, inputs, threads)
             if plain_rows and (len(plain_rows) >= batch_size or finished):
                 done += commit([], None)
