@@ -601,7 +601,7 @@ def load_contents(catalog: Catalog) -> dict[str, Content]:
     for photo in catalog.photos():
         if photo.content_hash:
             by_hash[photo.content_hash].append(photo)
-    return {h: Content(h, rank(ps)) for h, ps in by_hash.items()}
+    return {h: Content(h, rank(ps) if len(ps) > 1 else ps) for h, ps in by_hash.items()}
 
 
 def _knn_pairs(
@@ -685,17 +685,35 @@ def _graph_neighbours(
         return None
     graph.update_graph(catalog, model)
     rows, neighbours, sims = graph.read_edges(catalog, model, min_similarity)
-    label_hash = {label: h for h, label in catalog.embedding_ids_by_hash(model).items()}
+    # Labels -> positions among the contents' labels (-1: a deleted vector or a content
+    # not grouped), then one entry per unordered pair with its best similarity.
+    by_hash = catalog.embedding_ids_by_hash(model)
+    hashes = [h for h in contents if h in by_hash and h not in skip_rows]
+    skipped = [h for h in skip_rows if h in contents and h in by_hash]
+    known = np.array([by_hash[h] for h in hashes + skipped], np.int64)
+    sorter = np.argsort(known)
+    sorted_known = known[sorter]
+
+    def position(labels: np.ndarray) -> np.ndarray:
+        if not len(known):
+            return np.full(len(labels), -1, np.int64)
+        at = np.searchsorted(sorted_known, labels).clip(0, len(known) - 1)
+        return np.where(sorted_known[at] == labels, sorter[at], -1)
+
+    x, y = position(rows), position(neighbours)
+    # Rows of skipped contents are ignored; edges *to* them are kept.
+    keep = (x >= 0) & (x < len(hashes)) & (y >= 0) & (x != y)
+    x, y, sims = x[keep], y[keep], sims[keep]
+    lo, hi = np.minimum(x, y), np.maximum(x, y)
+    order = np.lexsort((-sims, hi, lo))
+    lo, hi, sims = lo[order], hi[order], sims[order]
+    first = np.ones(len(lo), bool)
+    first[1:] = (lo[1:] != lo[:-1]) | (hi[1:] != hi[:-1])
+    names = hashes + skipped
     found: dict[str, dict[str, float]] = defaultdict(dict)
-    for a, b, sim in zip(rows.tolist(), neighbours.tolist(), sims.tolist()):
-        x, y = label_hash.get(a), label_hash.get(b)
-        if x is None or y is None or x == y or x in skip_rows:
-            continue
-        if x not in contents or y not in contents:
-            continue
-        if sim > found[x].get(y, -2.0):
-            found[x][y] = sim
-            found[y][x] = sim
+    for a, b, sim in zip(lo[first].tolist(), hi[first].tolist(), sims[first].tolist()):
+        found[names[a]][names[b]] = sim
+        found[names[b]][names[a]] = sim
     return found
 
 

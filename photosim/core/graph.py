@@ -125,6 +125,11 @@ def update_graph(
     Returns:
         Number of rows added.
     """
+    count, top = catalog.db.execute(
+        "SELECT count(*), coalesce(max(id), 0) FROM knn_graph WHERE model=?", [model]
+    ).fetchone()
+    if (count, top) == catalog.embedding_stats(model):
+        return 0  # a row for every vector (rows of deleted vectors leave with them)
     missing = [
         int(r[0])
         for r in catalog.db.execute(
@@ -181,21 +186,16 @@ def read_edges(
         neighbour (an edge stored from both ends appears twice). Labels of deleted vectors
         may appear: callers map labels through the live ``embeddings`` ids.
     """
-    sources, targets, values = [], [], []
-    for label, raw_labels, raw_sims in catalog.db.execute(
+    rows = catalog.db.execute(
         "SELECT id, labels, sims FROM knn_graph WHERE model=?", [model]
-    ):
-        sims = np.frombuffer(raw_sims, np.float32)
-        n = int(np.searchsorted(-sims, -np.float32(min_similarity), side="right"))
-        if n:
-            targets.append(np.frombuffer(raw_labels, np.int64)[:n])
-            values.append(sims[:n])
-            sources.append(np.full(n, label, np.int64))
-    if not sources:
+    ).fetchall()
+    if not rows:
         empty = np.zeros(0, np.int64)
         return empty, empty, np.zeros(0, np.float32)
-    return (
-        np.concatenate(sources),
-        np.concatenate(targets),
-        np.concatenate(values),
-    )
+    # One buffer per column, not one array per row: 100k rows read in tens of milliseconds.
+    targets = np.frombuffer(b"".join(r[1] for r in rows), np.int64)
+    sims = np.frombuffer(b"".join(r[2] for r in rows), np.float32)
+    lengths = np.fromiter((len(r[2]) // 4 for r in rows), np.int64, count=len(rows))
+    sources = np.repeat(np.fromiter((r[0] for r in rows), np.int64, count=len(rows)), lengths)
+    keep = sims >= np.float32(min_similarity)
+    return sources[keep], targets[keep], sims[keep]

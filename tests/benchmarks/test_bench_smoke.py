@@ -48,3 +48,29 @@ def test_unknown_benchmark_is_a_usage_error(tmp_path: Path) -> None:
     from photosim.cli import main
 
     assert main(["bench", "--quick", "--only", "B9", "--out", str(tmp_path)]) == 2
+
+
+@pytest.mark.slow
+def test_partial_run_keeps_the_other_results(tmp_path: Path) -> None:
+    from photosim import bench
+
+    out = tmp_path / "out"
+    out.mkdir()
+    earlier = {"quick": True, "date": "2026-01-01 00:00 UTC",
+               "benchmarks": {"B3": {"rescan_s": 99.0},
+                              "B7": {"python_s": 0.01, "version_s": 0.2, "import_cli_s": 0.1,
+                                     "gui_window_s": None, "note": "no display"}}}
+    (out / "bench.json").write_text(json.dumps(earlier))
+    report = bench.run(out, quick=True, only=("B3",), work=tmp_path)
+    b = report["benchmarks"]
+    assert list(b) == ["B3", "B7"]  # in benchmark order
+    assert b["B7"] == {"run_at": "2026-01-01 00:00 UTC", **earlier["benchmarks"]["B7"]}
+    assert b["B3"]["rescan_s"] != 99.0 and b["B3"]["run_at"] != "2026-01-01 00:00 UTC"
+    assert json.loads((out / "bench.json").read_text())["benchmarks"]["B7"]["version_s"] == 0.2
+    markdown = (out / "RESULTS.md").read_text()
+    assert "| B7 launch to first window | window: n/a (no display)" in markdown
+    assert "; B7 2026-01-01 00:00 UTC." in markdown
+    # A full-mode report is never mixed into a quick one.
+    earlier["quick"] = False
+    (out / "bench.json").write_text(json.dumps(earlier))
+    assert list(bench.run(out, quick=True, only=("B3",), work=tmp_path)["benchmarks"]) == ["B3"]
