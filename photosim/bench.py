@@ -1238,7 +1238,7 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
     ]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in summary_rows(report["benchmarks"])]
     dates = {name: r.get("run_at") for name, r in report["benchmarks"].items()}
-    if len(set(dates.values())) > 1:
+    if report.get("kept_from_earlier_report"):
         lines += ["", "Run at: " + "; ".join(f"{n} {d}" for n, d in dates.items()) + "."]
     lines += ["", "Every figure, the stage costs and the B4 recall/latency curves are in "
               "`bench.json` next to this file.", ""]
@@ -1323,11 +1323,14 @@ def run(
             report["benchmarks"][name] = result
             log(f"{name}: {json.dumps(result)[:400]}")
             (out / "bench.json").write_text(json.dumps(report, indent=2))
+    kept = sorted(set(previous) - set(report["benchmarks"]))
     report["benchmarks"] = {
         name: report["benchmarks"].get(name) or previous[name]
         for name in BENCHMARKS
         if name in report["benchmarks"] or name in previous
     }
+    if kept:
+        report["kept_from_earlier_report"] = kept
     if hasattr(os, "getloadavg"):
         report["machine"]["load_average_end"] = os.getloadavg()
     if "torch" in sys.modules:

@@ -13,9 +13,14 @@ Stages and who runs them:
 - decode (hashes, thumbnail, model input): :class:`~photosim.core.workers.DecodePool`
   processes, a bounded number of files ahead;
 - inference: one background thread that owns the embedder, one batch at a time, overlapping
-  with decoding (torch releases the GIL);
-- catalog writes: this thread, one transaction per batch, so a cancelled or killed scan
-  keeps every finished batch and the next scan resumes from there.
+  with decoding (torch releases the GIL). It first loads a lazy embedder (torch import,
+  weights) while the decoders start; on a CPU its thread count follows the measured stage
+  costs (:class:`_CoreSplit`) and decoders run at low priority;
+- catalog writes: this thread, one transaction per batch (photo rows, thumbnails, hash
+  vectors, descriptors), so a cancelled or killed scan keeps every finished batch and the next
+  scan resumes from there;
+- index stage: the hnswlib indexes are synced and each new vector's nearest neighbours are
+  stored (:func:`photosim.core.graph.update_graph`), so grouping only reads them.
 """
 
 from __future__ import annotations
