@@ -148,12 +148,7 @@ def walk(
 ) -> Iterator[WalkEntry]:
     """Yield candidate image files below ``root``, depth first, in sorted order.
 
-    Args:
-        root: Folder to walk (made absolute).
-        exclude: Glob patterns matched against each file or folder name and full path.
-        known: Paths already in the catalog: they are yielded without sniffing, so rescans stay
-            stat-only.
-        errors: If given, ``(path, reason)`` is appended for folders that cannot be listed.
+    Args: as :func:`walk_folders` (always sorted).
 
     Yields:
         One :class:`WalkEntry` per regular file that is, or may be, an image: a folder's files
