@@ -287,10 +287,10 @@ def _process(
     # there is work, while the decoders start on the first files; a failure (e.g. no weights)
     # turns the rest of the scan hash-only.
     loading: Future[Any] | None = None
-    if embedder is not None:
-        loading = executor.submit(embedder.embed, [])
-        yield Progress(ScanStage.PROCESSING, 0, total, "loading the model")
     try:
+        if embedder is not None:
+            loading = executor.submit(embedder.embed, [])
+            yield Progress(ScanStage.PROCESSING, 0, total, "loading the model")
         while True:
             if loading is not None and loading.done():
                 try:

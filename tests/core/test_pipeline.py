@@ -639,3 +639,19 @@ def test_scan_sets_inference_threads_on_the_inference_thread(tmp_path: Path) -> 
     assert batches
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     assert all(1 <= threads <= (cores or 1) for threads in batches)
+
+
+def test_closing_the_scan_while_the_model_loads_stops_its_workers(tmp_path: Path) -> None:
+    import multiprocessing
+
+    write_photo_set(tmp_path / "photos")
+    with Catalog(tmp_path / "c.db") as catalog:
+        gen = scan(catalog, [str(tmp_path / "photos")], SETTINGS, CountingEmbedder())
+        for progress in gen:
+            if progress.message == "loading the model":
+                break
+        else:
+            pytest.fail("the scan never reported loading the model")
+        gen.close()  # the consumer goes away (a closed window, Ctrl-C in a caller)
+    alive = [p for p in multiprocessing.active_children() if p.name == "photosim-decode"]
+    assert alive == []
