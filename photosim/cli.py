@@ -321,7 +321,8 @@ def _index_state(catalog: Catalog, model: str, vectors: int) -> dict[str, Any]:
 
     Keys: ``file``, ``vectors``, ``state``, ``dim`` (of the saved index, None when missing),
     ``pca`` (``{dim, input_dim, explained_variance, file}`` when the saved index lives in a
-    PCA space, else None) and ``pca_setting`` (the dimension asked, 0 for none).
+    PCA space, else None), ``pca_setting`` (the dimension asked, 0 for none) and
+    ``graph_rows`` (vectors whose nearest neighbours are stored, see photosim.core.graph).
     """
     from photosim.core.index import HASH_MODEL, index_paths, pca_dim, pca_path
 
@@ -344,9 +345,12 @@ def _index_state(catalog: Catalog, model: str, vectors: int) -> dict[str, Any]:
             if not pca_path(catalog.path, model).exists():
                 state = "stale: its PCA file is gone (rebuilt on next use)"
     setting = 0 if model == HASH_MODEL else pca_dim(catalog, model)
+    rows = catalog.db.execute(
+        "SELECT count(*) FROM knn_graph WHERE model=?", [model]
+    ).fetchone()[0]
     return {
         "file": str(hnsw), "vectors": vectors, "state": state, "dim": dim, "pca": pca,
-        "pca_setting": setting,
+        "pca_setting": setting, "graph_rows": int(rows),
     }
 
 
@@ -416,7 +420,9 @@ def cmd_info(args: argparse.Namespace, settings: Settings) -> int:
     print(f"device:      {data['device']}")
     for name, info in indexes.items():
         pca = "" if name == HASH_MODEL else _pca_text(info)
-        print(f"index:       {name}: {info['vectors']} vectors, {info['state']}"
+        missing = info["vectors"] - info["graph_rows"]
+        graph = "neighbours stored" if missing <= 0 else f"neighbours of {missing} to compute"
+        print(f"index:       {name}: {info['vectors']} vectors, {info['state']}, {graph}"
               f"{', ' + pca if pca else ''}")
     for path, reason in errors:
         print(f"error:       {path}: {reason}")

@@ -187,6 +187,8 @@ def test_info(scanned: Scanned, capsys: pytest.CaptureFixture[str]) -> None:
         in out
     )
     assert "model:       none yet" in out
+    # The scan stored every content's neighbours: grouping has nothing to compute.
+    assert f"index:       hash128: {N_CONTENTS} vectors, in sync, neighbours stored" in out
 
 
 def test_info_json(scanned: Scanned, capsys: pytest.CaptureFixture[str]) -> None:
@@ -410,12 +412,14 @@ def test_info_shows_the_pca_of_an_index(
     rc, out, _ = run(capsys, "info", "--json", *cat)
     info = json.loads(out)["indexes"]["m"]
     assert rc == EXIT_OK and info["state"] == "in sync" and info["pca_setting"] == 16
+    assert info["graph_rows"] == 0  # no scan ran: grouping would compute the neighbours
     assert info["pca"]["dim"] == 16 and info["pca"]["input_dim"] == 64
     assert info["pca"]["explained_variance"] == pytest.approx(kept, abs=1e-6)
     assert info["pca"]["file"] == str(pca_path(tmp_path / "c.db", "m"))
     rc, out, _ = run(capsys, "info", *cat)
     assert (
-        f"index:       m: 1000 vectors, in sync, PCA 64 -> 16-d ({100 * kept:.1f} % of the "
+        f"index:       m: 1000 vectors, in sync, neighbours of 1000 to compute, PCA 64 -> "
+        f"16-d ({100 * kept:.1f} % of the "
         "variance kept)" in out
     )
     pca_path(tmp_path / "c.db", "m").unlink()
