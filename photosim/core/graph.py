@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 
@@ -108,28 +108,27 @@ def _query_rows(
     return rows
 
 
-def update_graph(
-    catalog: Catalog,
-    model: str,
-    index: VectorIndex | None = None,
-    progress: Callable[[int, int], None] | None = None,
-) -> int:
-    """Add the graph rows of every vector of ``model`` that has none (the scan's index stage).
+def extend_graph(
+    catalog: Catalog, model: str, index: VectorIndex | None = None
+) -> Iterator[tuple[int, int]]:
+    """Add the graph rows of every vector of ``model`` that has none, a chunk at a time.
+
+    A generator so that the scan can report progress and stop between chunks (each chunk is
+    committed; rows still missing are added by the next scan or grouping).
 
     Args:
         catalog: Open catalog.
         model: Model id (a descriptor model or :data:`~photosim.core.index.HASH_MODEL`).
         index: The model's open index (opened, and synced, when None).
-        progress: Called with ``(done, total)`` after each chunk.
 
-    Returns:
-        Number of rows added.
+    Yields:
+        ``(rows added so far, rows to add)`` after each committed chunk.
     """
     count, top = catalog.db.execute(
         "SELECT count(*), coalesce(max(id), 0) FROM knn_graph WHERE model=?", [model]
     ).fetchone()
     if (count, top) == catalog.embedding_stats(model):
-        return 0  # a row for every vector (rows of deleted vectors leave with them)
+        return  # a row for every vector (rows of deleted vectors leave with them)
     missing = [
         int(r[0])
         for r in catalog.db.execute(
@@ -139,10 +138,10 @@ def update_graph(
         )
     ]
     if not missing:
-        return 0
+        return
     index = index or VectorIndex.open(catalog, model)
     if index is None:
-        return 0
+        return
     started = time.perf_counter()
     floor = storage_floor(model)
     for start in range(0, len(missing), _CHUNK):
@@ -168,12 +167,24 @@ def update_graph(
                 [(model, label, nbr.tobytes(), sim.astype(np.float32).tobytes())
                  for label, (nbr, sim) in rows.items()],
             )
-        if progress is not None:
-            progress(min(start + _CHUNK, len(missing)), len(missing))
+        done = min(start + _CHUNK, len(missing))
+        logger.debug("knn graph %s: %d of %d rows", model, done, len(missing))
+        yield done, len(missing)
     logger.info(
         "knn graph %s: +%d rows in %.2f s", model, len(missing), time.perf_counter() - started
     )
-    return len(missing)
+
+
+def update_graph(catalog: Catalog, model: str, index: VectorIndex | None = None) -> int:
+    """Add every missing graph row of ``model`` (see :func:`extend_graph`).
+
+    Returns:
+        Number of rows added.
+    """
+    added = 0
+    for done, _ in extend_graph(catalog, model, index):
+        added = done
+    return added
 
 
 def read_edges(

@@ -20,7 +20,7 @@ Stages and who runs them:
   vectors, descriptors), so a cancelled or killed scan keeps every finished batch and the next
   scan resumes from there;
 - index stage: the hnswlib indexes are synced and each new vector's nearest neighbours are
-  stored (:func:`photosim.core.graph.update_graph`), so grouping only reads them.
+  stored (:func:`photosim.core.graph.extend_graph`), so grouping only reads them.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ import numpy as np
 from photosim.config import Settings
 from photosim.core.cancel import CancelToken
 from photosim.core.catalog import STATUS_ERROR, STATUS_OK, Catalog
-from photosim.core.graph import update_graph
+from photosim.core.graph import extend_graph
 from photosim.core.hashing import file_content_hash
 from photosim.core.index import HASH_MODEL, VectorIndex, hash_vectors
 from photosim.core.types import (
@@ -221,9 +221,15 @@ def scan(
         for model in (HASH_MODEL, model_id):
             if model is not None:
                 index = VectorIndex.open(catalog, model)
-                if index is not None and not summary.cancelled:
-                    # The neighbours of the new vectors: grouping reads them (graph.py).
-                    update_graph(catalog, model, index)
+                if index is None or summary.cancelled:
+                    continue
+                # The neighbours of the new vectors: grouping reads them (graph.py). Stops
+                # between chunks on cancel; grouping or the next scan adds what is missing.
+                for done, total in extend_graph(catalog, model, index):
+                    yield Progress(ScanStage.INDEXING, done, total, "finding neighbours")
+                    if cancel.cancelled():
+                        summary.cancelled = True
+                        break
     summary.seconds = time.monotonic() - started
     yield Progress(ScanStage.DONE, summary.seen, summary.seen, "done", summary.errors)
     return summary

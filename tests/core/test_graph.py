@@ -138,3 +138,29 @@ def test_covers_falls_back_for_looser_thresholds_or_more_neighbours() -> None:
     assert not graph.covers(HASH_MODEL, graph.GRAPH_K, graph.hash_floor(60))
     assert not graph.covers(HASH_MODEL, graph.GRAPH_K + 1, graph.hash_floor(22))
     assert graph.covers("m", 16, 0.8) and not graph.covers("m", 16, 0.3)
+
+
+def test_a_scan_reports_and_can_stop_the_neighbour_search(
+    tmp_path: Path, library: tuple[Path, dict[str, Path]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from photosim.core.cancel import CancelToken
+    from photosim.core.types import ScanStage
+
+    folder, _ = library
+    monkeypatch.setattr(graph, "_CHUNK", 2)  # several chunks for the few test photos
+    cancel = CancelToken()
+    with Catalog(tmp_path / "c.db") as catalog:
+        reports = []
+        for progress in scan(catalog, [str(folder)], SETTINGS, cancel=cancel):
+            if progress.message == "finding neighbours":
+                reports.append((progress.done, progress.total))
+                cancel.cancel()  # stop after the first chunk
+        vectors = catalog.embedding_stats(HASH_MODEL)[0]
+        assert reports == [(2, vectors)]  # progress per chunk, then the scan stopped
+        assert len(rows(catalog, HASH_MODEL)) == 2
+        # Grouping adds the missing rows and finds what a complete graph finds.
+        result = find_duplicates(catalog, "near", Thresholds(verify=False))
+        assert len(rows(catalog, HASH_MODEL)) == vectors
+        catalog.db.execute("DELETE FROM knn_graph")
+        again = find_duplicates(catalog, "near", Thresholds(verify=False))
+        assert group_pairs(result.groups) == group_pairs(again.groups) and result.groups
