@@ -144,7 +144,6 @@ def test_a_scan_reports_and_can_stop_the_neighbour_search(
     tmp_path: Path, library: tuple[Path, dict[str, Path]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from photosim.core.cancel import CancelToken
-    from photosim.core.types import ScanStage
 
     folder, _ = library
     monkeypatch.setattr(graph, "_CHUNK", 2)  # several chunks for the few test photos
