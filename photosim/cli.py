@@ -102,7 +102,13 @@ def _drive_scan(gen: Any, quiet: bool) -> ScanSummary:
                 bar.set_postfix(errors=progress.errors, refresh=False)
                 bar.refresh()
             elif progress.stage is ScanStage.INDEXING:
-                bar.set_description("indexing")
+                if progress.total > 1:  # the neighbour search: a count of its own
+                    if bar.total != progress.total or not bar.desc.startswith("neighbours"):
+                        bar.reset(total=progress.total)
+                        bar.set_description("neighbours")
+                    bar.n = progress.done
+                else:
+                    bar.set_description("indexing")
                 bar.refresh()
     finally:
         if bar is not None:

@@ -352,3 +352,16 @@ def test_results_arriving_after_shutdown_are_ignored(make_window) -> None:  # ty
     window._on_cleanup_finished(CleanupResult("s", "quarantine"))
     window._on_undo_finished(UndoResult("s"))
     window._on_library_rows([])
+
+
+def test_scan_status_counts_the_neighbour_search(make_window) -> None:
+    from photosim.core.types import Progress, ScanStage
+
+    window = make_window()
+    window._on_scan_progress(Progress(ScanStage.INDEXING, 2048, 10_000, "finding neighbours"))
+    bar = window.scan_status.bar
+    assert (bar.minimum(), bar.maximum(), bar.value()) == (0, 10_000, 2048)
+    assert window.scan_status.label.text() == "Indexing: neighbours of 2,048 of 10,000 photos"
+    window._on_scan_progress(Progress(ScanStage.INDEXING, 0, 1, "updating the index"))
+    assert bar.maximum() == 0  # no count to show: a busy bar
+    assert window.scan_status.label.text() == "Updating the index…"

@@ -615,7 +615,13 @@ class MainWindow(QMainWindow):
                 self._last_incremental = now
                 self._append_new_photos()
         elif progress.stage == ScanStage.INDEXING:
-            self.scan_status.update_counts(0, 0, "Updating the index…")
+            if progress.total > 1:  # the neighbour search of many new photos: a real count
+                self.scan_status.update_counts(
+                    progress.done, progress.total,
+                    f"Indexing: neighbours of {progress.done:,} of {progress.total:,} photos",
+                )
+            else:
+                self.scan_status.update_counts(0, 0, "Updating the index…")
 
     def _append_new_photos(self) -> None:
         """Show the batches committed so far (cheap: rows with a larger id than shown)."""
