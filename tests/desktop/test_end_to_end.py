@@ -11,6 +11,8 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -81,16 +83,25 @@ def file_manager_commands(layout: integrate.Layout, photo: Path) -> dict[str, di
     }
 
 
-def test_every_entry_opens_the_similar_view_in_the_running_instance(
-        qtbot, installed, library, make_window, desktop_env) -> None:
-    layout, _command = installed
-    photo = library
+@contextmanager
+def running_instance(make_window) -> Iterator[object]:
+    """A main window on the default catalog that listens for other starts, as `photosim` runs."""
     window = make_window(default_catalog_path())
     server = ipc.IPCServer(ipc.server_name(default_catalog_path()))
     server.listen()
     attach_server(server, window)
-    env = app_env(desktop_env)
     try:
+        yield window
+    finally:
+        server.close()
+
+
+def test_every_entry_opens_the_similar_view_in_the_running_instance(
+        qtbot, installed, library, make_window, desktop_env) -> None:
+    layout, _command = installed
+    photo = library
+    env = app_env(desktop_env)
+    with running_instance(make_window) as window:
         for manager, run in file_manager_commands(layout, photo).items():
             window.tabs.setCurrentIndex(0)
             with qtbot.waitSignal(window.search_finished, timeout=WAIT_MS) as searched:
@@ -104,8 +115,6 @@ def test_every_entry_opens_the_similar_view_in_the_running_instance(
             assert window.tabs.currentIndex() == 2, manager  # the similar view
             names = [Path(h.photo.path).name for h in result.hits]
             assert names[0] == "copy of it.jpg", (manager, names)
-    finally:
-        server.close()
 
 
 def test_the_entry_starts_photosim_when_none_is_running(installed, library, desktop_env):
@@ -124,17 +133,11 @@ def test_open_with_through_glib(qtbot, installed, library, make_window, desktop_
     """GLib itself launches the installed launcher, as GNOME's "Open With" does."""
     layout, _command = installed
     photo = library
-    window = make_window(default_catalog_path())
-    server = ipc.IPCServer(ipc.server_name(default_catalog_path()))
-    server.listen()
-    attach_server(server, window)
     launcher = layout.applications / entries.DESKTOP_FILE
-    try:
+    with running_instance(make_window) as window:
         with qtbot.waitSignal(window.search_finished, timeout=WAIT_MS) as searched:
             proc = subprocess.Popen(["gio", "launch", str(launcher), str(photo)],
                                     env=app_env(desktop_env))
             qtbot.waitUntil(lambda: proc.poll() is not None, timeout=WAIT_MS)
         assert proc.returncode == 0
         assert searched.args[0].query == str(photo)
-    finally:
-        server.close()

@@ -93,11 +93,7 @@ class DuplicatesModel(QAbstractListModel):
         self._groups = list(groups)
         self._marked = set(marked)
         self._accepted = set()
-        self._rows_by_hash = {}
-        for row, group in enumerate(self._groups):
-            for member in group.members:
-                if member.photo.content_hash:
-                    self._rows_by_hash.setdefault(member.photo.content_hash, []).append(row)
+        self._index_rows()
         self.endResetModel()
 
     def remove_group(self, row: int) -> Group:
@@ -106,12 +102,16 @@ class DuplicatesModel(QAbstractListModel):
         group = self._groups.pop(row)
         self._marked -= {m.photo.path for m in group.members}
         self.endRemoveRows()
-        self._rows_by_hash = {}
-        for r, g in enumerate(self._groups):
-            for member in g.members:
-                if member.photo.content_hash:
-                    self._rows_by_hash.setdefault(member.photo.content_hash, []).append(r)
+        self._index_rows()
         return group
+
+    def _index_rows(self) -> None:
+        """Rebuild ``content hash -> rows`` (which rows a loaded thumbnail repaints)."""
+        self._rows_by_hash = {}
+        for row, group in enumerate(self._groups):
+            for member in group.members:
+                if member.photo.content_hash:
+                    self._rows_by_hash.setdefault(member.photo.content_hash, []).append(row)
 
     def marked(self) -> set[str]:
         """Paths marked to move out."""
