@@ -330,6 +330,7 @@ def _index_state(catalog: Catalog, model: str, vectors: int) -> dict[str, Any]:
     PCA space, else None), ``pca_setting`` (the dimension asked, 0 for none) and
     ``graph_rows`` (vectors whose nearest neighbours are stored, see photosim.core.graph).
     """
+    from photosim.core.graph import stored_rows
     from photosim.core.index import HASH_MODEL, index_paths, pca_dim, pca_path
 
     hnsw, meta, _ = index_paths(catalog.path, model)
@@ -351,12 +352,10 @@ def _index_state(catalog: Catalog, model: str, vectors: int) -> dict[str, Any]:
             if not pca_path(catalog.path, model).exists():
                 state = "stale: its PCA file is gone (rebuilt on next use)"
     setting = 0 if model == HASH_MODEL else pca_dim(catalog, model)
-    rows = catalog.db.execute(
-        "SELECT count(*) FROM knn_graph WHERE model=?", [model]
-    ).fetchone()[0]
+    rows, _ = stored_rows(catalog, model)
     return {
         "file": str(hnsw), "vectors": vectors, "state": state, "dim": dim, "pca": pca,
-        "pca_setting": setting, "graph_rows": int(rows),
+        "pca_setting": setting, "graph_rows": rows,
     }
 
 

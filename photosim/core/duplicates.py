@@ -717,11 +717,6 @@ def _graph_neighbours(
     return found
 
 
-def _hash_floor(hash_sum: int) -> float:
-    """Hash-vector similarity of a total pHash + dHash distance (see :func:`graph.hash_floor`)."""
-    return graph.hash_floor(hash_sum)
-
-
 def _local_candidates(
     catalog: Catalog,
     contents: dict[str, Content],
@@ -883,7 +878,7 @@ def find_duplicates(
             )
         query_started = time.perf_counter()
         hash_sum = max(th.loose_hash_sum, th.near_hash_sum) if verifier else th.near_hash_sum
-        floor = _hash_floor(hash_sum)
+        floor = graph.hash_floor(hash_sum)
         # Candidates come from the graph the scan stored; contents described by their alpha
         # silhouette query the hash index with the silhouette's codes.
         hash_found = _graph_neighbours(catalog, HASH_MODEL, contents, k, floor, silhouettes)

@@ -108,6 +108,14 @@ def _query_rows(
     return rows
 
 
+def stored_rows(catalog: Catalog, model: str) -> tuple[int, int]:
+    """``(rows, largest label)`` of the graph of ``model`` (``(0, 0)`` when it has none)."""
+    count, top = catalog.db.execute(
+        "SELECT count(*), coalesce(max(id), 0) FROM knn_graph WHERE model=?", [model]
+    ).fetchone()
+    return int(count), int(top)
+
+
 def extend_graph(
     catalog: Catalog, model: str, index: VectorIndex | None = None
 ) -> Iterator[tuple[int, int]]:
@@ -124,10 +132,7 @@ def extend_graph(
     Yields:
         ``(rows added so far, rows to add)`` after each committed chunk.
     """
-    count, top = catalog.db.execute(
-        "SELECT count(*), coalesce(max(id), 0) FROM knn_graph WHERE model=?", [model]
-    ).fetchone()
-    if (count, top) == catalog.embedding_stats(model):
+    if stored_rows(catalog, model) == catalog.embedding_stats(model):
         return  # a row for every vector (rows of deleted vectors leave with them)
     missing = [
         int(r[0])

@@ -53,7 +53,7 @@ from photosim.core.types import (
     ScanSummary,
 )
 from photosim.core.walk import walk_folders
-from photosim.core.workers import TRANSIENT_REASONS, DecodePool
+from photosim.core.workers import TRANSIENT_REASONS, DecodePool, usable_cpus
 
 logger = logging.getLogger(__name__)
 
@@ -316,7 +316,7 @@ def _process(
                         and getattr(embedder, "threads", None) is not None
                     ):
                         # The inference thread count follows the measured stage costs.
-                        split = _CoreSplit(_usable_cpus())
+                        split = _CoreSplit(usable_cpus())
                 loading = None
             if cancel.cancelled():
                 summary.cancelled = True
@@ -415,13 +415,6 @@ def _process(
     finally:
         pool.close()
         executor.shutdown(wait=True)
-
-
-def _usable_cpus() -> int:
-    """CPUs this process may run on (respects affinity masks)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def _timed_embed(

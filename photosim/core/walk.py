@@ -15,7 +15,6 @@ import logging
 import os
 import stat
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 
 from photosim.core.imageio import IMAGE_EXTENSIONS, SNIFF_BYTES, sniff
 
@@ -33,21 +32,6 @@ NON_IMAGE_EXTENSIONS = frozenset(
     .js .db .sqlite .ini .log .lnk .url .ds_store .pth .pt .bin .dat .tmp .part .crdownload
     """.split()
 )
-
-
-@dataclass(frozen=True)
-class WalkEntry:
-    """A candidate file found by the walk.
-
-    Attributes:
-        path: Absolute path.
-        size: Bytes, from stat.
-        mtime_ns: Modification time, nanoseconds, from stat.
-    """
-
-    path: str
-    size: int
-    mtime_ns: int
 
 
 def _excluded(name: str, path: str, patterns: Sequence[str]) -> bool:
@@ -77,9 +61,8 @@ def walk_folders(
 ) -> Iterator[list[tuple[str, int, int]]]:
     """Yield the candidate image files below ``root``, one folder at a time.
 
-    The fast path behind :func:`walk` and rescans: entries are plain ``(path, size bytes,
-    mtime_ns)`` tuples, so a scan can diff a whole tree against the catalog with set
-    operations. Folders are visited depth first; within a folder, entries come in directory
+    Entries are plain ``(path, size bytes, mtime_ns)`` tuples, so a scan can diff a whole
+    tree against the catalog with set operations. Folders are visited depth first; within a folder, entries come in directory
     order unless ``sort`` is set.
 
     Args:
@@ -139,21 +122,3 @@ def walk_folders(
         yield found
         stack.extend(reversed(subfolders))
 
-
-def walk(
-    root: str,
-    exclude: Sequence[str] = (),
-    known: frozenset[str] | set[str] | dict[str, object] | None = None,
-    errors: list[tuple[str, str]] | None = None,
-) -> Iterator[WalkEntry]:
-    """Yield candidate image files below ``root``, depth first, in sorted order.
-
-    Args: as :func:`walk_folders` (always sorted).
-
-    Yields:
-        One :class:`WalkEntry` per regular file that is, or may be, an image: a folder's files
-        first, then its subfolders.
-    """
-    for found in walk_folders(root, exclude, known, errors, sort=True):
-        for path, size, mtime_ns in found:
-            yield WalkEntry(path, size, mtime_ns)

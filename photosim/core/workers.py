@@ -37,6 +37,13 @@ TRANSIENT_REASONS = ("decoder crashed", "decoding took longer", "image needs mor
 _THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on (respects affinity masks, e.g. a container's CPU set)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 @dataclass(frozen=True)
 class DecodeOutcome:
     """The result of one submitted file.

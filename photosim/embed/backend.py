@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import socket
 import time
 from collections import OrderedDict
@@ -20,6 +19,7 @@ import numpy as np
 import torch
 import torchvision
 
+from photosim.core.workers import usable_cpus
 from photosim.embed import PRECISIONS, EmbedError, WeightsUnavailableError, weights_cache_path
 from photosim.embed.models import ModelSpec, Trunk
 from photosim.embed.pooling import POOLINGS
@@ -74,7 +74,7 @@ class TorchEmbedder:
         )
         # Intra-op threads of CPU inference (None on a GPU). The scan sets it, from the thread
         # that calls embed(), to balance inference against its decode processes.
-        self.threads: int | None = None if on_gpu else _usable_cpus()
+        self.threads: int | None = None if on_gpu else usable_cpus()
         # channels_last is the fast layout of cuDNN and oneDNN convolutions (1.15x to 1.6x on
         # an AVX-512 CPU for our three models); MPS stays contiguous, its channels_last kernels have had silent correctness bugs
         # (https://github.com/pytorch/pytorch/issues/180984).
@@ -394,13 +394,6 @@ def native_bf16(cpuinfo: str | None = None, machine: str | None = None) -> bool:
         if key.strip() in ("flags", "Features"):
             flags.update(value.split())
     return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
-
-
-def _usable_cpus() -> int:
-    """CPUs this process may run on (respects affinity masks and container limits)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def _one_line(exc: BaseException) -> str:

@@ -9,12 +9,17 @@ from pathlib import Path
 import pytest
 from helpers import make_photo
 
-from photosim.core.walk import NON_IMAGE_EXTENSIONS, WalkEntry, walk
+from photosim.core.walk import NON_IMAGE_EXTENSIONS, walk_folders
+
+
+def walk(root: str, **kw: object) -> list[tuple[str, int, int]]:
+    """Every ``(path, size, mtime_ns)`` of walk_folders(sort=True), in yield order."""
+    return [e for folder in walk_folders(root, sort=True, **kw) for e in folder]  # type: ignore[arg-type]
 
 
 def names(root: Path, **kw: object) -> list[str]:
-    """Relative paths yielded by walk(), in yield order."""
-    return [os.path.relpath(e.path, root) for e in walk(str(root), **kw)]  # type: ignore[arg-type]
+    """Relative paths of :func:`walk`, in yield order."""
+    return [os.path.relpath(path, root) for path, _, _ in walk(str(root), **kw)]
 
 
 def jpeg_bytes(tmp_path: Path) -> bytes:
@@ -45,10 +50,10 @@ def tree(tmp_path: Path) -> Path:
 
 
 def test_entries_carry_stat(tree: Path) -> None:
-    entries = {os.path.relpath(e.path, tree): e for e in walk(str(tree))}
+    entries = {os.path.relpath(e[0], tree): e for e in walk(str(tree))}
     st = os.stat(tree / "a.jpg")
-    assert entries["a.jpg"] == WalkEntry(str(tree / "a.jpg"), st.st_size, st.st_mtime_ns)
-    assert all(os.path.isabs(e.path) for e in entries.values())
+    assert entries["a.jpg"] == (str(tree / "a.jpg"), st.st_size, st.st_mtime_ns)
+    assert all(os.path.isabs(e[0]) for e in entries.values())
 
 
 def test_skips_hidden_and_own_folders_keeps_hidden_files(tree: Path) -> None:
@@ -65,7 +70,7 @@ def test_skips_hidden_and_own_folders_keeps_hidden_files(tree: Path) -> None:
 
 def test_relative_root_is_made_absolute(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tree)
-    paths = [e.path for e in walk("sub")]
+    paths = [e[0] for e in walk("sub")]
     assert paths == [str(tree / "sub" / "c.jpg"), str(tree / "sub" / "deeper" / "d.jpg")]
 
 
@@ -178,7 +183,7 @@ def test_unlistable_folder_is_reported(tmp_path: Path) -> None:
 
 def test_missing_root_is_reported(tmp_path: Path) -> None:
     errors: list[tuple[str, str]] = []
-    assert list(walk(str(tmp_path / "nope"), errors=errors)) == []
+    assert walk(str(tmp_path / "nope"), errors=errors) == []
     assert len(errors) == 1 and errors[0][0] == str(tmp_path / "nope")
 
 
