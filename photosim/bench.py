@@ -344,11 +344,15 @@ class Context:
         return self.jpegs
 
     def model(self) -> Any:
-        """The default model with random weights (speed does not depend on the values)."""
+        """The default model with its weights: the packaged ones, else random ones (speed does
+        not depend on the values)."""
         if self.embedder is None:
             from photosim import embed
 
-            self.weights = random_weights(embed.DEFAULT_MODEL, self.work)
+            if embed.weights_cached(embed.DEFAULT_MODEL):
+                self.weights = embed.weights_cache_path(embed.DEFAULT_MODEL)
+            else:
+                self.weights = random_weights(embed.DEFAULT_MODEL, self.work)
             self.embedder = embed.load_embedder(
                 embed.DEFAULT_MODEL, weights=self.weights, device=self.device, progress=False
             )

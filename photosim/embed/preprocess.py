@@ -14,7 +14,8 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
-# ImageNet statistics: every registry backbone was trained with them (torchvision weights meta).
+# ImageNet statistics, in units of pixel / 255: the torchvision backbones were trained with them
+# (torchvision weights meta). The TF EfficientNet-Lite weights use their own (see models.py).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -25,11 +26,12 @@ def to_batch(
     device: torch.device,
     dtype: torch.dtype,
     memory_format: torch.memory_format,
+    mean: tuple[float, float, float] = IMAGENET_MEAN,
+    std: tuple[float, float, float] = IMAGENET_STD,
 ) -> torch.Tensor:
     """Stack, move and normalise images into one backbone input.
 
-    ``(pixel / 255 - mean) / std`` per channel with the ImageNet mean and std, computed in
-    float32 and then cast to ``dtype``.
+    ``(pixel / 255 - mean) / std`` per channel, computed in float32 and then cast to ``dtype``.
 
     Args:
         images: N >= 1 arrays ``(size, size, 3)``, uint8, RGB.
@@ -37,6 +39,8 @@ def to_batch(
         device: Where the tensor goes.
         dtype: Floating dtype of the result (float16 on CUDA, float32 elsewhere).
         memory_format: Layout of the result, that of the model's weights.
+        mean: Per-channel mean, RGB, in units of pixel / 255 (default: ImageNet's).
+        std: Per-channel standard deviation, RGB, in units of pixel / 255.
 
     Returns:
         ``(N, 3, S, S)`` tensor of ``dtype`` on ``device`` in ``memory_format``.
@@ -55,7 +59,7 @@ def to_batch(
     pixels = torch.from_numpy(np.stack(images)).to(device)
     # NHWC memory seen as NCHW is channels_last: the layout costs nothing unless contiguous.
     x = pixels.permute(0, 3, 1, 2).float()
-    mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1) * 255.0
-    std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1) * 255.0
-    x = (x - mean) / std
+    shift = torch.tensor(mean, device=device).view(1, 3, 1, 1) * 255.0
+    scale = torch.tensor(std, device=device).view(1, 3, 1, 1) * 255.0
+    x = (x - shift) / scale
     return x.to(dtype).contiguous(memory_format=memory_format)

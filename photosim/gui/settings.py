@@ -14,10 +14,11 @@ from typing import Any
 from PySide6.QtCore import QSettings
 
 from photosim.config import Settings, Thresholds
+from photosim.embed.models import MODELS
 
 ORGANISATION = "photosim"
 APPLICATION = "photosim"
-MODEL_CHOICES = ("none", "efficientnet_b1", "mobilenet_v3_large", "resnet50")
+MODEL_CHOICES = ("none", *MODELS)
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 PRECISION_CHOICES = ("auto", "float32", "bfloat16")
 DESTINATION_CHOICES = ("quarantine", "trash")

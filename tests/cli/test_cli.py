@@ -20,6 +20,7 @@ from photosim import __version__
 from photosim.cli import EXIT_ERROR, EXIT_OK, EXIT_USAGE, main
 from photosim.core.catalog import SCHEMA_VERSION, Catalog
 from photosim.core.index import VectorIndex, pca_path, set_pca_dim
+from photosim.embed import DEFAULT_MODEL
 
 N_FILES = 8  # the photo set (7) + an exact copy of the different photo
 N_CONTENTS = 6
@@ -288,6 +289,7 @@ def test_cli_never_imports_torch_or_qt(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_scan_without_weights_falls_back_to_hashes(tmp_path: Path) -> None:
+    """A torchvision model whose weights are not cached, offline: hashes only, one line."""
     paths = write_photo_set(tmp_path / "photos")
     catalog = str(tmp_path / "c.db")
     env = {"PHOTOSIM_OFFLINE": "1", "TORCH_HOME": str(tmp_path / "torch")}
@@ -297,6 +299,8 @@ def test_scan_without_weights_falls_back_to_hashes(tmp_path: Path) -> None:
         "scan",
         str(tmp_path / "photos"),
         "-q",
+        "--model",
+        "efficientnet_b1",
         "--workers",
         "1",
         "--catalog",
@@ -342,6 +346,12 @@ def test_eval_on_dev(dev_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixtur
     assert 0.0 < tiers["near"]["precision"] <= 1.0 and 0.0 < tiers["near"]["recall"] <= 1.0
     assert "skipped" in tiers["similar"]
     assert report["near_recall_by_transform"]
+    # "Find similar" by perceptual hashes: every shot of a similar group is a query.
+    retrieval = report["retrieval"]
+    truth = json.loads((dev_dir / "groundtruth.json").read_text())
+    members = {n for g in truth["similar"] for n in g} - set(truth["unreadable"])
+    assert retrieval["queries"] == len(members) and retrieval["mode"] == "hashes"
+    assert 0.0 < retrieval["mAP"] < 1.0 and 0.0 < retrieval["recall_at_10"] <= 1.0
     print(
         f"\nCLI eval DEV near: precision {tiers['near']['precision']} recall {tiers['near']['recall']}"
     )
@@ -382,13 +392,14 @@ def test_scan_pca_option_stores_the_setting(
     cat = ["--catalog", str(tmp_path / "c.db")]
     rc, out, _ = run(capsys, "scan", str(empty), "--pca", "64", "-q", *cat)
     assert rc == EXIT_OK
-    assert "index efficientnet_b1-avg: full dimension; PCA to 64-d starts at 1000 descriptors" in out
+    model = f"{DEFAULT_MODEL}-avg"
+    assert f"index {model}: full dimension; PCA to 64-d starts at 1000 descriptors" in out
     with Catalog(tmp_path / "c.db") as catalog:
-        assert catalog.get_meta("pca_dim:efficientnet_b1-avg") == "64"
+        assert catalog.get_meta(f"pca_dim:{model}") == "64"
     rc, out, _ = run(capsys, "scan", str(empty), "--pca", "0", "-q", *cat)
-    assert rc == EXIT_OK and "index efficientnet_b1-avg: full dimension (PCA off)" in out
+    assert rc == EXIT_OK and f"index {model}: full dimension (PCA off)" in out
     with Catalog(tmp_path / "c.db") as catalog:
-        assert catalog.get_meta("pca_dim:efficientnet_b1-avg") == "0"
+        assert catalog.get_meta(f"pca_dim:{model}") == "0"
     rc, _, err = run(capsys, "scan", str(empty), "--model", "none", "--pca", "8", "-q", *cat)
     assert rc == EXIT_USAGE and "--pca" in err
     with pytest.raises(SystemExit) as exited:

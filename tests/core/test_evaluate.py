@@ -207,3 +207,35 @@ def test_photosim_eval_prints_every_table(
     assert main([*args, "--json", "--no-verify"]) == 0
     plain = json.loads(capsys.readouterr().out)["tiers"]["near"]
     assert not plain["local_features"] and plain["verified_per_photo"] == 0
+
+
+def test_average_precision_by_hand() -> None:
+    from photosim.core.evaluate import average_precision
+
+    assert average_precision(np.array([True, False, True])) == pytest.approx((1 + 2 / 3) / 2)
+    assert average_precision(np.array([False, True])) == pytest.approx(0.5)
+    assert average_precision(np.array([True, True, False])) == 1.0
+    assert average_precision(np.array([False, False])) == 0.0
+
+
+def test_retrieval_report_ranks_by_stored_vectors(truth_folder: Path, tmp_path: Path) -> None:
+    """Every member of the similar group is a query; mAP and recall@10 from the real ranking."""
+    from helpers import ColorGridEmbedder
+
+    from photosim.core.evaluate import retrieval_report
+
+    truth = load_truth(truth_folder / "groundtruth.json")
+    with Catalog(tmp_path / "c.db") as catalog:
+        run_scan(scan(catalog, [str(truth_folder)], Settings(workers=1), ColorGridEmbedder()))
+        by_descriptors = retrieval_report(catalog, truth_folder, truth)
+        by_hashes = retrieval_report(catalog, truth_folder, truth, model="hash128")
+    assert by_descriptors["mode"] == "descriptors" and by_hashes["mode"] == "hashes"
+    assert by_descriptors["model"] == "test-colorgrid"
+    for report in (by_descriptors, by_hashes):
+        # scene, its 3 copies and the other shot; the gallery is the 6 other photos.
+        assert report["queries"] == 5 and report["gallery"] == 6
+        # 4 relevant photos in a gallery of 6: recall@10 is trivially 1, AP is at least 4/6.
+        assert report["recall_at_10"] == 1.0 and report["relevant_in_top_10"] == 1.0
+        assert 4 / 6 <= report["mAP"] <= 1.0
+    # The colour-grid embedder cannot see through a grey copy or a 20° rotation.
+    assert by_descriptors["mAP"] < 1.0

