@@ -535,16 +535,27 @@ def _parities(evidence: dict[str, Any], th: Thresholds) -> tuple[bool, ...]:
     return (False,)
 
 
-def why_line(match_tier: str, evidence: dict[str, Any]) -> str:
+def why_line(
+    match_tier: str, evidence: dict[str, Any], similar_from: float | None = None
+) -> str:
     """Format evidence as the short "why matched" line shown to users.
 
     Examples: ``"pHash 2/64, dHash 4/64, 50 % scale; 412 keypoints agree"``,
     ``"412 keypoints agree (one transform, nothing moved): rotated 30°, crop keeps 83 %,
-    same size; hashes differ (pHash 26/64, dHash 27/64)"``.
+    same size; hashes differ (pHash 26/64, dHash 27/64)"``, ``"same scene, another shot:
+    cosine 0.871 (similar from 0.80); pHash 30/64, dHash 27/64"``.
+
+    Args:
+        match_tier: ``"exact"``, ``"near"`` or ``"similar"``.
+        evidence: The pair's evidence (:func:`hash_evidence` and verification keys).
+        similar_from: The similar tier's cosine threshold, named in a similar match's line.
     """
     if match_tier == "exact":
         return "identical bytes (same xxh3-128 content hash)"
     hashes = f"pHash {evidence['phash_distance']}/64, dHash {evidence['dhash_distance']}/64"
+    if match_tier == "similar" and "cosine" in evidence:
+        floor = f" (similar from {similar_from:.2f})" if similar_from is not None else ""
+        return f"same scene, another shot: cosine {evidence['cosine']:.3f}{floor}; {hashes}"
     if evidence.get("source") == "silhouette":
         hashes += " of the alpha silhouette"
     orientation = f" {evidence['orientation']}" if "orientation" in evidence else ""
@@ -961,7 +972,7 @@ def find_duplicates(
             matched, pair_evidence = result.tier, result.evidence
             pair_evidence.pop("orientation_index", None)
             joined.append(other_hash)
-            why = why_line(matched, pair_evidence)
+            why = why_line(matched, pair_evidence, th.similar_cosine)
             members += [Member(p, matched, why, pair_evidence) for p in other.photos]
         if len(members) < 2:
             continue

@@ -193,6 +193,10 @@ def test_similar_tier_with_descriptors(described: Library) -> None:
     shot = next(m for m in group.members if described.name(m.photo.path) == "shot")
     assert shot.match == "similar"
     assert Thresholds().similar_cosine <= shot.evidence["cosine"] < Thresholds().near_cosine
+    assert shot.why.startswith(
+        f"same scene, another shot: cosine {shot.evidence['cosine']:.3f} (similar from "
+        f"{Thresholds().similar_cosine:.2f}); pHash "
+    )
     assert_json_able(result)
 
 

@@ -393,6 +393,13 @@ class MainWindow(QMainWindow):
         self.min_slider.setRange(0, 100)
         self.min_slider.setValue(0)
         self.min_label = QLabel("min similarity: any", page)
+        calibrated = self.settings.core().thresholds
+        self.min_slider.setToolTip(
+            f"Hide results below this similarity. Calibrated on real photos: other shots of "
+            f"the same scene score from {calibrated.similar_cosine * 100:.0f} %, copies "
+            f"usually from {calibrated.near_cosine * 100:.0f} %; photos of different scenes "
+            f"stay below {calibrated.similar_cosine * 100:.0f} %."
+        )
         self.min_slider.valueChanged.connect(
             lambda v: self.min_label.setText(f"min similarity: {v} %" if v else
                                              "min similarity: any"))
