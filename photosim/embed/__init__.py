@@ -78,8 +78,9 @@ class WeightsUnavailableError(EmbedError):
             message = (
                 f"{model} weights ({spec.weights_enum}.{spec.weights_member}) are missing: "
                 f"not cached at {path} and {reason}; connect to the internet once to download "
-                f"them, or pass --weights FILE with a state_dict of "
-                f"torchvision.models.{spec.builder}()"
+                f"them, pass --weights FILE with a state_dict of "
+                f"torchvision.models.{spec.builder}(), or use --model {DEFAULT_MODEL}, whose "
+                f"weights are installed"
             )
         super().__init__(message)
         self.model = model

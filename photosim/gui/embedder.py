@@ -20,8 +20,9 @@ _lazy: dict[tuple, Embedder] = {}
 
 HOW_TO_FIX = (
     "Exact and near-duplicates still work from perceptual hashes. To enable descriptor search, "
-    "run `photosim scan FOLDER` once with an internet connection (the weights download once), "
-    "or choose a local weights file; or pick model \"none\" in Settings to silence this note."
+    "pick the model efficientnet_lite0 in Settings (its weights are installed with photosim), "
+    "or connect to the internet once so the chosen model's weights can download; or pick "
+    "model \"none\" to silence this note."
 )
 
 
