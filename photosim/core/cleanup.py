@@ -17,10 +17,19 @@ The safety rules live here, not in any widget, so the GUI, the CLI and tests all
 
 Each cleanup is a *session*; :func:`undo_session` puts every file of a session back at its
 original path (and its catalog row back), refusing to overwrite anything that is there now.
+
+Crash consistency: each move is journaled as an intent (``pending``; ``restoring`` for an
+undo) before the rename and marked done after it, in SQLite transactions synced to disk
+(``synchronous=FULL`` while files move). If the process dies in between, the journal and the
+disk disagree about one file; :func:`reconcile_journal`, run before every cleanup, undo and
+history listing, settles it from what is on disk: a move that happened is marked done (so undo
+restores it), one that did not is dropped. Undo also puts back any file its session's
+quarantine folder still holds, journaled or not.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import filecmp
 import json
@@ -30,7 +39,7 @@ import shutil
 import stat
 import time
 import uuid
-from collections.abc import Generator, Iterable
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from photosim.core.cancel import CancelToken
@@ -263,12 +272,32 @@ def execute_cleanup(
     if destination not in DESTINATIONS:
         raise CleanupError(f"unknown destination {destination!r}: use quarantine or trash")
     cancel = cancel or CancelToken()
+    reconcile_journal(catalog)
     session = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
     result = CleanupResult(session, destination)
-    catalog.db.execute(
-        "INSERT INTO cleanup_sessions(id, created_at, destination, status) VALUES (?, ?, ?, ?)",
-        [session, time.time(), destination, "running"],
-    )
+    with _synced(catalog):
+        catalog.db.execute(
+            "INSERT INTO cleanup_sessions(id, created_at, destination, status) "
+            "VALUES (?, ?, ?, ?)",
+            [session, time.time(), destination, "running"],
+        )
+        yield from _move_each(catalog, plan, destination, session, cancel, result)
+        status = "cancelled" if result.cancelled else "done"
+        catalog.db.execute("UPDATE cleanup_sessions SET status=? WHERE id=?", [status, session])
+    total = len(plan.removals)
+    yield Progress(ScanStage.DONE, total, total, "done")
+    return result
+
+
+def _move_each(
+    catalog: Catalog,
+    plan: CleanupPlan,
+    destination: str,
+    session: str,
+    cancel: CancelToken,
+    result: CleanupResult,
+) -> Generator[Progress, None, None]:
+    """The moves of :func:`execute_cleanup`: journal the intent, move, mark it done."""
     total = len(plan.removals)
     for done, removal in enumerate(plan.removals):
         if cancel.cancelled():
@@ -315,10 +344,21 @@ def execute_cleanup(
             catalog.delete_paths([photo.path])
         result.moved.append(photo.path)
         result.bytes += photo.size
-    status = "cancelled" if result.cancelled else "done"
-    catalog.db.execute("UPDATE cleanup_sessions SET status=? WHERE id=?", [status, session])
-    yield Progress(ScanStage.DONE, total, total, "done")
-    return result
+
+
+@contextlib.contextmanager
+def _synced(catalog: Catalog) -> Iterator[None]:
+    """Every commit inside reaches the disk before the next file moves (``synchronous=FULL``).
+
+    The catalog normally runs ``synchronous=NORMAL`` (WAL): a killed process loses nothing,
+    but a power cut may drop the last commits, and a journal entry must never be lost after
+    the file it describes has moved.
+    """
+    catalog.db.execute("PRAGMA synchronous=FULL")
+    try:
+        yield
+    finally:
+        catalog.db.execute("PRAGMA synchronous=NORMAL")
 
 
 def _check(removal: Removal) -> str | None:
@@ -371,40 +411,162 @@ def undo_session(catalog: Catalog, session: str) -> UndoResult:
     ).fetchone()
     if row is None:
         raise CleanupError(f"no cleanup session {session!r} (see `photosim history`)")
+    reconcile_journal(catalog)
     result = UndoResult(session)
     entries = catalog.db.execute(
         "SELECT id, action, src, dst, photo_json FROM journal "
         "WHERE session=? AND state='done' ORDER BY id DESC",
         [session],
     ).fetchall()
-    for entry, action, src_v, dst_v, record in entries:
-        src = py_path(src_v)
-        if action == "trash" or dst_v is None:
-            result.problems.append((src, "in the system Trash: restore it from there"))
-            continue
-        dst = py_path(dst_v)
-        if os.path.lexists(src):
-            result.problems.append((src, f"a file is at the original path now; left {dst}"))
-            continue
-        try:
-            os.makedirs(os.path.dirname(src), exist_ok=True)
-            shutil.move(dst, src)
-        except OSError as exc:
-            result.problems.append((src, f"could not restore: {exc.strerror or exc}"))
-            continue
-        with catalog.transaction():
-            values = json.loads(record)
-            values["variants"] = bytes.fromhex(values["variants"]) if values["variants"] else None
-            catalog.upsert_photos([values])
+    with _synced(catalog):
+        for entry, action, src_v, dst_v, record in entries:
+            src = py_path(src_v)
+            if action == "trash" or dst_v is None:
+                result.problems.append((src, "in the system Trash: restore it from there"))
+                continue
+            dst = py_path(dst_v)
+            if os.path.lexists(src):
+                result.problems.append((src, f"a file is at the original path now; left {dst}"))
+                continue
             catalog.db.execute(
-                "UPDATE journal SET state='undone', updated_at=? WHERE id=?",
+                "UPDATE journal SET state='restoring', updated_at=? WHERE id=?",
                 [time.time(), entry],
             )
-        result.restored.append(src)
-        _remove_empty_parents(os.path.dirname(dst), QUARANTINE_DIRNAME)
-    status = "undone" if not result.problems else "partly undone"
-    catalog.db.execute("UPDATE cleanup_sessions SET status=? WHERE id=?", [status, session])
+            try:
+                os.makedirs(os.path.dirname(src), exist_ok=True)
+                shutil.move(dst, src)
+            except OSError as exc:
+                catalog.db.execute(
+                    "UPDATE journal SET state='done', updated_at=? WHERE id=?",
+                    [time.time(), entry],
+                )
+                result.problems.append((src, f"could not restore: {exc.strerror or exc}"))
+                continue
+            _mark_restored(catalog, entry, record)
+            result.restored.append(src)
+            _remove_empty_parents(os.path.dirname(dst), QUARANTINE_DIRNAME)
+        _restore_unjournaled(catalog, session, result)
+        status = "undone" if not result.problems else "partly undone"
+        catalog.db.execute("UPDATE cleanup_sessions SET status=? WHERE id=?", [status, session])
     return result
+
+
+def _mark_restored(catalog: Catalog, entry: int, record: str) -> None:
+    """The journal entry is undone and the photo's catalog row is back, in one transaction."""
+    with catalog.transaction():
+        values = json.loads(record)
+        values["variants"] = bytes.fromhex(values["variants"]) if values["variants"] else None
+        catalog.upsert_photos([values])
+        catalog.db.execute(
+            "UPDATE journal SET state='undone', updated_at=? WHERE id=?", [time.time(), entry]
+        )
+
+
+def _restore_unjournaled(catalog: Catalog, session: str, result: UndoResult) -> None:
+    """Put back every file still in the session's quarantine folders (belt and braces).
+
+    After :func:`reconcile_journal` every moved file has a ``done`` entry, so this normally
+    finds nothing; it guarantees that no photo stays in a folder that scans never look into.
+    Files come back without a catalog row: the next scan reads them.
+    """
+    for root, _ in catalog.folders():
+        base = os.path.join(root, QUARANTINE_DIRNAME, session)
+        if not os.path.isdir(base):
+            continue
+        for folder, _dirs, files in os.walk(base, topdown=False):
+            for name in files:
+                held = os.path.join(folder, name)
+                original = os.path.join(root, os.path.relpath(held, base))
+                if os.path.lexists(original):
+                    result.problems.append(
+                        (original, f"a file is at the original path now; left {held}")
+                    )
+                    continue
+                try:
+                    os.makedirs(os.path.dirname(original), exist_ok=True)
+                    os.rename(held, original)
+                except OSError as exc:
+                    result.problems.append((original, f"could not restore: {exc.strerror or exc}"))
+                    continue
+                result.restored.append(original)
+            _remove_empty_parents(folder, QUARANTINE_DIRNAME)
+
+
+# ---------------------------------------------------------------------------- recovery
+def reconcile_journal(catalog: Catalog) -> list[str]:
+    """Settle journal entries left half-way by a process that died, from what is on disk.
+
+    - ``pending`` (a move out was about to happen): if the file left its path (and, for the
+      quarantine, is at its destination) the move happened: the entry becomes ``done`` and the
+      photo leaves the catalog, so undo puts it back. If the file is still at its path, the
+      move did not happen: ``dropped``, and a partial copy at the destination (a move across
+      volumes copies first) is removed when the original is intact.
+    - ``restoring`` (an undo was about to move the file back): if it is back at its path and
+      gone from the quarantine, ``undone`` and its catalog row comes back; if it is still in the
+      quarantine, ``done`` again (a partial copy at the original path is removed).
+    - a session still ``running`` with no pending entry left is ``interrupted``.
+
+    Never deletes a photo: only a copy whose original is present and intact.
+
+    Args:
+        catalog: Open catalog.
+
+    Returns:
+        One line per settled entry, for the log.
+    """
+    rows = catalog.db.execute(
+        "SELECT id, action, src, dst, size, photo_json, state FROM journal "
+        "WHERE state IN ('pending', 'restoring') ORDER BY id"
+    ).fetchall()
+    notes: list[str] = []
+    for entry, action, src_v, dst_v, size, record, state in rows:
+        src, dst = py_path(src_v), (py_path(dst_v) if dst_v else None)
+        at_src, at_dst = os.path.lexists(src), bool(dst) and os.path.lexists(dst)  # type: ignore[arg-type]
+        if state == "pending":
+            moved = not at_src and (action == "trash" or at_dst)
+            if moved:
+                with catalog.transaction():
+                    _set_state(catalog, entry, "done")
+                    catalog.delete_paths([src])
+                notes.append(f"{src}: moved to {dst or 'the Trash'} before an interruption")
+            elif not at_src:  # gone from both places: not by our hand
+                _set_state(catalog, entry, "failed", f"missing from {src} and {dst}")
+                notes.append(f"{src}: missing from its path and from {dst}")
+            else:
+                if at_dst and _same_size(src, size):
+                    os.remove(dst)  # type: ignore[arg-type]  # a partial copy; the original is whole
+                _set_state(catalog, entry, "dropped", "interrupted before the move")
+                notes.append(f"{src}: left in place (interrupted before the move)")
+        else:  # restoring
+            if at_src and not at_dst:
+                _mark_restored(catalog, entry, record)
+                notes.append(f"{src}: restored before an interruption")
+            else:
+                if at_src and at_dst and _same_size(dst, size):  # type: ignore[arg-type]
+                    os.remove(src)  # a partial copy of the quarantined file
+                _set_state(catalog, entry, "done")
+                notes.append(f"{src}: still in quarantine (interrupted before the undo moved it)")
+    catalog.db.execute(
+        "UPDATE cleanup_sessions SET status='interrupted' WHERE status='running' AND NOT EXISTS "
+        "(SELECT 1 FROM journal j WHERE j.session = cleanup_sessions.id AND j.state='pending')"
+    )
+    for note in notes:
+        logger.warning("journal: %s", note)
+    return notes
+
+
+def _set_state(catalog: Catalog, entry: int, state: str, error: str | None = None) -> None:
+    catalog.db.execute(
+        "UPDATE journal SET state=?, error=coalesce(?, error), updated_at=? WHERE id=?",
+        [state, error, time.time(), entry],
+    )
+
+
+def _same_size(path: str, size: int) -> bool:
+    try:
+        return os.stat(path, follow_symlinks=False).st_size == size
+    except OSError:
+        return False
 
 
 def _remove_empty_parents(folder: str, stop_name: str) -> None:
@@ -420,7 +582,8 @@ def _remove_empty_parents(folder: str, stop_name: str) -> None:
 
 
 def sessions(catalog: Catalog) -> list[SessionInfo]:
-    """Cleanup sessions, newest first."""
+    """Cleanup sessions, newest first (after :func:`reconcile_journal`)."""
+    reconcile_journal(catalog)
     rows = catalog.db.execute(
         "SELECT s.id, s.created_at, s.destination, s.status, "
         "count(j.id), coalesce(sum(j.size), 0) FROM cleanup_sessions s "
@@ -431,7 +594,9 @@ def sessions(catalog: Catalog) -> list[SessionInfo]:
 
 
 def last_undoable_session(catalog: Catalog) -> str | None:
-    """The newest quarantine session that still has files to put back, or None."""
+    """The newest quarantine session that still has files to put back, or None (after
+    :func:`reconcile_journal`)."""
+    reconcile_journal(catalog)
     row = catalog.db.execute(
         "SELECT s.id FROM cleanup_sessions s JOIN journal j ON j.session = s.id "
         "WHERE j.state = 'done' AND s.destination = 'quarantine' "
