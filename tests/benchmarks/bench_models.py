@@ -87,6 +87,8 @@ def main() -> None:
                 weights=weights,
                 device=args.device,
                 batch_size=args.batch_size,
+                # The fp32 column must be float32: "auto" may pick bfloat16 on this CPU.
+                precision="float32" if on_cpu else "auto",
             )
             size = spec.input_size
             images = list(rng.integers(0, 256, (args.batch_size, size, size, 3), dtype=np.uint8))
