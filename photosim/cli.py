@@ -13,7 +13,9 @@ import json
 import logging
 import os
 import signal
+import sqlite3
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -129,6 +131,8 @@ def cmd_scan(args: argparse.Namespace, settings: Settings) -> int:
         if not os.path.isdir(folder):
             _err(f"not a folder: {folder}")
             return EXIT_USAGE
+    if args.rebuild:
+        _move_aside_if_unusable(Path(args.catalog) if args.catalog else default_catalog_path())
     with _open_catalog(args) as catalog:
         if args.model is None and catalog.get_meta("model"):
             # Keep using the model the catalog was built with unless told otherwise.
@@ -167,6 +171,32 @@ def cmd_scan(args: argparse.Namespace, settings: Settings) -> int:
                 text = _pca_text(_index_state(catalog, settings.model_id, count))
                 print(f"  index {settings.model_id}: {text or 'full dimension (PCA off)'}")
     return EXIT_INTERRUPTED if summary.cancelled else EXIT_OK
+
+
+def _move_aside_if_unusable(path: Path) -> None:
+    """``scan --rebuild``: rename an unusable catalog (and its WAL files) out of the way.
+
+    The damaged file is kept, renamed to ``<name>.unusable-<time>``, never deleted; a usable
+    catalog (or one of a newer photosim) is left alone.
+    """
+    from photosim.core.catalog import CatalogVersionError
+
+    if not path.exists():
+        return
+    try:
+        Catalog(path).close()
+        return
+    except CatalogVersionError:
+        raise
+    except CatalogError:
+        pass
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for suffix in ("", "-wal", "-shm"):
+        part = path.with_name(path.name + suffix)
+        if part.exists():
+            part.rename(path.with_name(f"{path.name}.unusable-{stamp}{suffix}"))
+    print(f"moved the unusable catalog aside to {path.name}.unusable-{stamp}; building a new one",
+          file=sys.stderr)
 
 
 def _summary_json(summary: ScanSummary, embedder: Embedder | None, catalog: Catalog) -> dict:
@@ -776,6 +806,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exclude", action="append", default=[], metavar="GLOB",
                    help="skip files or folders matching this pattern (repeatable)")
     p.add_argument("--workers", type=int, default=0, help="decode processes (default: cores)")
+    p.add_argument("--rebuild", action="store_true",
+                   help="if the catalog is damaged, move it aside (kept) and build a new one")
     p.add_argument(
         "--pca", type=_dimension, metavar="N",
         help="keep the model's vector index in N dimensions after PCA, for very large "
@@ -891,6 +923,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CatalogError, Error) as exc:
         _err(str(exc))
         return EXIT_ERROR
+
     except KeyboardInterrupt:
         _err("interrupted")
         return EXIT_INTERRUPTED
@@ -898,3 +931,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Output piped into `head` and closed early: not an error; silence the final flush.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+    except (sqlite3.Error, OSError) as exc:  # the disk or the system said no: one line
+        from photosim.core.errors import explain
+
+        catalog = getattr(args, "catalog", None) or default_catalog_path()
+        message = explain(exc, catalog)
+        if message is None:
+            raise
+        logger.error("%s", message, exc_info=exc)
+        _err(message)
+        return EXIT_ERROR

@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 import sqlite_utils
 
+from photosim.core.errors import explain, lock_timeout
 from photosim.core.types import Error
 
 logger = logging.getLogger(__name__)
@@ -248,7 +249,7 @@ class Catalog:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None)
+        conn = sqlite3.connect(str(self.path), timeout=lock_timeout(), isolation_level=None)
         try:
             self.db = sqlite_utils.Database(conn)
             self.db.execute("PRAGMA journal_mode=WAL")
@@ -257,9 +258,17 @@ class Catalog:
             self._migrate()
             if self.get_meta("catalog_id") is None:
                 self.set_meta("catalog_id", uuid.uuid4().hex)
+        except sqlite3.OperationalError as exc:
+            conn.close()
+            # Locked, read-only, full, unreachable: the file is fine, the situation is not.
+            raise CatalogError(explain(exc, self.path) or f"cannot open {self.path}: {exc}") from exc
         except sqlite3.DatabaseError as exc:
             conn.close()
-            raise CatalogError(f"{self.path} is not a usable photosim catalog: {exc}") from exc
+            raise CatalogError(
+                f"{self.path} is not a usable photosim catalog ({exc}); it was left as it is: "
+                f"`photosim scan --rebuild FOLDER...` moves it aside and builds a new catalog "
+                f"from your photos, or choose another with --catalog"
+            ) from exc
         except BaseException:
             conn.close()
             raise
@@ -287,7 +296,10 @@ class Catalog:
         try:
             yield
         except BaseException:
-            self.db.execute("ROLLBACK")
+            # SQLite has already rolled back after some errors (SQLITE_FULL, SQLITE_IOERR):
+            # a second ROLLBACK would raise and hide the error that matters.
+            if self.db.conn.in_transaction:
+                self.db.execute("ROLLBACK")
             raise
         self.db.execute("COMMIT")
 

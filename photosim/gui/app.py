@@ -29,6 +29,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 from photosim import __version__
 from photosim.config import default_catalog_path, log_dir
+from photosim.desktop import qtlibs
 from photosim.desktop.cmdline import ArgsError, GuiRequest, parse_gui_args
 from photosim.gui import ipc
 from photosim.log import setup_logging
@@ -186,6 +187,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"photosim: {exc}", file=sys.stderr)
         return 2
     setup_logging()
+    missing = qtlibs.missing_libraries()
+    if missing:  # Qt would abort with a core dump: say which packages to install instead
+        logger.error("missing system libraries for Qt: %s", [lib.soname for lib in missing])
+        print(qtlibs.message(missing), file=sys.stderr)
+        return 1
     sys.excepthook = excepthook
     threading.excepthook = _thread_excepthook
     catalog_path = default_catalog_path()

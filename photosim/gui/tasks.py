@@ -26,6 +26,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 from photosim.core.cancel import CancelToken
+from photosim.core.errors import explain
 
 logger = logging.getLogger(__name__)
 
@@ -149,7 +150,8 @@ class Task(QRunnable):
         except Exception as exc:  # every failure is reported, never lost
             logger.exception("background task %r failed", self.name)
             self.done = True
-            self.signals.failed.emit(f"{self.name} failed: {exc}")
+            # A full disk, a locked or read-only catalog...: say what to do, not a raw error.
+            self.signals.failed.emit(f"{self.name} failed: {explain(exc) or exc}")
             return
         self.done = True
         self.signals.finished.emit(result)
