@@ -27,6 +27,7 @@ compressed, re-rank with the originals. The hash index never uses PCA.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -36,6 +37,7 @@ import hnswlib
 import numpy as np
 
 from photosim.core.catalog import Catalog
+from photosim.core.errors import explain
 from photosim.core.hashing import to_unsigned64
 from photosim.core.pca import MAX_SAMPLES, PCA, PCAError, fit_pca
 from photosim.core.types import Error
@@ -306,9 +308,26 @@ class VectorIndex:
         return index
 
     def save(self) -> None:
-        """Write the index, its live labels and its sidecar (no-op without paths)."""
+        """Write the index, its live labels and its sidecar (no-op without paths).
+
+        The files are a cache of the catalog: if they cannot be written (a full or read-only
+        disk), the sidecar is removed so that no half-written index is trusted, a warning is
+        logged, and the next use rebuilds the index from the catalog. Nothing is raised.
+        """
         if self.paths is None:
             return
+        try:
+            self._write()
+        except (OSError, RuntimeError) as exc:  # hnswlib reports write errors as RuntimeError
+            logger.warning(
+                "the %s index could not be saved beside the catalog (%s); it is rebuilt from "
+                "the catalog on next use", self.model, explain(exc) or exc,
+            )
+            with contextlib.suppress(OSError):
+                self.paths[1].unlink(missing_ok=True)
+
+    def _write(self) -> None:
+        assert self.paths is not None
         hnsw_path, meta_path, ids_path = self.paths
         with self._lock:
             self._index.save_index(str(hnsw_path))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import sqlite3
 from pathlib import Path
 
@@ -171,3 +172,32 @@ def test_os_errors_are_explained(code: int, expected: str) -> None:
 def test_unknown_errors_are_not_explained_away() -> None:
     assert explain(OSError(errno.EIO, "I/O error", "/x")) is None
     assert explain(ValueError("bug")) is None
+
+
+def test_disk_full_for_the_index_files_costs_only_the_cache(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The vector index beside the catalog is a cache: if it cannot be written the scan still
+    succeeds, the half-written files are not trusted, and the next use rebuilds them."""
+    from photosim.core import index as index_module
+
+    folder = tmp_path / "photos"
+    write_photo_set(folder)
+    catalog = tmp_path / "c.db"
+
+    def no_space(path: object, *args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(index_module.np, "save", no_space)
+    rc, _, err = run(capsys, "scan", str(folder), "--model", "none", "-q", "--workers", "1",
+                     "--catalog", str(catalog))
+    assert rc == EXIT_OK, err
+    assert "could not be saved beside the catalog (no space left on the disk" in caplog.text
+    assert not list(tmp_path.glob("c.*.json"))  # no sidecar: the files are not trusted
+    monkeypatch.undo()
+    rc, out, _ = run(capsys, "duplicates", "--json", "--catalog", str(catalog))
+    assert rc == EXIT_OK and len(json.loads(out)["groups"]) == 1  # grouping unaffected
+    with Catalog(catalog) as cat:
+        assert len(index_module.VectorIndex.open(cat, index_module.HASH_MODEL)) == 6
+    assert list(tmp_path.glob("c.*.json"))  # rebuilt from the catalog and saved

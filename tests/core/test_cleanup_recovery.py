@@ -7,6 +7,7 @@ from inside the move. ``tests/crash_trials.py`` does the same with real SIGKILLs
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
@@ -209,3 +210,33 @@ def test_partial_copy_across_volumes_is_removed_only_when_the_original_is_whole(
     assert {str(p): _sha(p) for p in folder.iterdir() if p.is_file()} == before
     leftovers = [f for _, _, files in os.walk(folder / QUARANTINE_DIRNAME) for f in files]
     assert leftovers == []
+
+
+@pytest.mark.parametrize(
+    ("code", "words"),
+    [(errno.ENOSPC, "No space left on device"), (errno.EACCES, "Permission denied")],
+)
+def test_a_move_the_system_refuses_is_skipped_with_its_reason(
+    library, monkeypatch: pytest.MonkeyPatch, code: int, words: str
+) -> None:  # type: ignore[no-untyped-def]
+    """A full quarantine disk or a photo we may not move: that file stays, the rest go."""
+    folder, catalog, before = library
+    plan = _plan(catalog)
+    refused = plan.removals[0].photo.path
+    real = cleanup._move_out
+
+    def move(src: str, dst: str | None) -> None:
+        if src == refused:
+            raise OSError(code, os.strerror(code), dst)
+        real(src, dst)
+
+    monkeypatch.setattr(cleanup, "_move_out", move)
+    result = _drain(execute_cleanup(catalog, plan))
+    assert result.skipped == [(refused, f"could not move: {words}")]
+    assert len(result.moved) == len(plan.removals) - 1
+    assert os.path.exists(refused) and refused in catalog_rows(catalog)
+    state = catalog.db.execute("SELECT state FROM journal WHERE src=?", [refused]).fetchone()
+    assert state == ("failed",)
+    monkeypatch.undo()
+    assert not undo_session(catalog, result.session).problems
+    _assert_library_restored(folder, catalog, before)
