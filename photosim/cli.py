@@ -1,8 +1,9 @@
 """The ``photosim`` command line: every job headless, on the same core as the GUI.
 
-Thin by design: it parses arguments, builds :class:`~photosim.config.Settings`, drives core
+Thin by design: it parses arguments, builds :class:`~photosim.config.Settings`, calls the
+application layer (:mod:`photosim.library`, the same use cases the app calls), drives its
 generators under a progress bar and prints results. torch is imported only when a command
-needs descriptors (through :mod:`photosim.embed`).
+needs descriptors.
 """
 
 from __future__ import annotations
@@ -22,9 +23,21 @@ from typing import Any
 
 from photosim import __version__
 from photosim.config import Settings, default_catalog_path
-from photosim.core.cancel import CancelToken
-from photosim.core.catalog import Catalog, CatalogError
-from photosim.core.types import Embedder, Error, ScanStage, ScanSummary
+from photosim.library import (
+    CancelToken,
+    CatalogError,
+    CatalogVersionError,
+    Embedder,
+    Error,
+    Library,
+    ScanStage,
+    ScanSummary,
+    SearchError,
+    explain,
+    load_embedder,
+    load_truth,
+    pca_min_descriptors,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -44,35 +57,6 @@ def _human_bytes(n: float) -> str:
 
 def _err(message: str) -> None:
     print(f"photosim: {message}", file=sys.stderr)
-
-
-# ---------------------------------------------------------------------------- embedder
-def _load_embedder(
-    settings: Settings, quiet: bool = False, lazy: bool = False
-) -> tuple[Embedder | None, str | None]:
-    """The configured backbone; ``(None, reason)`` when it cannot run here.
-
-    With ``lazy`` the backbone (and torch) loads only when the first image needs a descriptor,
-    so a rescan with nothing new stays instant; a load failure then shows up as the scan
-    summary's ``embed_note``.
-    """
-    if settings.model == "none":
-        return None, "hash-only scan requested (--model none)"
-    from photosim import embed
-
-    options: dict[str, Any] = {
-        "pooling": settings.pooling,
-        "device": settings.device,
-        "weights": settings.weights,
-        "precision": settings.precision,
-        "progress": not quiet,
-    }
-    try:
-        if lazy:
-            return embed.LazyEmbedder(settings.model, **options), None
-        return embed.load_embedder(settings.model, **options), None
-    except embed.WeightsUnavailableError as exc:
-        return None, str(exc)
 
 
 # ---------------------------------------------------------------------------- scan
@@ -123,9 +107,6 @@ def cmd_scan(args: argparse.Namespace, settings: Settings) -> int:
     ``--pca N`` stores the PCA setting of the scan's model in the catalog (its ``meta``
     table, the one persistent place: the GUI's scans follow it too) before scanning.
     """
-    from photosim.core.index import VectorIndex, set_pca_dim
-    from photosim.core.pipeline import scan
-
     folders = [os.path.abspath(f) for f in args.folders]
     for folder in folders:
         if not os.path.isdir(folder):
@@ -133,19 +114,15 @@ def cmd_scan(args: argparse.Namespace, settings: Settings) -> int:
             return EXIT_USAGE
     if args.rebuild:
         _move_aside_if_unusable(Path(args.catalog) if args.catalog else default_catalog_path())
-    with _open_catalog(args) as catalog:
-        if args.model is None and catalog.get_meta("model"):
-            # Keep using the model the catalog was built with unless told otherwise.
-            model_id = catalog.get_meta("model") or ""
-            name, _, pooling = model_id.rpartition("-")
-            settings = dataclasses.replace(settings, model=name, pooling=pooling)
+    with _open_library(args) as library:
+        settings = library.scan_settings(settings, model_given=args.model is not None)
         pca_changed = False
         if args.pca is not None:
             if settings.model_id is None:
                 _err("--pca applies to a descriptor model's index, not to --model none")
                 return EXIT_USAGE
-            pca_changed = set_pca_dim(catalog, settings.model_id, args.pca)
-        embedder, reason = _load_embedder(settings, args.quiet, lazy=True)
+            pca_changed = library.set_pca(settings.model_id, args.pca)
+        embedder, reason = load_embedder(settings, args.quiet, lazy=True)
         cancel = CancelToken()
 
         def on_sigint(signum: int, frame: object) -> None:
@@ -155,20 +132,20 @@ def cmd_scan(args: argparse.Namespace, settings: Settings) -> int:
 
         previous = signal.signal(signal.SIGINT, on_sigint)
         try:
-            summary = _drive_scan(scan(catalog, folders, settings, embedder, cancel), args.quiet)
+            summary = _drive_scan(library.scan(folders, settings, embedder, cancel), args.quiet)
         finally:
             signal.signal(signal.SIGINT, previous)
         summary.embed_note = summary.embed_note or reason
         if pca_changed and settings.model_id is not None:
             # Apply a changed setting now (learn the PCA, rebuild), not at the next search.
-            VectorIndex.open(catalog, settings.model_id)
+            library.apply_index_settings(settings.model_id)
         if args.json:
-            print(json.dumps(_summary_json(summary, embedder, catalog), indent=2))
+            print(json.dumps(_summary_json(summary, embedder, library), indent=2))
         else:
             _print_summary(summary, embedder)
             if args.pca is not None and settings.model_id is not None:
-                count = catalog.embedding_stats(settings.model_id)[0]
-                text = _pca_text(_index_state(catalog, settings.model_id, count))
+                count = library.info(settings)["descriptors"].get(settings.model_id, 0)
+                text = _pca_text(library.index_state(settings.model_id, count))
                 print(f"  index {settings.model_id}: {text or 'full dimension (PCA off)'}")
     return EXIT_INTERRUPTED if summary.cancelled else EXIT_OK
 
@@ -179,12 +156,10 @@ def _move_aside_if_unusable(path: Path) -> None:
     The damaged file is kept, renamed to ``<name>.unusable-<time>``, never deleted; a usable
     catalog (or one of a newer photosim) is left alone.
     """
-    from photosim.core.catalog import CatalogVersionError
-
     if not path.exists():
         return
     try:
-        Catalog(path).close()
+        Library(path).close()
         return
     except CatalogVersionError:
         raise
@@ -199,13 +174,13 @@ def _move_aside_if_unusable(path: Path) -> None:
           file=sys.stderr)
 
 
-def _summary_json(summary: ScanSummary, embedder: Embedder | None, catalog: Catalog) -> dict:
+def _summary_json(summary: ScanSummary, embedder: Embedder | None, library: Library) -> dict:
     data = dataclasses.asdict(summary)
     data["images_per_second"] = round(summary.images_per_second, 2)
     data["error_samples"] = [list(e) for e in summary.error_samples]
     data["model"] = embedder.model_id if embedder else None
     data["device"] = embedder.device if embedder else None
-    data["catalog"] = str(catalog.path)
+    data["catalog"] = str(library.path)
     return data
 
 
@@ -244,16 +219,14 @@ def _photo_json(photo: Any) -> dict[str, Any]:
 
 def cmd_duplicates(args: argparse.Namespace, settings: Settings) -> int:
     """``photosim duplicates``."""
-    from photosim.core.duplicates import find_duplicates
-
     th = settings.thresholds
     if args.threshold is not None:
         field = "similar_cosine" if args.tier == "similar" else "near_cosine"
         th = dataclasses.replace(th, **{field: args.threshold})
     if args.max_phash is not None:
         th = dataclasses.replace(th, near_phash=args.max_phash)
-    with _open_catalog(args) as catalog:
-        result = find_duplicates(catalog, args.tier, th, k=settings.knn)
+    with _open_library(args) as library:
+        result = library.duplicates(args.tier, th, k=settings.knn)
     if args.json:
         out = {
             "schema": "photosim-duplicates/v1",
@@ -310,30 +283,14 @@ def cmd_similar(args: argparse.Namespace, settings: Settings) -> int:
     query, in the order given. A query that cannot be answered (unreadable file) prints an
     error and the others still run; the exit status is then 1.
     """
-    from photosim.core.hashing import file_content_hash
-    from photosim.core.search import SearchError, find_similar
-
     status = EXIT_OK
-    with _open_catalog(args) as catalog:
-        embedder: Embedder | None = None
-        model = catalog.get_meta("model")
-
-        def known(image: str) -> bool:
-            try:
-                return bool(model) and catalog.has_embedding(file_content_hash(image)[0], model)
-            except OSError:
-                return True  # let find_similar report the unreadable query
-
-        if model and not all(known(image) for image in args.images):
-            name, _, pooling = model.rpartition("-")
-            embedder, reason = _load_embedder(
-                dataclasses.replace(settings, model=name, pooling=pooling), quiet=True
-            )
-            if reason:
-                _err(f"cannot describe the queries with {model}: {reason}")
+    with _open_library(args) as library:
+        embedder, reason = library.query_embedder(args.images, settings)
+        if reason:
+            _err(reason)
         for image in args.images:
             try:
-                result = find_similar(catalog, image, k=args.k, embedder=embedder)
+                result = library.similar(image, k=args.k, embedder=embedder)
             except SearchError as exc:
                 if len(args.images) == 1:
                     raise
@@ -372,48 +329,9 @@ def _print_similar(result: Any, as_json: bool, several: bool) -> None:
 
 
 # ---------------------------------------------------------------------------- info
-def _index_state(catalog: Catalog, model: str, vectors: int) -> dict[str, Any]:
-    """What ``info`` says of one model's index, from its sidecar (the index is not loaded).
-
-    Keys: ``file``, ``vectors``, ``state``, ``dim`` (of the saved index, None when missing),
-    ``pca`` (``{dim, input_dim, explained_variance, file}`` when the saved index lives in a
-    PCA space, else None), ``pca_setting`` (the dimension asked, 0 for none) and
-    ``graph_rows`` (vectors whose nearest neighbours are stored, see photosim.core.graph).
-    """
-    from photosim.core.graph import stored_rows
-    from photosim.core.index import HASH_MODEL, index_paths, pca_dim, pca_path
-
-    hnsw, meta, _ = index_paths(catalog.path, model)
-    state, dim, pca = "missing (rebuilt on next use)", None, None
-    if hnsw.exists() and meta.exists():
-        try:
-            info = json.loads(meta.read_text())
-        except (OSError, ValueError):
-            info = {}
-        dim = info.get("dim")
-        state = "in sync" if info.get("count") == vectors else "stale (rebuilt on next use)"
-        if info.get("pca"):
-            pca = {
-                "dim": dim,
-                "input_dim": info.get("input_dim"),
-                "explained_variance": info.get("explained_variance"),
-                "file": str(pca_path(catalog.path, model)),
-            }
-            if not pca_path(catalog.path, model).exists():
-                state = "stale: its PCA file is gone (rebuilt on next use)"
-    setting = 0 if model == HASH_MODEL else pca_dim(catalog, model)
-    rows, _ = stored_rows(catalog, model)
-    return {
-        "file": str(hnsw), "vectors": vectors, "state": state, "dim": dim, "pca": pca,
-        "pca_setting": setting, "graph_rows": rows,
-    }
-
-
 def _pca_text(state: dict[str, Any]) -> str:
     """The PCA part of an index line: what the index is and what was asked ("" when PCA
     was neither asked nor used)."""
-    from photosim.core.index import pca_min_descriptors
-
     pca, asked = state["pca"], state["pca_setting"]
     if pca is not None:
         kept = pca["explained_variance"]
@@ -437,32 +355,13 @@ def _pca_text(state: dict[str, Any]) -> str:
 
 def cmd_info(args: argparse.Namespace, settings: Settings) -> int:
     """``photosim info``."""
-    from photosim import embed
-    from photosim.core.index import HASH_MODEL
+    from photosim.library import HASH_MODEL
 
-    with _open_catalog(args) as catalog:
-        counts = catalog.counts()
-        model = catalog.get_meta("model")
-        backbone = (model or "").rpartition("-")[0] or settings.model
-        if backbone not in embed.MODELS:  # a catalog made with a model this version lacks
-            backbone = settings.model
-        models = dict(catalog.models())
-        indexes = {name: _index_state(catalog, name, models[name]) for name in models}
-        data = {
-            "version": __version__,
-            "catalog": str(catalog.path),
-            "schema": catalog.schema_version(),
-            "folders": [{"path": p, "protected": v} for p, v in catalog.folders()],
-            **counts,
-            "model": model,
-            "default_model": embed.DEFAULT_MODEL,
-            "descriptors": {k: v for k, v in models.items() if k != HASH_MODEL},
-            "device": settings.device or "auto (CUDA, then MPS, then CPU)",
-            "weights_cached": embed.weights_cached(backbone),
-            "weights": _weights_info(catalog, backbone, model),
-            "indexes": indexes,
-        }
-        errors = catalog.errors() if args.errors else []
+    with _open_library(args) as library:
+        data = library.info(settings)
+        errors = library.errors() if args.errors else []
+    counts, model, indexes = data, data["model"], data["indexes"]
+    default_model = data["default_model"]
     if args.json:
         if args.errors:
             data["error_files"] = [{"path": p, "reason": r} for p, r in errors]
@@ -474,7 +373,7 @@ def cmd_info(args: argparse.Namespace, settings: Settings) -> int:
         print(f"folder:      {f['path']}{' (protected)' if f['protected'] else ''}")
     print(f"photos:      {counts['photos']} files, {counts['ok']} readable, "
           f"{counts['contents']} unique contents, {counts['errors']} errors")
-    print(f"model:       {model or 'none yet'} (default for new catalogs: {embed.DEFAULT_MODEL})")
+    print(f"model:       {model or 'none yet'} (default for new catalogs: {default_model})")
     print(f"weights:     {_weights_text(data['weights'])}")
     print(f"device:      {data['device']}")
     for name, info in indexes.items():
@@ -486,16 +385,6 @@ def cmd_info(args: argparse.Namespace, settings: Settings) -> int:
     for path, reason in errors:
         print(f"error:       {path}: {reason}")
     return EXIT_OK
-
-
-def _weights_info(catalog: Catalog, backbone: str, model: str | None) -> dict[str, Any]:
-    """Where the weights of ``backbone`` come from, and the file the catalog's descriptors were
-    made with (``used``, None before the first scan with a model)."""
-    from photosim import embed
-
-    info = {"model": backbone, **embed.weights_origin(backbone)}
-    info["used"] = catalog.get_meta(f"weights:{model}") if model else None
-    return info
 
 
 def _weights_text(info: dict[str, Any]) -> str:
@@ -527,21 +416,17 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     """
     import tempfile
 
-    from photosim.core.evaluate import evaluate, load_truth, retrieval_report
-    from photosim.core.pipeline import scan
-
-    truth = load_truth(args.truth)
+    truth = load_truth(args.truth)  # a bad truth file fails before the scan, not after
     folder = Path(args.folder).resolve()
     thresholds = settings.thresholds
     if args.no_verify:
         thresholds = dataclasses.replace(thresholds, verify=False)
     with tempfile.TemporaryDirectory(prefix="photosim-eval-") as tmp:
         catalog_path = Path(args.catalog) if args.catalog else Path(tmp) / "eval.db"
-        embedder, reason = _load_embedder(settings, quiet=True)
-        with Catalog(catalog_path) as catalog:
-            summary = _drive_scan(scan(catalog, [str(folder)], settings, embedder), args.quiet)
-            scored = evaluate(catalog, folder, truth, thresholds, k=settings.knn)
-            scored["retrieval"] = retrieval_report(catalog, folder, truth)
+        embedder, reason = load_embedder(settings, quiet=True)
+        with Library(catalog_path) as library:
+            summary = _drive_scan(library.scan([str(folder)], settings, embedder), args.quiet)
+            scored = library.evaluate(folder, truth, thresholds, k=settings.knn)
     photos = scored.pop("photos")
     report: dict[str, Any] = {
         "folder": str(folder),
@@ -618,12 +503,9 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
 # ---------------------------------------------------------------------------- cleanup
 def cmd_cleanup(args: argparse.Namespace, settings: Settings) -> int:
     """``photosim cleanup``: auto-mark with a rule, confirm, move out (undoable)."""
-    from photosim.core.cleanup import auto_mark, execute_cleanup, plan_cleanup
-    from photosim.core.duplicates import find_duplicates
-
-    with _open_catalog(args) as catalog:
-        groups = find_duplicates(catalog, args.tier, settings.thresholds, k=settings.knn).groups
-        plan = plan_cleanup(catalog, groups, auto_mark(groups, args.rule, args.folder))
+    with _open_library(args) as library:
+        groups = library.duplicates(args.tier, settings.thresholds, k=settings.knn).groups
+        plan = library.plan_cleanup(groups, library.auto_mark(groups, args.rule, args.folder))
         where = "to the quarantine folder" if args.to == "quarantine" else "to the system Trash"
         print(
             f"{len(plan.removals)} photos ({_human_bytes(plan.bytes)}) in {len(groups)} groups "
@@ -643,7 +525,7 @@ def cmd_cleanup(args: argparse.Namespace, settings: Settings) -> int:
             if answer.strip().lower() not in ("y", "yes"):
                 print("Nothing moved.")
                 return EXIT_OK
-        result = _drive_plain(execute_cleanup(catalog, plan, args.to))
+        result = _drive_plain(library.cleanup(plan, args.to))
     print(f"Moved {len(result.moved)} photos ({_human_bytes(result.bytes)}); session {result.session}.")
     for path, reason in result.skipped:
         print(f"  skipped: {path}: {reason}")
@@ -662,15 +544,12 @@ def _drive_plain(gen: Any) -> Any:
 
 def cmd_undo(args: argparse.Namespace, settings: Settings) -> int:
     """``photosim undo [SESSION]``: put a cleanup session's files back."""
-    from photosim.core.cleanup import last_undoable_session, undo_session
-
-    with _open_catalog(args) as catalog:
-        session = args.session or last_undoable_session(catalog)
-        if session is None:
-            print("Nothing to undo.")
-            return EXIT_OK
-        result = undo_session(catalog, session)
-    print(f"Restored {len(result.restored)} photos from session {session}.")
+    with _open_library(args) as library:
+        result = library.undo(args.session)
+    if result is None:
+        print("Nothing to undo.")
+        return EXIT_OK
+    print(f"Restored {len(result.restored)} photos from session {result.session}.")
     for path, reason in result.problems:
         print(f"  not restored: {path}: {reason}")
     return EXIT_OK if not result.problems else EXIT_ERROR
@@ -678,12 +557,8 @@ def cmd_undo(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_history(args: argparse.Namespace, settings: Settings) -> int:
     """``photosim history``: cleanup sessions, newest first."""
-    import time
-
-    from photosim.core.cleanup import sessions
-
-    with _open_catalog(args) as catalog:
-        rows = sessions(catalog)
+    with _open_library(args) as library:
+        rows = library.history()
     if args.json:
         print(json.dumps([dataclasses.asdict(r) for r in rows], indent=2))
         return EXIT_OK
@@ -768,8 +643,8 @@ def _dimension(text: str) -> int:
     return value
 
 
-def _open_catalog(args: argparse.Namespace) -> Catalog:
-    return Catalog(Path(args.catalog) if args.catalog else default_catalog_path())
+def _open_library(args: argparse.Namespace) -> Library:
+    return Library(Path(args.catalog) if args.catalog else None)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -932,12 +807,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
     except (sqlite3.Error, OSError) as exc:  # the disk or the system said no: one line
-        from photosim.core.errors import explain
-
         catalog = getattr(args, "catalog", None) or default_catalog_path()
         message = explain(exc, catalog)
         if message is None:
             raise
-        logger.error("%s", message, exc_info=exc)
+        logger.info("%s", message, exc_info=exc)  # the traceback goes to the log file only
         _err(message)
         return EXIT_ERROR

@@ -152,9 +152,14 @@ class Runner:
         finally:
             conn.close()
 
-    def counts(self) -> tuple[int, int, int]:
-        info = json.loads(self.run("info", "--json").stdout)
-        return info["photos"], info["ok"], info["contents"]
+    def counts(self) -> tuple[int, int, int] | str:
+        """``(photos, readable, contents)`` from ``photosim info``, or what went wrong."""
+        proc = self.run("info", "--json")
+        try:
+            info = json.loads(proc.stdout)
+            return info["photos"], info["ok"], info["contents"]
+        except (ValueError, KeyError):
+            return f"info failed ({proc.returncode}): {proc.stderr.strip()[-300:]}"
 
 
 def _check(ok: bool, what: str, failures: list[str]) -> None:

@@ -75,7 +75,7 @@ def create_app(argv: list[str] | None = None) -> QApplication:
 
 
 def _is_image(path: str) -> bool:
-    from photosim.core.imageio import SNIFF_BYTES, sniff
+    from photosim.library import SNIFF_BYTES, sniff
 
     try:
         with open(path, "rb") as fh:
@@ -219,9 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     except ipc.IPCError as exc:
         logger.warning("single instance disabled: %s", exc)
         server = None
-    from photosim.core.catalog import CatalogError
     from photosim.gui.settings import AppSettings
     from photosim.gui.windows.main_window import MainWindow
+    from photosim.library import CatalogError
 
     try:
         window = MainWindow(catalog_path, AppSettings())

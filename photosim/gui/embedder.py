@@ -10,7 +10,7 @@ import logging
 import threading
 
 from photosim.config import Settings
-from photosim.core.types import Embedder
+from photosim.library import Embedder
 
 logger = logging.getLogger(__name__)
 

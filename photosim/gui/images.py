@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtGui import QImage
 
-from photosim.core.imageio import open_upright
+from photosim.library import open_upright
 
 
 def load_qimage(path: str, max_side: int | None = None) -> QImage:

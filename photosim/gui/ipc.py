@@ -35,8 +35,8 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 from PySide6.QtNetwork import QAbstractSocket, QLocalServer, QLocalSocket
 
-from photosim.core.types import Error
 from photosim.desktop.cmdline import ArgsError, GuiRequest, parse_gui_args
+from photosim.library import Error
 
 logger = logging.getLogger(__name__)
 

@@ -25,8 +25,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
-from photosim.core.cancel import CancelToken
-from photosim.core.errors import explain
+from photosim.library import CancelToken, explain
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 from PySide6.QtGui import QImage, QPixmap
 
-from photosim.core.catalog import Catalog
+from photosim.library import Library
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class _Decoder(QThread):
     def run(self) -> None:  # noqa: D401 - Qt override
         catalog = None
         try:
-            catalog = Catalog(self.catalog_path)
+            catalog = Library(self.catalog_path)
             while True:
                 with self._cond:
                     while not self._stack and not self._stop:

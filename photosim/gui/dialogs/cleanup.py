@@ -18,8 +18,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
-from photosim.core.cleanup import CleanupPlan, SessionInfo
 from photosim.gui.models.photos import format_bytes
+from photosim.library import CleanupPlan, SessionInfo
 
 
 def move_label(count: int, size: int) -> str:

@@ -23,10 +23,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from photosim.core.catalog import Photo
 from photosim.gui import tasks
 from photosim.gui.images import load_qimage
 from photosim.gui.models.photos import format_bytes
+from photosim.library import Photo
 
 VIEW_MAX_SIDE = 4096
 ZOOM_STEP = 1.25

@@ -12,9 +12,9 @@ from typing import Any
 
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt, Slot
 
-from photosim.core.duplicates import Group
 from photosim.gui.models.photos import format_bytes
 from photosim.gui.thumbnails import ThumbnailCache
+from photosim.library import Group
 
 GROUP_ROLE = Qt.ItemDataRole.UserRole + 10
 MARKED_ROLE = Qt.ItemDataRole.UserRole + 11  # list[bool], one per member

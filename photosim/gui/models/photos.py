@@ -15,8 +15,8 @@ from typing import Any
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt, Slot
 from PySide6.QtGui import QColor, QPixmap
 
-from photosim.core.catalog import Photo
 from photosim.gui.thumbnails import ThumbnailCache
+from photosim.library import Photo
 
 PHOTO_ROLE = Qt.ItemDataRole.UserRole + 1
 PATH_ROLE = Qt.ItemDataRole.UserRole + 2

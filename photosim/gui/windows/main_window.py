@@ -2,8 +2,9 @@
 
 Thin by design: every retrieval decision is a core call run on a named pool
 (:mod:`photosim.gui.tasks`); this module turns results into models and widgets.
-The window's own catalog connection (GUI thread) only reads, and records the user's small
-decisions (folders, protected flags, "not duplicates" verdicts).
+Every use case goes through the application layer (:class:`photosim.library.Library`): the
+window's own library connection (GUI thread) only reads, and records the user's small
+decisions (folders, protected flags, "not duplicates" verdicts); workers open their own.
 """
 
 from __future__ import annotations
@@ -46,14 +47,6 @@ from PySide6.QtWidgets import (
 )
 
 from photosim import __version__
-from photosim.core import cleanup
-from photosim.core.catalog import Catalog, Photo
-from photosim.core.duplicates import TIERS, DuplicatesError, find_duplicates
-from photosim.core.imageio import sniff
-from photosim.core.keeper import RULES
-from photosim.core.pipeline import scan
-from photosim.core.search import find_similar
-from photosim.core.types import Progress, ScanStage, ScanSummary
 from photosim.gui import tasks
 from photosim.gui.dialogs.cleanup import CleanupConfirmDialog, HistoryDialog, move_label
 from photosim.gui.dialogs.settings_dialog import SettingsDialog
@@ -66,6 +59,20 @@ from photosim.gui.settings import AppSettings
 from photosim.gui.thumbnails import ThumbnailCache
 from photosim.gui.widgets.common import Banner, EmptyState, PhotoGrid, ScanStatus
 from photosim.gui.widgets.groups import GroupView
+from photosim.library import (
+    RULES,
+    TIERS,
+    CleanupPlan,
+    CleanupResult,
+    DuplicatesError,
+    Library,
+    Photo,
+    Progress,
+    ScanStage,
+    ScanSummary,
+    UndoResult,
+    sniff,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -131,7 +138,7 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.catalog_path = Path(catalog_path)
         self.settings = settings
-        self.catalog = Catalog(self.catalog_path)
+        self.catalog = Library(self.catalog_path)
         self.thumbs = ThumbnailCache(
             self.catalog_path, self.settings.get("grid_thumb_size"), self)
         self.scan_task: tasks.Task | None = None
@@ -554,12 +561,9 @@ class MainWindow(QMainWindow):
 
         def work(control: tasks.TaskControl):
             embedder = scan_embedder(settings)  # lazy: loads torch only if a file needs it
-            catalog = Catalog(path)
-            try:
-                summary = yield from scan(catalog, roots, settings, embedder,
-                                          control.cancel_token)
-            finally:
-                catalog.close()
+            with Library(path) as library:
+                summary = yield from library.scan(roots, settings, embedder,
+                                                  control.cancel_token)
             if summary.embed_note:
                 task.signals.notice.emit(hash_only_notice(summary.embed_note))
             return summary
@@ -677,8 +681,8 @@ class MainWindow(QMainWindow):
         path = self.catalog_path
 
         def work(_control):
-            with Catalog(path) as catalog:
-                return catalog.photos()
+            with Library(path) as library:
+                return library.photos()
 
         task = tasks.Task("load library", work)
         task.signals.finished.connect(self._on_library_rows)
@@ -791,11 +795,11 @@ class MainWindow(QMainWindow):
 
         def work(_control):
             out = {}
-            with Catalog(path) as catalog:
+            with Library(path) as library:
                 for tier in TIERS:
                     try:
-                        out[tier] = find_duplicates(catalog, tier, settings.thresholds,
-                                                    k=settings.knn)
+                        out[tier] = library.duplicates(tier, settings.thresholds,
+                                                       k=settings.knn)
                     except DuplicatesError as exc:
                         out[tier] = str(exc)
             return out
@@ -815,7 +819,7 @@ class MainWindow(QMainWindow):
                 self.dup_notes[tier] = result
                 self.tier_combo.setItemText(i, f"{TIER_LABELS[tier]} (unavailable)")
                 continue
-            model.set_groups(result.groups, cleanup.auto_mark(result.groups, "keeper"))
+            model.set_groups(result.groups, Library.auto_mark(result.groups, "keeper"))
             self.dup_notes[tier] = " ".join(result.notes)
             self.tier_combo.setItemText(
                 i, f"{TIER_LABELS[tier]} — {len(result.groups)} groups, "
@@ -898,7 +902,7 @@ class MainWindow(QMainWindow):
     def apply_rule_to_all(self, rule: str, folder: str | None = None) -> set[str]:
         """Mark every group of the visible tier with an auto-mark rule (core ``auto_mark``)."""
         model = self.dup_model()
-        marked = cleanup.auto_mark(model.groups(), rule, folder)
+        marked = Library.auto_mark(model.groups(), rule, folder)
         model.set_marked(marked)
         self._update_move_button()
         self.statusBar().showMessage(f"{RULES[rule]}: {len(marked)} photos marked", 8000)
@@ -913,7 +917,7 @@ class MainWindow(QMainWindow):
         group = model.group(row)
         hashes = sorted({m.photo.content_hash for m in group.members if m.photo.content_hash})
         for a, b in itertools.combinations(hashes, 2):
-            self.catalog.add_verdict(a, b)
+            self.catalog.not_duplicates(a, b)
         model.remove_group(row)
         self._update_move_button()
         self.statusBar().showMessage(f"Group {group.id} remembered as not duplicates", 8000)
@@ -932,10 +936,10 @@ class MainWindow(QMainWindow):
         return dialog
 
     # ================================================================== cleanup
-    def plan_cleanup(self) -> cleanup.CleanupPlan:
+    def plan_cleanup(self) -> CleanupPlan:
         """Check the visible tier's marks against core's safety rules."""
         model = self.dup_model()
-        return cleanup.plan_cleanup(self.catalog, model.groups(), model.marked())
+        return self.catalog.plan_cleanup(model.groups(), model.marked())
 
     def start_cleanup(self) -> None:
         plan = self.plan_cleanup()
@@ -943,17 +947,13 @@ class MainWindow(QMainWindow):
         if dialog.exec() == CleanupConfirmDialog.DialogCode.Accepted:
             self.run_cleanup(plan, dialog.chosen_destination())
 
-    def run_cleanup(self, plan: cleanup.CleanupPlan, destination: str) -> tasks.Task:
+    def run_cleanup(self, plan: CleanupPlan, destination: str) -> tasks.Task:
         """Move the planned files out in a worker (journaled, undoable)."""
         path = self.catalog_path
 
         def work(control: tasks.TaskControl):
-            catalog = Catalog(path)
-            try:
-                return (yield from cleanup.execute_cleanup(catalog, plan, destination,
-                                                           control.cancel_token))
-            finally:
-                catalog.close()
+            with Library(path) as library:
+                return (yield from library.cleanup(plan, destination, control.cancel_token))
 
         task = tasks.Task("cleanup", work)
         task.signals.progress.connect(
@@ -963,7 +963,7 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     @_while_open
-    def _on_cleanup_finished(self, result: cleanup.CleanupResult) -> None:
+    def _on_cleanup_finished(self, result: CleanupResult) -> None:
         where = "the quarantine folder" if result.destination == "quarantine" else "the Trash"
         text = f"Moved {len(result.moved)} photos ({format_bytes(result.bytes)}) to {where}."
         if result.skipped:
@@ -976,7 +976,7 @@ class MainWindow(QMainWindow):
 
     def undo_last(self) -> None:
         """Put every file of the newest undoable session back."""
-        session = cleanup.last_undoable_session(self.catalog)
+        session = self.catalog.last_undoable_session()
         if session is None:
             self.statusBar().showMessage("Nothing to undo: no cleanup in quarantine.", 8000)
             return
@@ -987,8 +987,8 @@ class MainWindow(QMainWindow):
         path = self.catalog_path
 
         def work(_control):
-            with Catalog(path) as catalog:
-                return cleanup.undo_session(catalog, session)
+            with Library(path) as library:
+                return library.undo(session)
 
         task = tasks.Task("undo", work)
         task.signals.finished.connect(self._on_undo_finished)
@@ -996,7 +996,7 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     @_while_open
-    def _on_undo_finished(self, result: cleanup.UndoResult) -> None:
+    def _on_undo_finished(self, result: UndoResult) -> None:
         text = f"Put back {len(result.restored)} photos."
         if result.problems:
             text += f" {len(result.problems)} problems: " + "; ".join(
@@ -1006,7 +1006,7 @@ class MainWindow(QMainWindow):
         self.undo_finished.emit(result)
 
     def open_history(self) -> HistoryDialog:
-        dialog = HistoryDialog(cleanup.sessions(self.catalog), self)
+        dialog = HistoryDialog(self.catalog.history(), self)
         dialog.undo_requested.connect(self.undo)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.show()
@@ -1041,9 +1041,8 @@ class MainWindow(QMainWindow):
             embedder, note = get_embedder(settings) if settings.model != "none" else (None, None)
             if note:
                 task.signals.notice.emit(note)
-            with Catalog(catalog_path) as catalog:
-                result = find_similar(catalog, path, k=k, embedder=embedder,
-                                      min_similarity=floor)
+            with Library(catalog_path) as library:
+                result = library.similar(path, k=k, embedder=embedder, min_similarity=floor)
             try:
                 image = load_qimage(path, QUERY_SIDE)
             except Exception:  # the result still stands without a preview

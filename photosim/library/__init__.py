@@ -1,0 +1,73 @@
+"""The application layer: the product's use cases as one API for the command line and the app.
+
+:class:`Library` is one photo library (one catalog file) and what a person does with it: add,
+protect and remove folders; scan; group duplicates; find similar photos; plan, run and undo a
+cleanup; list the history; describe the library; evaluate it against ground truth. The command
+line (:mod:`photosim.cli`) and the desktop app (:mod:`photosim.gui`) call only this package,
+:mod:`photosim.config` and the types re-exported here; an import-linter contract keeps them
+from reaching into :mod:`photosim.core` themselves, so each use case is written once.
+
+Long work (scan, cleanup) is a generator that yields :class:`Progress` and honours a
+:class:`CancelToken`, driven by a progress bar in the CLI and by a worker thread in the app.
+"""
+
+from __future__ import annotations
+
+from photosim.core.cancel import CancelToken
+from photosim.core.catalog import STATUS_OK, CatalogError, CatalogVersionError, Photo
+from photosim.core.cleanup import (
+    QUARANTINE_DIRNAME,
+    CleanupError,
+    CleanupPlan,
+    CleanupResult,
+    SessionInfo,
+    UndoResult,
+)
+from photosim.core.duplicates import TIERS, DuplicatesError, Group, GroupingResult, Member
+from photosim.core.errors import explain
+from photosim.core.evaluate import Truth, TruthError, load_truth
+from photosim.core.imageio import SNIFF_BYTES, open_upright, sniff
+from photosim.core.index import HASH_MODEL
+from photosim.core.keeper import RULES
+from photosim.core.search import Hit, SearchError, SearchResult
+from photosim.core.types import Embedder, Error, Progress, ScanStage, ScanSummary
+from photosim.library.library import Library, load_embedder, pca_min_descriptors
+
+__all__ = [
+    "HASH_MODEL",
+    "QUARANTINE_DIRNAME",
+    "RULES",
+    "SNIFF_BYTES",
+    "STATUS_OK",
+    "TIERS",
+    "CancelToken",
+    "CatalogError",
+    "CatalogVersionError",
+    "CleanupError",
+    "CleanupPlan",
+    "CleanupResult",
+    "DuplicatesError",
+    "Embedder",
+    "Error",
+    "Group",
+    "GroupingResult",
+    "Hit",
+    "Library",
+    "Member",
+    "Photo",
+    "Progress",
+    "ScanStage",
+    "ScanSummary",
+    "SearchError",
+    "SearchResult",
+    "SessionInfo",
+    "Truth",
+    "TruthError",
+    "UndoResult",
+    "explain",
+    "load_embedder",
+    "load_truth",
+    "open_upright",
+    "pca_min_descriptors",
+    "sniff",
+]

@@ -1,0 +1,381 @@
+""":class:`Library`: one catalog and the product's use cases on it (see :mod:`photosim.library`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Generator, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from photosim.config import Settings, Thresholds, default_catalog_path
+from photosim.core import cleanup as _cleanup
+from photosim.core.cancel import CancelToken
+from photosim.core.catalog import STATUS_OK, Catalog, Photo
+from photosim.core.duplicates import Group, GroupingResult, find_duplicates
+from photosim.core.evaluate import Truth
+from photosim.core.hashing import file_content_hash
+from photosim.core.index import HASH_MODEL, VectorIndex, index_paths, pca_dim, pca_path, set_pca_dim
+from photosim.core.index import pca_min_descriptors as _pca_min_descriptors
+from photosim.core.search import SearchResult, find_similar
+from photosim.core.types import Embedder, Progress, ScanSummary
+
+__all__ = ["Library", "load_embedder", "pca_min_descriptors"]
+
+
+def pca_min_descriptors(dim: int) -> int:
+    """Descriptors a model needs before its index is reduced to ``dim`` dimensions by PCA."""
+    return _pca_min_descriptors(dim)
+
+
+def load_embedder(
+    settings: Settings, quiet: bool = False, lazy: bool = False
+) -> tuple[Embedder | None, str | None]:
+    """The backbone of ``settings``; ``(None, reason)`` when it cannot run here.
+
+    Args:
+        settings: Model, pooling, device, weights file and precision.
+        quiet: No download progress bar.
+        lazy: Load the backbone (and torch) only when the first image needs a descriptor, so
+            a rescan with nothing new stays instant; a load failure then becomes the scan
+            summary's ``embed_note``.
+
+    Returns:
+        ``(embedder, None)``, or ``(None, reason)`` for model ``"none"`` or weights that are
+        not on this machine.
+
+    Raises:
+        photosim.embed.EmbedError: Unknown model, unusable device, or (not lazy) a weights
+            file that cannot be loaded.
+    """
+    if settings.model == "none":
+        return None, "hash-only scan requested (--model none)"
+    from photosim import embed  # torch stays unimported until a backbone is built
+
+    options: dict[str, Any] = {
+        "pooling": settings.pooling,
+        "device": settings.device,
+        "weights": settings.weights,
+        "precision": settings.precision,
+        "progress": not quiet,
+    }
+    try:
+        if lazy:
+            return embed.LazyEmbedder(settings.model, **options), None
+        return embed.load_embedder(settings.model, **options), None
+    except embed.WeightsUnavailableError as exc:
+        return None, str(exc)
+
+
+class Library:
+    """One photo library: its catalog and what a person does with it.
+
+    Not thread-safe (one SQLite connection): a worker thread opens its own ``Library`` on the
+    same path. The app's GUI thread keeps one for quick reads and the user's small decisions
+    (folders, protection, "not duplicates").
+
+    Args:
+        path: Catalog file; None for the default (``$PHOTOSIM_CATALOG`` or the user data
+            folder). Created with its folders if missing.
+
+    Raises:
+        CatalogVersionError: The file was written by a newer photosim.
+        CatalogError: The file is not a usable catalog, or is locked, read-only or on a full
+            disk (the message says what to do).
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.path = Path(path) if path is not None else default_catalog_path()
+        self.catalog = Catalog(self.path)
+
+    def close(self) -> None:
+        """Close the catalog connection."""
+        self.catalog.close()
+
+    def __enter__(self) -> Library:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ folders and photos
+    def folders(self) -> list[tuple[str, bool]]:
+        """``(path, protected)`` of every folder of the library."""
+        return self.catalog.folders()
+
+    def add_folder(self, path: str, protected: bool = False) -> None:
+        """Add a folder (scanned by the next :meth:`scan` of it)."""
+        self.catalog.add_folder(path, protected)
+
+    def remove_folder(self, path: str) -> int:
+        """Forget a folder and its photos (the files are untouched); returns photos forgotten."""
+        return self.catalog.remove_folder(path)
+
+    def set_protected(self, path: str, protected: bool) -> None:
+        """Protect a folder: cleanups never move a file out of it."""
+        self.catalog.set_protected(path, protected)
+
+    def photos(self, status: str | None = STATUS_OK) -> list[Photo]:
+        """Photos in catalog order; readable ones by default, all with ``status=None``."""
+        return self.catalog.photos(status)
+
+    def photos_after(self, last_id: int, limit: int = 20000) -> list[Photo]:
+        """Readable photos with ``id > last_id`` (what a running scan has committed since)."""
+        return self.catalog.photos_after(last_id, limit)
+
+    def photo(self, path: str) -> Photo | None:
+        """The photo at ``path``, or None."""
+        return self.catalog.photo_by_path(path)
+
+    def copies(self, content_hash: str) -> list[Photo]:
+        """Every file with this content."""
+        return self.catalog.photos_by_hash(content_hash)
+
+    def errors(self) -> list[tuple[str, str]]:
+        """``(path, reason)`` of the files that could not be read."""
+        return self.catalog.errors()
+
+    def counts(self) -> dict[str, int]:
+        """``photos``, ``ok``, ``contents``, ``errors``."""
+        return self.catalog.counts()
+
+    def thumbnail(self, content_hash: str) -> bytes | None:
+        """The stored JPEG thumbnail of a content, or None."""
+        return self.catalog.thumbnail(content_hash)
+
+    def model(self) -> str | None:
+        """Model id of the library's descriptors (the last scan's), or None."""
+        return self.catalog.get_meta("model")
+
+    def not_duplicates(self, hash_a: str, hash_b: str) -> None:
+        """Remember that two contents are not duplicates (survives rescans)."""
+        self.catalog.add_verdict(hash_a, hash_b)
+
+    # ------------------------------------------------------------------ scan
+    def scan_settings(self, settings: Settings, model_given: bool) -> Settings:
+        """``settings`` with the library's own model unless the caller chose one.
+
+        A library keeps the model it was built with; choosing another re-embeds only what is
+        missing.
+        """
+        model_id = self.model()
+        if model_given or not model_id:
+            return settings
+        name, _, pooling = model_id.rpartition("-")
+        return dataclasses.replace(settings, model=name, pooling=pooling)
+
+    def scan(
+        self,
+        folders: Sequence[str],
+        settings: Settings,
+        embedder: Embedder | None = None,
+        cancel: CancelToken | None = None,
+    ) -> Generator[Progress, None, ScanSummary]:
+        """Scan folders into the library (see :func:`photosim.core.pipeline.scan`)."""
+        from photosim.core.pipeline import scan
+
+        return scan(self.catalog, list(folders), settings, embedder, cancel)
+
+    def set_pca(self, model_id: str, dim: int) -> bool:
+        """Keep ``model_id``'s vector index in ``dim`` dimensions (0: full); True if changed."""
+        return set_pca_dim(self.catalog, model_id, dim)
+
+    def apply_index_settings(self, model_id: str) -> None:
+        """Bring ``model_id``'s vector index in line with its settings now (learn the PCA,
+        rebuild), rather than at the next search."""
+        VectorIndex.open(self.catalog, model_id)
+
+    # ------------------------------------------------------------------ duplicates
+    def duplicates(
+        self,
+        tier: str = "near",
+        thresholds: Thresholds | None = None,
+        k: int = 16,
+        model: str | None = None,
+    ) -> GroupingResult:
+        """Duplicate groups of one tier (see :func:`photosim.core.duplicates.find_duplicates`).
+
+        Raises:
+            DuplicatesError: Unknown tier, or the similar tier without descriptors.
+        """
+        return find_duplicates(self.catalog, tier, thresholds, k=k, model=model)
+
+    # ------------------------------------------------------------------ find similar
+    def needs_query_embedder(self, images: Iterable[str]) -> bool:
+        """True when some query image has no stored descriptor of the library's model."""
+        model = self.model()
+        if not model:
+            return False
+        for image in images:
+            try:
+                if not self.catalog.has_embedding(file_content_hash(image)[0], model):
+                    return True
+            except OSError:
+                continue  # find_similar reports the unreadable query
+        return False
+
+    def query_embedder(
+        self, images: Sequence[str], settings: Settings, quiet: bool = True
+    ) -> tuple[Embedder | None, str | None]:
+        """The library's model, loaded only if some query needs describing.
+
+        Returns:
+            ``(embedder or None, reason it is missing or None)``.
+        """
+        model = self.model()
+        if not model or not self.needs_query_embedder(images):
+            return None, None
+        name, _, pooling = model.rpartition("-")
+        embedder, reason = load_embedder(
+            dataclasses.replace(settings, model=name, pooling=pooling), quiet=quiet
+        )
+        return embedder, (f"cannot describe the queries with {model}: {reason}" if reason else None)
+
+    def similar(
+        self,
+        image: str | os.PathLike[str],
+        k: int = 20,
+        embedder: Embedder | None = None,
+        min_similarity: float | None = None,
+    ) -> SearchResult:
+        """Photos most similar to ``image`` (see :func:`photosim.core.search.find_similar`).
+
+        Raises:
+            SearchError: Unreadable query or empty library.
+        """
+        return find_similar(
+            self.catalog, image, k=k, embedder=embedder, min_similarity=min_similarity
+        )
+
+    # ------------------------------------------------------------------ cleanup
+    @staticmethod
+    def auto_mark(groups: Iterable[Group], rule: str = "keeper", folder: str | None = None
+                  ) -> set[str]:
+        """Paths an auto-mark rule moves out (see :func:`photosim.core.cleanup.auto_mark`)."""
+        return _cleanup.auto_mark(groups, rule, folder)
+
+    def plan_cleanup(
+        self, groups: Iterable[Group], marked: Iterable[str], allow_similar: bool = False
+    ) -> _cleanup.CleanupPlan:
+        """Check marked files against the safety rules (see
+        :func:`photosim.core.cleanup.plan_cleanup`)."""
+        return _cleanup.plan_cleanup(self.catalog, groups, marked, allow_similar)
+
+    def cleanup(
+        self,
+        plan: _cleanup.CleanupPlan,
+        destination: str = "quarantine",
+        cancel: CancelToken | None = None,
+    ) -> Generator[Progress, None, _cleanup.CleanupResult]:
+        """Move the planned files out, journaled and undoable (see
+        :func:`photosim.core.cleanup.execute_cleanup`)."""
+        return _cleanup.execute_cleanup(self.catalog, plan, destination, cancel)
+
+    def last_undoable_session(self) -> str | None:
+        """The newest cleanup session with files to put back, or None."""
+        return _cleanup.last_undoable_session(self.catalog)
+
+    def undo(self, session: str | None = None) -> _cleanup.UndoResult | None:
+        """Put back every file of ``session`` (default: the last undoable one); None if there
+        is nothing to undo.
+
+        Raises:
+            CleanupError: Unknown session.
+        """
+        session = session or self.last_undoable_session()
+        if session is None:
+            return None
+        return _cleanup.undo_session(self.catalog, session)
+
+    def history(self) -> list[_cleanup.SessionInfo]:
+        """Cleanup sessions, newest first."""
+        return _cleanup.sessions(self.catalog)
+
+    # ------------------------------------------------------------------ info
+    def info(self, settings: Settings) -> dict[str, Any]:
+        """What ``photosim info`` shows: the catalog, counts, model, weights and indexes.
+
+        Returns:
+            A JSON-ready dict (keys as in ``photosim info --json``).
+        """
+        from photosim import __version__, embed
+
+        counts = self.counts()
+        model = self.model()
+        backbone = (model or "").rpartition("-")[0] or settings.model
+        if backbone not in embed.MODELS:  # a catalog made with a model this version lacks
+            backbone = settings.model
+        models = dict(self.catalog.models())
+        weights = {"model": backbone, **embed.weights_origin(backbone)}
+        weights["used"] = self.catalog.get_meta(f"weights:{model}") if model else None
+        return {
+            "version": __version__,
+            "catalog": str(self.path),
+            "schema": self.catalog.schema_version(),
+            "folders": [{"path": p, "protected": v} for p, v in self.folders()],
+            **counts,
+            "model": model,
+            "default_model": embed.DEFAULT_MODEL,
+            "descriptors": {k: v for k, v in models.items() if k != HASH_MODEL},
+            "device": settings.device or "auto (CUDA, then MPS, then CPU)",
+            "weights_cached": embed.weights_cached(backbone),
+            "weights": weights,
+            "indexes": {name: self.index_state(name, count) for name, count in models.items()},
+        }
+
+    def index_state(self, model: str, vectors: int) -> dict[str, Any]:
+        """One model's index, from its sidecar (the index is not loaded).
+
+        Returns:
+            ``file``, ``vectors``, ``state``, ``dim`` (of the saved index, None when missing),
+            ``pca`` (``{dim, input_dim, explained_variance, file}`` when the saved index lives
+            in a PCA space, else None), ``pca_setting`` (the dimension asked, 0 for none) and
+            ``graph_rows`` (vectors whose nearest neighbours are stored).
+        """
+        from photosim.core.graph import stored_rows
+
+        hnsw, meta, _ = index_paths(self.path, model)
+        state, dim, pca = "missing (rebuilt on next use)", None, None
+        if hnsw.exists() and meta.exists():
+            try:
+                info = json.loads(meta.read_text())
+            except (OSError, ValueError):
+                info = {}
+            dim = info.get("dim")
+            state = "in sync" if info.get("count") == vectors else "stale (rebuilt on next use)"
+            if info.get("pca"):
+                pca = {
+                    "dim": dim,
+                    "input_dim": info.get("input_dim"),
+                    "explained_variance": info.get("explained_variance"),
+                    "file": str(pca_path(self.path, model)),
+                }
+                if not pca_path(self.path, model).exists():
+                    state = "stale: its PCA file is gone (rebuilt on next use)"
+        setting = 0 if model == HASH_MODEL else pca_dim(self.catalog, model)
+        rows, _ = stored_rows(self.catalog, model)
+        return {
+            "file": str(hnsw), "vectors": vectors, "state": state, "dim": dim, "pca": pca,
+            "pca_setting": setting, "graph_rows": rows,
+        }
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(
+        self,
+        folder: str | os.PathLike[str],
+        truth: Truth,
+        thresholds: Thresholds | None = None,
+        k: int = 16,
+    ) -> dict[str, Any]:
+        """Score the scanned ``folder`` against its ground truth (:func:`load_truth`).
+
+        Returns:
+            :func:`photosim.core.evaluate.evaluate`'s report plus ``"retrieval"``
+            (:func:`photosim.core.evaluate.retrieval_report`).
+        """
+        from photosim.core.evaluate import evaluate, retrieval_report
+
+        report = evaluate(self.catalog, folder, truth, thresholds, k=k)
+        report["retrieval"] = retrieval_report(self.catalog, folder, truth)
+        return report
