@@ -571,35 +571,6 @@ def cmd_history(args: argparse.Namespace, settings: Settings) -> int:
 
 
 # ---------------------------------------------------------------------------- parser
-def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
-    """``photosim bench [--quick] [--out DIR] [--only B1,B2] [--device cpu|cuda]``."""
-    from photosim import bench
-
-    only = bench.BENCHMARKS
-    if args.only:
-        only = tuple(name.strip().upper() for name in args.only.split(",") if name.strip())
-    command = "photosim " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["bench"] else (
-        "photosim bench" + (" --quick" if args.quick else ""))
-
-    def log(line: str) -> None:
-        if not args.quiet:
-            print(line, file=sys.stderr, flush=True)
-
-    try:
-        report = bench.run(Path(args.out), quick=args.quick, only=only, device=args.device,
-                           work=Path(args.work) if args.work else None, command=command,
-                           log=log)
-    except bench.BenchError as exc:
-        _err(str(exc))
-        return EXIT_USAGE
-    if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        print((Path(args.out) / "RESULTS.md").read_text())
-    failed = [k for k, v in report["benchmarks"].items() if "error" in v]
-    return EXIT_ERROR if failed else EXIT_OK
-
-
 # ---------------------------------------------------------------------------- integrate
 def cmd_integrate(args: argparse.Namespace, settings: Settings) -> int:
     """Install, remove or list the desktop integration (launcher, Open With, file managers)."""
@@ -739,18 +710,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="decide on hashes and descriptors alone (no keypoint verification)")
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("bench", parents=[common],
-                       help="speed and memory benchmarks (B1-B8): bench.json and RESULTS.md")
-    p.add_argument("--quick", action="store_true",
-                   help="small data sets, under a minute (CI smoke; figures not meaningful)")
-    p.add_argument("--out", default="photosim-bench", metavar="DIR",
-                   help="folder for bench.json and RESULTS.md (default: ./photosim-bench)")
-    p.add_argument("--only", metavar="B1,B2,...", help="run only these benchmarks")
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
-                   help="inference device of B1 and B8 (default cpu)")
-    p.add_argument("--work", metavar="DIR",
-                   help="where to generate the data sets (default: the system temp folder)")
-    p.set_defaults(func=cmd_bench)
     p = sub.add_parser(
         "integrate",
         help="desktop integration: launcher, Open With, file-manager 'Find similar photos'",

