@@ -618,20 +618,31 @@ def _open_library(args: argparse.Namespace) -> Library:
     return Library(Path(args.catalog) if args.catalog else None)
 
 
+def _global_options(parser: argparse.ArgumentParser, defaults: bool) -> None:
+    """``--catalog``, ``-v``, ``-q``, ``--json`` on ``parser`` (with their defaults, or none)."""
+    keep: dict[str, Any] = {} if defaults else {"default": argparse.SUPPRESS}
+    parser.add_argument(
+        "--catalog", metavar="PATH",
+        help="catalog file (default: $PHOTOSIM_CATALOG or the per-user data folder)", **keep,
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details",
+                        **keep)
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar", **keep)
+    parser.add_argument("--json", action="store_true", help="machine-readable output", **keep)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(
         prog="photosim", description="Find duplicate and similar photos on your own disk."
     )
     parser.add_argument("--version", action="version", version=f"photosim {__version__}")
+    # The global options work before the command (photosim --catalog X info) and after it
+    # (photosim info --catalog X): the main parser sets their defaults, and a subcommand only
+    # sets those it is given (SUPPRESS), so a value given before the command survives.
+    _global_options(parser, defaults=True)
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--catalog", metavar="PATH",
-        help="catalog file (default: $PHOTOSIM_CATALOG or the per-user data folder)",
-    )
-    common.add_argument("-v", "--verbose", action="store_true", help="log progress details")
-    common.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    common.add_argument("--json", action="store_true", help="machine-readable output")
+    _global_options(common, defaults=False)
     model = argparse.ArgumentParser(add_help=False)
     model.add_argument(
         "--model", help="backbone (efficientnet_b1, resnet50, mobilenet_v3_large) or 'none' "
@@ -720,9 +731,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="for all users, under --prefix (needs root; default: this user only)")
     p.add_argument("--prefix", default="/usr/local", metavar="DIR",
                    help="with --system: install under DIR/share (default /usr/local)")
-    p.add_argument("-q", "--quiet", action="store_true", help="list only what changed")
-    p.add_argument("-v", "--verbose", action="store_true", help="log what the tools do")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                   help="list only what changed")
+    p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                   help="log what the tools do")
+    p.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                   help="machine-readable output")
     p.set_defaults(func=cmd_integrate)
     return parser
 

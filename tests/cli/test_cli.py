@@ -436,3 +436,19 @@ def test_info_shows_the_pca_of_an_index(
     pca_path(tmp_path / "c.db", "m").unlink()
     rc, out, _ = run(capsys, "info", *cat)
     assert "m: 1000 vectors, stale: its PCA file is gone (rebuilt on next use)" in out
+
+
+def test_global_options_before_or_after_the_command(
+    scanned: Scanned, capsys: pytest.CaptureFixture[str]
+) -> None:
+    catalog = str(scanned.catalog)
+    after = run(capsys, "info", "--json", "--catalog", catalog)
+    before = run(capsys, "--catalog", catalog, "--json", "info")
+    mixed = run(capsys, "--catalog", catalog, "info", "--json")
+    assert after[0] == before[0] == mixed[0] == EXIT_OK
+    assert json.loads(after[1]) == json.loads(before[1]) == json.loads(mixed[1])
+    assert json.loads(before[1])["catalog"] == catalog
+    # Through the `photosim` entry point too (it routes between the app and the CLI).
+    proc = python("-m", "photosim", "--catalog", catalog, "-q", "history", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == []
