@@ -386,7 +386,7 @@ def random_weights(name: str, folder: Path) -> Path:
 def _scan(catalog_path: Path, folder: Path, embedder: Any) -> tuple[float, Any]:
     from photosim.config import Settings
     from photosim.core.catalog import Catalog
-    from photosim.core.pipeline import run_scan, scan
+    from photosim.core.scan.pipeline import run_scan, scan
 
     with Catalog(catalog_path) as catalog:
         started = time.perf_counter()
@@ -453,8 +453,8 @@ def bench_b1(ctx: Context) -> dict[str, Any]:
     """End-to-end scan with the default model; stage costs measured alone; efficiency."""
     from PIL import Image
 
-    from photosim.core import imageio
-    from photosim.core.hashing import content_hash, orientation_hashes
+    from photosim.core.scan import imageio
+    from photosim.core.scan.hashing import content_hash, orientation_hashes
     from photosim.core.types import DecodeRequest
 
     paths = ctx.photos()
@@ -578,7 +578,7 @@ def _bare_decode(path: str) -> int:
     """Read and decode one JPEG with the same DCT-scaled draft as a hash-only scan."""
     from PIL import Image
 
-    from photosim.core.imageio import HASH_MIN_SIDE
+    from photosim.core.scan.imageio import HASH_MIN_SIDE
 
     with open(path, "rb") as f:
         img = Image.open(io.BytesIO(f.read()))
@@ -690,8 +690,8 @@ def _exact_knn(data: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
 
 
 def _b4_one(ctx: Context, n: int, dim: int, label: str) -> dict[str, Any]:
-    from photosim.core import index as index_mod
-    from photosim.core.index import VectorIndex
+    from photosim.core.index import vectors as index_mod
+    from photosim.core.index.vectors import VectorIndex
 
     ctx.log(f"B4 {label}: {n} x {dim} descriptors")
     data, queries = synthetic_descriptors(n, dim, ctx.scale.queries, seed=n + dim)
@@ -773,7 +773,7 @@ def group_from_graph(
 ) -> np.ndarray:
     """Keeper-first grouping without chaining, from a precomputed k-nearest-neighbour graph.
 
-    The same rule as :func:`photosim.core.duplicates.find_duplicates`: contents are visited in
+    The same rule as :func:`photosim.core.dedup.grouping.find_duplicates`: contents are visited in
     keeper order; an unassigned one opens a group and takes the unassigned neighbours that
     match *it* (similarity >= threshold, either direction of the kNN graph).
 
@@ -865,7 +865,7 @@ def synthetic_library(catalog: Any, n: int, seed: int = 7, copies: float = 0.3) 
     Returns:
         The number of near-copies.
     """
-    from photosim.core.index import HASH_MODEL, hash_vectors
+    from photosim.core.index.vectors import HASH_MODEL, hash_vectors
 
     rng = np.random.default_rng(seed)
     codes = rng.integers(-(2**63), 2**63 - 1, (n, 2), dtype=np.int64, endpoint=True)
@@ -924,9 +924,9 @@ def product_grouping(work: Path, n: int) -> dict[str, Any]:
     """
     from photosim.config import Thresholds
     from photosim.core.catalog import Catalog
-    from photosim.core.duplicates import find_duplicates
-    from photosim.core.graph import update_graph
-    from photosim.core.index import HASH_MODEL, VectorIndex
+    from photosim.core.dedup.grouping import find_duplicates
+    from photosim.core.index.graph import update_graph
+    from photosim.core.index.vectors import HASH_MODEL, VectorIndex
 
     db = work / f"b5-{n}.db"
     with Catalog(db) as catalog:
@@ -966,7 +966,7 @@ import numpy as np
 from pathlib import Path
 sys.path.insert(0, sys.argv[2])  # the repository root, where the benchmarks package lives
 from benchmarks.suite import rss_mb
-from photosim.core.index import VectorIndex
+from photosim.core.index.vectors import VectorIndex
 hnsw = Path(sys.argv[1]); meta = json.loads(hnsw.with_suffix(".json").read_text())
 before = rss_mb()
 index = VectorIndex(meta["model"], meta["dim"], (hnsw, hnsw.with_suffix(".json"),

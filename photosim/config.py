@@ -60,7 +60,7 @@ class Thresholds:
         near_cosine_phash: Max pHash distance that confirms a descriptor near-duplicate.
         similar_cosine: Min descriptor cosine similarity for the "similar" tier.
         verify: Check candidates with local features (keypoints, one geometric transform,
-            nothing moved; see :mod:`photosim.core.verify`). A pair within the hash limits
+            nothing moved; see :mod:`photosim.core.dedup.verify`). A pair within the hash limits
             above is then a duplicate unless verification shows another shot; a looser
             candidate is a duplicate only if verification confirms it. False: hashes and
             descriptors alone decide, as before verification existed.

@@ -222,7 +222,7 @@ class CountingEmbedder:
 
 def embed_file(embedder: Any, path: Path) -> np.ndarray:
     """Embed one file the way the pipeline does (decode_file's model input)."""
-    from photosim.core.imageio import decode_file
+    from photosim.core.scan.imageio import decode_file
     from photosim.core.types import DecodeRequest
 
     image = decode_file(DecodeRequest(str(path), model_size=embedder.input_size, thumb_size=0))
@@ -263,7 +263,7 @@ def photo_row(
 
 def flip_bits(value: int, bits: Iterable[int]) -> int:
     """``value`` (signed int64) with the given bit positions (0..63) flipped, signed."""
-    from photosim.core.hashing import to_signed64, to_unsigned64
+    from photosim.core.scan.hashing import to_signed64, to_unsigned64
 
     v = to_unsigned64(value)
     for b in bits:

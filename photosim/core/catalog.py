@@ -18,7 +18,7 @@ Tables (schema version :data:`SCHEMA_VERSION`):
 - Schema 4: indexes ``photos_stat`` (covers ``(path, size, mtime_ns)``, so a rescan never
   reads the rows) and ``photos_errors``; and ``knn_graph(model, id, labels, sims)``: the
   neighbours of each vector (``embeddings.id``) as int64 labels and float32 similarities,
-  best first, written by the scan and read by grouping (:mod:`photosim.core.graph`).
+  best first, written by the scan and read by grouping (:mod:`photosim.core.index.graph`).
 
 Descriptors and thumbnails are keyed by content hash, so copies and moved files share them.
 A connection belongs to the thread that opened it (SQLite's rule); the catalog runs in WAL mode
@@ -137,7 +137,7 @@ CREATE TABLE IF NOT EXISTS verifications (
 
 # Version 4: indexes for rescans (a covering index of the stat tuple lets a rescan read
 # (path, size, mtime_ns) without touching the rows; a partial index finds the few errors),
-# and the k-nearest-neighbour graph of each vector index (see photosim.core.graph).
+# and the k-nearest-neighbour graph of each vector index (see photosim.core.index.graph).
 _SCHEMA_V4 = """
 CREATE INDEX IF NOT EXISTS photos_stat ON photos(path, size, mtime_ns);
 CREATE INDEX IF NOT EXISTS photos_errors ON photos(path) WHERE status='error';

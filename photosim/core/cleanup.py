@@ -44,9 +44,9 @@ from dataclasses import dataclass, field
 
 from photosim.core.cancel import CancelToken
 from photosim.core.catalog import Catalog, Photo, db_path, py_path
-from photosim.core.duplicates import Group
-from photosim.core.hashing import file_content_hash
-from photosim.core.keeper import choose_keep
+from photosim.core.dedup.grouping import Group
+from photosim.core.dedup.keeper import choose_keep
+from photosim.core.scan.hashing import file_content_hash
 from photosim.core.types import Error, Progress, ScanStage
 
 logger = logging.getLogger(__name__)
@@ -196,7 +196,7 @@ def auto_mark(groups: Iterable[Group], rule: str = "keeper", folder: str | None 
 
     Args:
         groups: Duplicate groups.
-        rule: A key of :data:`photosim.core.keeper.RULES`.
+        rule: A key of :data:`photosim.core.dedup.keeper.RULES`.
         folder: For the ``in_folder`` rule.
 
     Returns:

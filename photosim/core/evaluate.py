@@ -205,7 +205,7 @@ def _ms(seconds: float, count: int) -> float:
 def tier_report(
     result: Any, truth: Truth, folder: Path, universe: set[str], photos: int
 ) -> dict[str, Any]:
-    """Score one tier's grouping (a :class:`photosim.core.duplicates.GroupingResult`).
+    """Score one tier's grouping (a :class:`photosim.core.dedup.grouping.GroupingResult`).
 
     Args:
         result: The grouping.
@@ -219,7 +219,7 @@ def tier_report(
         are hard negatives or similar shots), comparisons and verified pairs per content,
         candidates per source, stage seconds and milliseconds per photo.
     """
-    from photosim.core.duplicates import group_pairs
+    from photosim.core.dedup.grouping import group_pairs
 
     predicted = relative_pairs(group_pairs(result.groups), folder)
     predicted = {p for p in predicted if p <= universe}
@@ -297,7 +297,7 @@ def evaluate(
         ``{"photos", "tiers": {tier: tier_report or {"skipped": reason}},
         "near_recall_by_kind", "near_recall_by_transform"}``.
     """
-    from photosim.core.duplicates import find_duplicates
+    from photosim.core.dedup.grouping import find_duplicates
 
     root = Path(folder).resolve()
     readable = {
@@ -328,7 +328,7 @@ def evaluate(
 
 
 def _pairs_of(result: Any) -> set[frozenset[str]]:
-    from photosim.core.duplicates import group_pairs
+    from photosim.core.dedup.grouping import group_pairs
 
     return group_pairs(result.groups)
 
@@ -374,7 +374,7 @@ def retrieval_report(
         ``{"queries", "mAP", "recall_at_10", "relevant_in_top_10", "mode", "model",
         "gallery"}``; with no query, ``queries`` is 0 and the figures are None.
     """
-    from photosim.core.index import HASH_MODEL
+    from photosim.core.index.vectors import HASH_MODEL
 
     root = Path(folder).resolve()
     if model is None:

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from photosim.core.catalog import Catalog, Photo
-from photosim.core.hashing import file_content_hash
-from photosim.core.imageio import DecodeError, decode_file
-from photosim.core.index import HASH_BITS, HASH_MODEL, VectorIndex, hash_vector
-from photosim.core.keeper import rank
+from photosim.core.dedup.keeper import rank
+from photosim.core.index.vectors import HASH_BITS, HASH_MODEL, VectorIndex, hash_vector
+from photosim.core.scan.hashing import file_content_hash
+from photosim.core.scan.imageio import DecodeError, decode_file
 from photosim.core.types import DecodeRequest, Embedder, Error
 
 logger = logging.getLogger(__name__)

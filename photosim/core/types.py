@@ -88,7 +88,7 @@ class DecodedImage:
         dhash: 64-bit difference hash (imagehash.dhash) as a signed int64.
         thumbnail: JPEG bytes, longest side <= thumb_size pixels, upright.
         variants: ``(phash, dhash)`` of the 7 other orientations (see
-            :func:`photosim.core.hashing.orientation_hashes`), signed int64.
+            :func:`photosim.core.scan.hashing.orientation_hashes`), signed int64.
         model_input: ``(S, S, 3)`` uint8 RGB array for the embedder, or None.
     """
 

@@ -39,7 +39,7 @@ SUMMARY = "Find duplicate and similar photos on your own disk"
 ACTION_COMMENT = "Show the photos most similar to this one in photosim"
 #: Marker in every generated script, so removal only deletes what photosim wrote.
 MARKER = "Installed by `photosim integrate install`; `photosim integrate remove` deletes it."
-#: The image types photosim reads (see photosim.core.imageio), as shared-mime-info names.
+#: The image types photosim reads (see photosim.core.scan.imageio), as shared-mime-info names.
 MIME_TYPES = (
     "image/jpeg", "image/png", "image/gif", "image/bmp", "image/tiff", "image/webp",
     "image/heif", "image/avif", "image/x-portable-pixmap", "image/x-portable-graymap",

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torchvision
 
-from photosim.core.workers import usable_cpus
+from photosim.core.scan.workers import usable_cpus
 from photosim.embed import PRECISIONS, EmbedError, WeightsUnavailableError, weights_cache_path
 from photosim.embed.models import ModelSpec, Trunk, WeightsSource
 from photosim.embed.pooling import POOLINGS

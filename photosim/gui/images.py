@@ -11,7 +11,7 @@ def load_qimage(path: str, max_side: int | None = None) -> QImage:
     """Decode ``path`` upright (EXIF applied) into an RGB ``QImage``.
 
     Raises:
-        photosim.core.imageio.DecodeError: The file cannot be decoded.
+        photosim.core.scan.imageio.DecodeError: The file cannot be decoded.
     """
     img = open_upright(path, max_side)
     data = img.tobytes("raw", "RGB")

@@ -23,12 +23,12 @@ from photosim.core.cleanup import (
     SessionInfo,
     UndoResult,
 )
-from photosim.core.duplicates import TIERS, DuplicatesError, Group, GroupingResult, Member
+from photosim.core.dedup.grouping import TIERS, DuplicatesError, Group, GroupingResult, Member
+from photosim.core.dedup.keeper import RULES
 from photosim.core.errors import explain
 from photosim.core.evaluate import Truth, TruthError, load_truth
-from photosim.core.imageio import SNIFF_BYTES, open_upright, sniff
-from photosim.core.index import HASH_MODEL
-from photosim.core.keeper import RULES
+from photosim.core.index.vectors import HASH_MODEL
+from photosim.core.scan.imageio import SNIFF_BYTES, open_upright, sniff
 from photosim.core.search import Hit, SearchError, SearchResult
 from photosim.core.types import Embedder, Error, Progress, ScanStage, ScanSummary
 from photosim.library.library import Library, load_embedder, pca_min_descriptors

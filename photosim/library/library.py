@@ -13,11 +13,18 @@ from photosim.config import Settings, Thresholds, default_catalog_path
 from photosim.core import cleanup as _cleanup
 from photosim.core.cancel import CancelToken
 from photosim.core.catalog import STATUS_OK, Catalog, Photo
-from photosim.core.duplicates import Group, GroupingResult, find_duplicates
+from photosim.core.dedup.grouping import Group, GroupingResult, find_duplicates
 from photosim.core.evaluate import Truth
-from photosim.core.hashing import file_content_hash
-from photosim.core.index import HASH_MODEL, VectorIndex, index_paths, pca_dim, pca_path, set_pca_dim
-from photosim.core.index import pca_min_descriptors as _pca_min_descriptors
+from photosim.core.index.vectors import (
+    HASH_MODEL,
+    VectorIndex,
+    index_paths,
+    pca_dim,
+    pca_path,
+    set_pca_dim,
+)
+from photosim.core.index.vectors import pca_min_descriptors as _pca_min_descriptors
+from photosim.core.scan.hashing import file_content_hash
 from photosim.core.search import SearchResult, find_similar
 from photosim.core.types import Embedder, Progress, ScanSummary
 
@@ -172,8 +179,8 @@ class Library:
         embedder: Embedder | None = None,
         cancel: CancelToken | None = None,
     ) -> Generator[Progress, None, ScanSummary]:
-        """Scan folders into the library (see :func:`photosim.core.pipeline.scan`)."""
-        from photosim.core.pipeline import scan
+        """Scan folders into the library (see :func:`photosim.core.scan.pipeline.scan`)."""
+        from photosim.core.scan.pipeline import scan
 
         return scan(self.catalog, list(folders), settings, embedder, cancel)
 
@@ -194,7 +201,7 @@ class Library:
         k: int = 16,
         model: str | None = None,
     ) -> GroupingResult:
-        """Duplicate groups of one tier (see :func:`photosim.core.duplicates.find_duplicates`).
+        """Duplicate groups of one tier (see :func:`photosim.core.dedup.grouping.find_duplicates`).
 
         Raises:
             DuplicatesError: Unknown tier, or the similar tier without descriptors.
@@ -333,7 +340,7 @@ class Library:
             in a PCA space, else None), ``pca_setting`` (the dimension asked, 0 for none) and
             ``graph_rows`` (vectors whose nearest neighbours are stored).
         """
-        from photosim.core.graph import stored_rows
+        from photosim.core.index.graph import stored_rows
 
         hnsw, meta, _ = index_paths(self.path, model)
         state, dim, pca = "missing (rebuilt on next use)", None, None

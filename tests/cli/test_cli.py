@@ -19,7 +19,7 @@ from helpers import BASE_MTIME_NS, byte_copy, set_mtime, write_photo_set
 from photosim import __version__
 from photosim.cli import EXIT_ERROR, EXIT_OK, EXIT_USAGE, main
 from photosim.core.catalog import SCHEMA_VERSION, Catalog
-from photosim.core.index import VectorIndex, pca_path, set_pca_dim
+from photosim.core.index.vectors import VectorIndex, pca_path, set_pca_dim
 from photosim.embed import DEFAULT_MODEL
 
 N_FILES = 8  # the photo set (7) + an exact copy of the different photo

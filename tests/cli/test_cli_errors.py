@@ -180,7 +180,7 @@ def test_disk_full_for_the_index_files_costs_only_the_cache(
 ) -> None:
     """The vector index beside the catalog is a cache: if it cannot be written the scan still
     succeeds, the half-written files are not trusted, and the next use rebuilds them."""
-    from photosim.core import index as index_module
+    from photosim.core.index import vectors as index_module
 
     folder = tmp_path / "photos"
     write_photo_set(folder)

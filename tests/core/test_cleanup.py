@@ -23,9 +23,9 @@ from photosim.core.cleanup import (
     sessions,
     undo_session,
 )
-from photosim.core.duplicates import Group, Member, find_duplicates
-from photosim.core.keeper import RULES
-from photosim.core.pipeline import run_scan, scan
+from photosim.core.dedup.grouping import Group, Member, find_duplicates
+from photosim.core.dedup.keeper import RULES
+from photosim.core.scan.pipeline import run_scan, scan
 
 SETTINGS = Settings(workers=1)
 

@@ -29,8 +29,8 @@ from photosim.core.cleanup import (
     sessions,
     undo_session,
 )
-from photosim.core.duplicates import find_duplicates
-from photosim.core.pipeline import run_scan, scan
+from photosim.core.dedup.grouping import find_duplicates
+from photosim.core.scan.pipeline import run_scan, scan
 
 
 class Killed(BaseException):

@@ -24,17 +24,17 @@ from test_verify import COPIES, _logo_rgba, scene
 
 from photosim.config import Settings, Thresholds
 from photosim.core.catalog import Catalog
-from photosim.core.duplicates import (
+from photosim.core.dedup.grouping import (
     SKETCH_SUFFIX,
     DuplicatesError,
     GroupingResult,
     find_duplicates,
     group_pairs,
 )
+from photosim.core.dedup.keeper import keeper_reason, rank
 from photosim.core.evaluate import KINDS, Score, evaluate, load_truth, relative_pairs, score
-from photosim.core.hashing import to_signed64
-from photosim.core.keeper import keeper_reason, rank
-from photosim.core.pipeline import _add_missing_hash_vectors, run_scan, scan
+from photosim.core.scan.hashing import to_signed64
+from photosim.core.scan.pipeline import _add_missing_hash_vectors, run_scan, scan
 
 MODEL = "test-colorgrid"
 SETTINGS = Settings(workers=1)
@@ -290,7 +290,7 @@ def test_verdicts_are_remembered_between_groupings(local: Library) -> None:
 
 def test_verdicts_are_stored_in_the_catalog_for_later_sessions(local: Library) -> None:
     # A new app session (a new process: empty memo) must not decode judged pairs again.
-    from photosim.core.duplicates import forget_verdicts
+    from photosim.core.dedup.grouping import forget_verdicts
 
     forget_verdicts()  # the module's library was grouped before: start unjudged
     local.catalog.db.execute("DELETE FROM verifications")

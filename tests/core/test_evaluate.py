@@ -13,7 +13,7 @@ from test_verify import COPIES, scene
 
 from photosim.config import Settings
 from photosim.core.catalog import Catalog
-from photosim.core.duplicates import Group, GroupingResult, Member
+from photosim.core.dedup.grouping import Group, GroupingResult, Member
 from photosim.core.evaluate import (
     KINDS,
     evaluate,
@@ -22,7 +22,7 @@ from photosim.core.evaluate import (
     tier_report,
     transform_kind,
 )
-from photosim.core.pipeline import run_scan, scan
+from photosim.core.scan.pipeline import run_scan, scan
 
 # Every transform text of the DEV ground truth, and its kind.
 DEV_TRANSFORMS = {
@@ -190,7 +190,7 @@ def test_photosim_eval_prints_every_table(
     truth_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from photosim.cli import main
-    from photosim.core.duplicates import forget_verdicts
+    from photosim.core.dedup.grouping import forget_verdicts
 
     forget_verdicts()  # the previous test verified these pairs: measure the real cost again
     args = ["eval", str(truth_folder), "--truth", str(truth_folder / "groundtruth.json"),

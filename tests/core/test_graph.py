@@ -11,11 +11,11 @@ from helpers import CountingEmbedder, make_photo, write_photo_set
 from PIL import Image
 
 from photosim.config import Settings, Thresholds
-from photosim.core import graph
 from photosim.core.catalog import Catalog
-from photosim.core.duplicates import find_duplicates, forget_verdicts, group_pairs
-from photosim.core.index import HASH_MODEL
-from photosim.core.pipeline import run_scan, scan
+from photosim.core.dedup.grouping import find_duplicates, forget_verdicts, group_pairs
+from photosim.core.index import graph
+from photosim.core.index.vectors import HASH_MODEL
+from photosim.core.scan.pipeline import run_scan, scan
 
 SETTINGS = Settings(workers=1)
 

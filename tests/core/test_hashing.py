@@ -1,4 +1,4 @@
-"""Tests of photosim.core.hashing: content hashes, signed 64-bit perceptual hashes, Hamming."""
+"""Tests of photosim.core.scan.hashing: content hashes, signed 64-bit perceptual hashes, Hamming."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from photosim.core import hashing
-from photosim.core.hashing import (
+from photosim.core.scan import hashing
+from photosim.core.scan.hashing import (
     HASH_BASE_SIDE,
     ORIENTATIONS,
     content_hash,

@@ -1,4 +1,4 @@
-"""Tests of photosim.core.imageio: sniffing, reading, one-pass decoding, hostile inputs.
+"""Tests of photosim.core.scan.imageio: sniffing, reading, one-pass decoding, hostile inputs.
 
 Images are generated with Pillow in ``tmp_path``; the shared corpora (bad inputs, DEV photos)
 are used when ``<repo>/../shared/data`` exists and skipped with a reason otherwise.
@@ -25,9 +25,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw, ImageFile, ImageFilter, JpegImagePlugin
 
-from photosim.core import imageio
-from photosim.core.hashing import content_hash, hamming
-from photosim.core.imageio import (
+from photosim.core.scan import imageio
+from photosim.core.scan.hashing import content_hash, hamming
+from photosim.core.scan.imageio import (
     IMAGE_EXTENSIONS,
     IMAGE_FORMATS,
     MAX_FILE_BYTES,

@@ -11,8 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from photosim.core.catalog import Catalog
-from photosim.core.hashing import hamming, to_signed64
-from photosim.core.index import (
+from photosim.core.index.vectors import (
     HASH_BITS,
     IndexError_,
     VectorIndex,
@@ -20,6 +19,7 @@ from photosim.core.index import (
     hash_vectors,
     index_paths,
 )
+from photosim.core.scan.hashing import hamming, to_signed64
 
 MODEL = "m"
 DIM = 16

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from helpers import photo_row
 
-import photosim.core.index as index_module
+import photosim.core.index.vectors as index_module
 from photosim.config import Thresholds
 from photosim.core.catalog import Catalog
-from photosim.core.duplicates import find_duplicates
-from photosim.core.hashing import file_content_hash
-from photosim.core.index import (
+from photosim.core.dedup.grouping import find_duplicates
+from photosim.core.index.pca import PCA, PCAError, fit_pca
+from photosim.core.index.vectors import (
     HASH_MODEL,
     IndexError_,
     VectorIndex,
@@ -26,7 +26,7 @@ from photosim.core.index import (
     pca_path,
     set_pca_dim,
 )
-from photosim.core.pca import PCA, PCAError, fit_pca
+from photosim.core.scan.hashing import file_content_hash
 from photosim.core.search import find_similar
 from photosim.core.types import Error
 
@@ -367,7 +367,7 @@ def test_too_few_descriptors_keep_the_full_dimension(
     x = clustered(1000, 64)
     put(catalog, x[:999])
     set_pca_dim(catalog, MODEL, 16)
-    with caplog.at_level(logging.INFO, logger="photosim.core.index"):
+    with caplog.at_level(logging.INFO, logger="photosim.core.index.vectors"):
         index = VectorIndex.open(catalog, MODEL)
     assert index is not None and index.pca is None and index.dim == 64 and len(index) == 999
     assert not pca_path(catalog.path, MODEL).exists()

@@ -29,8 +29,8 @@ from PIL import Image
 from photosim.config import Settings
 from photosim.core.cancel import CancelToken
 from photosim.core.catalog import Catalog
-from photosim.core.index import HASH_MODEL, VectorIndex, index_paths
-from photosim.core.pipeline import _CoreSplit, run_scan, scan
+from photosim.core.index.vectors import HASH_MODEL, VectorIndex, index_paths
+from photosim.core.scan.pipeline import _CoreSplit, run_scan, scan
 from photosim.core.types import Progress, ScanStage, ScanSummary
 
 MODEL = "test-colorgrid"

@@ -19,7 +19,7 @@ from helpers import (
 
 from photosim.config import Settings
 from photosim.core.catalog import Catalog
-from photosim.core.pipeline import run_scan, scan
+from photosim.core.scan.pipeline import run_scan, scan
 from photosim.core.search import SearchError, find_similar
 from photosim.core.types import Embedder
 

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from photosim.core import verify
-from photosim.core.verify import (
+from photosim.core.dedup import verify
+from photosim.core.dedup.verify import (
     SketchCache,
     Verifier,
     fill_mask,

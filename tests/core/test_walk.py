@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from helpers import make_photo
 
-from photosim.core.walk import NON_IMAGE_EXTENSIONS, walk_folders
+from photosim.core.scan.walk import NON_IMAGE_EXTENSIONS, walk_folders
 
 
 def walk(root: str, **kw: object) -> list[tuple[str, int, int]]:

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from helpers import make_photo
 
+from photosim.core.scan.workers import DecodeOutcome, DecodePool
 from photosim.core.types import DecodeRequest
-from photosim.core.workers import DecodeOutcome, DecodePool
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGSTOP"), reason="POSIX signals")
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from helpers import make_photo
 
+from photosim.core.scan.workers import DecodePool
 from photosim.core.types import DecodeRequest
-from photosim.core.workers import DecodePool
 
 
 @pytest.mark.skipif(not hasattr(os, "getpriority"), reason="POSIX priorities only")

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 import photosim.embed as embed
-from photosim.core.imageio import decode_file
+from photosim.core.scan.imageio import decode_file
 from photosim.core.types import DecodeRequest
 from photosim.embed import backend
 from photosim.embed.models import WeightsSource

@@ -16,7 +16,7 @@ from PySide6.QtGui import QDropEvent
 
 from photosim.core.catalog import Catalog
 from photosim.core.cleanup import QUARANTINE_DIRNAME
-from photosim.core.imageio import DecodeError, open_upright
+from photosim.core.scan.imageio import DecodeError, open_upright
 from photosim.gui.models.photos import PHOTO_ROLE
 
 SCAN_TIMEOUT_MS = 120_000

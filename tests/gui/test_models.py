@@ -7,7 +7,7 @@ import time
 from helpers import make_photo_obj
 from PySide6.QtCore import Qt
 
-from photosim.core.duplicates import Group, Member
+from photosim.core.dedup.grouping import Group, Member
 from photosim.gui.models.duplicates import GROUP_ROLE, MARKED_ROLE, DuplicatesModel
 from photosim.gui.models.photos import PHOTO_ROLE, SIMILARITY_ROLE, PhotoListModel
 

@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 from photosim.config import Settings
 from photosim.core.catalog import Catalog
 from photosim.core.cleanup import plan_cleanup
-from photosim.core.duplicates import find_duplicates
-from photosim.core.keeper import RULES
-from photosim.core.pipeline import run_scan, scan
+from photosim.core.dedup.grouping import find_duplicates
+from photosim.core.dedup.keeper import RULES
+from photosim.core.scan.pipeline import run_scan, scan
 from photosim.gui.models.duplicates import DuplicatesModel
 
 

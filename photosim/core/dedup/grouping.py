@@ -6,10 +6,10 @@ Work happens on unique contents (one per content hash), so byte-identical copies
    pairs:
 
    - the hash index (pHash and dHash bits as a vector, see
-     :func:`photosim.core.index.hash_vectors`), queried with all 8 orientations of every
+     :func:`photosim.core.index.vectors.hash_vectors`), queried with all 8 orientations of every
      content, down to the *loose* floor ``Thresholds.loose_hash_sum``;
    - keypoint sketches of the stored thumbnails (an inverted file, see
-     :func:`photosim.core.verify.sketch_candidates`): copies whose hashes differ (crops,
+     :func:`photosim.core.dedup.verify.sketch_candidates`): copies whose hashes differ (crops,
      rotations with black corners, pasted logos) still share many keypoints. This is the
      recall of a catalog without CNN descriptors;
    - with CNN descriptors, the descriptor index down to ``Thresholds.loose_cosine``
@@ -25,19 +25,19 @@ Work happens on unique contents (one per content hash), so byte-identical copies
    - *loose*: any other candidate. A near-duplicate only when verification confirms it:
      one plausible transform (rotation, scale, crop, non-uniform resize along the axes,
      mirror) with enough keypoint inliers, the shared region covering most of one photo, and
-     nothing moved (:class:`photosim.core.verify.Verifier`).
+     nothing moved (:class:`photosim.core.dedup.verify.Verifier`).
    - *reject*: neither (for the similar tier, the descriptor cosine may still make the pair
      "similar": a rebutted video frame is exactly that).
 
 3. **Grouping without chaining**: contents are visited best keeper first
-   (:mod:`photosim.core.keeper`); each unassigned content opens a group and takes the
+   (:mod:`photosim.core.dedup.keeper`); each unassigned content opens a group and takes the
    unassigned candidates that match *it* directly. A photo that only resembles another member
    never joins through it.
 
 Transparent images whose flattened picture is (almost) blank — a white logo on transparency
 flattened on white — are described by their alpha silhouette for both candidates and
 verification, so the same logo in white and in black is found (see
-:func:`photosim.core.verify.load_view`).
+:func:`photosim.core.dedup.verify.load_view`).
 
 Groups are cumulative: a near-duplicate group also holds the exact copies, a similar group
 the near-duplicates. Each member carries its strongest match and a "why" line naming the
@@ -57,11 +57,11 @@ from typing import Any
 import numpy as np
 
 from photosim.config import Thresholds
-from photosim.core import graph
 from photosim.core.catalog import Catalog, Photo
-from photosim.core.hashing import ORIENTATIONS, SWAPS_AXES, hamming, orientation_hashes
-from photosim.core.index import HASH_MODEL, VectorIndex, hash_vectors
-from photosim.core.keeper import keeper_key, keeper_reason, rank
+from photosim.core.dedup.keeper import keeper_key, keeper_reason, rank
+from photosim.core.index import graph
+from photosim.core.index.vectors import HASH_MODEL, VectorIndex, hash_vectors
+from photosim.core.scan.hashing import ORIENTATIONS, SWAPS_AXES, hamming, orientation_hashes
 from photosim.core.types import Error
 
 logger = logging.getLogger(__name__)
@@ -346,11 +346,11 @@ def judge(
         cosine: Descriptor cosine similarity, or None.
         tier: Loosest tier accepted.
         th: Thresholds.
-        verifier: A :class:`photosim.core.verify.Verifier`, or None to decide on hashes and
+        verifier: A :class:`photosim.core.dedup.verify.Verifier`, or None to decide on hashes and
             descriptors alone.
         source: Where the candidate came from (:data:`SOURCES`), recorded in the evidence.
         support: Keypoint-sketch keys the pair shares (None: unknown). A loose candidate with
-            fewer than :data:`photosim.core.verify.SKETCH_MIN_SHARED` is rejected without
+            fewer than :data:`photosim.core.dedup.verify.SKETCH_MIN_SHARED` is rejected without
             decoding: a copy shares far more (see :func:`_support`).
 
     Returns:
@@ -437,7 +437,7 @@ def load_verdicts(catalog: Catalog) -> int:
     makes every later grouping — a new app session, another tier — cost nothing for pairs
     already judged. Verdicts of another algorithm version are ignored. Returns how many loaded.
     """
-    from photosim.core.verify import Verdict
+    from photosim.core.dedup.verify import Verdict
 
     loaded = 0
     for key_text, verdict_text in catalog.verifications():
@@ -488,7 +488,7 @@ def _worth_verifying(
     presumption: tuple[str, dict[str, Any]] | None | bool = False,
 ) -> bool:
     """False for a loose candidate whose sketches share too few keys to be a copy."""
-    from photosim.core.verify import SKETCH_MIN_SHARED
+    from photosim.core.dedup.verify import SKETCH_MIN_SHARED
 
     if support is None or support >= SKETCH_MIN_SHARED:
         return True
@@ -507,7 +507,7 @@ def _support(
     their sketch (a tiny or blank thumbnail proves nothing) and the hashes do not point to a
     mirror (keypoint descriptors of a mirrored copy differ): otherwise None.
     """
-    from photosim.core.verify import SKETCH_MIN_SHARED, shared_keys
+    from photosim.core.dedup.verify import SKETCH_MIN_SHARED, shared_keys
 
     if source in ("keypoints", "silhouette"):
         return None
@@ -526,7 +526,7 @@ def _parities(evidence: dict[str, Any], th: Thresholds) -> tuple[bool, ...]:
     orientation is a mirror and the hashes are close enough to mean it, the mirrored
     candidate is tried first (then the plain one); otherwise only the plain one.
     """
-    from photosim.core.verify import MIRRORING
+    from photosim.core.dedup.verify import MIRRORING
 
     index = evidence.get("orientation_index", 0)
     close = evidence["phash_distance"] + evidence["dhash_distance"] <= th.loose_hash_sum
@@ -683,7 +683,7 @@ def _graph_neighbours(
     skip_rows: set[str] | frozenset[str] = frozenset(),
 ) -> dict[str, dict[str, float]] | None:
     """Candidates read from the stored k-nearest-neighbour graph (see
-    :mod:`photosim.core.graph`): ``hash -> {other hash: similarity}``, symmetric.
+    :mod:`photosim.core.index.graph`): ``hash -> {other hash: similarity}``, symmetric.
 
     Rows the scan did not write yet (an older catalog, a cancelled scan) are added first.
     Rows of ``skip_rows`` contents are ignored (their queries differ from their stored codes).
@@ -738,7 +738,7 @@ def _local_candidates(
     """Keypoint-sketch candidates, and alpha silhouettes for blank transparent images.
 
     Sketches come from the stored thumbnails (cached beside the catalog, see
-    :class:`photosim.core.verify.SketchCache`). A content whose thumbnail is (almost) blank
+    :class:`photosim.core.dedup.verify.SketchCache`). A content whose thumbnail is (almost) blank
     and whose format can carry transparency is decoded; if it has an alpha silhouette, its
     hashes and sketch are replaced by the silhouette's (:attr:`Content.silhouette`).
 
@@ -748,7 +748,7 @@ def _local_candidates(
     """
     from PIL import Image
 
-    from photosim.core import verify
+    from photosim.core.dedup import verify
 
     started = time.perf_counter()
     cache = verify.SketchCache(catalog.path.parent / f"{catalog.path.stem}{SKETCH_SUFFIX}")
@@ -789,7 +789,7 @@ def _local_candidates(
 
 
 def _alpha_format(content: Content) -> bool:
-    from photosim.core.verify import ALPHA_FORMATS
+    from photosim.core.dedup.verify import ALPHA_FORMATS
 
     return (content.best.format or "") in ALPHA_FORMATS
 
@@ -797,7 +797,7 @@ def _alpha_format(content: Content) -> bool:
 def _new_verifier(contents: dict[str, Content], th: Thresholds) -> Any | None:
     """A verifier for these contents, or None when OpenCV is not installed."""
     try:
-        from photosim.core.verify import Verifier
+        from photosim.core.dedup.verify import Verifier
     except ImportError as exc:  # pragma: no cover - opencv is a dependency
         logger.warning("local-feature verification unavailable: %s", exc)
         return None

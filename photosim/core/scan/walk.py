@@ -16,7 +16,7 @@ import os
 import stat
 from collections.abc import Iterator, Sequence
 
-from photosim.core.imageio import IMAGE_EXTENSIONS, SNIFF_BYTES, sniff
+from photosim.core.scan.imageio import IMAGE_EXTENSIONS, SNIFF_BYTES, sniff
 
 logger = logging.getLogger(__name__)
 

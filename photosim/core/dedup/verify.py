@@ -68,7 +68,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
-from photosim.core.imageio import DecodeError, open_upright, read_file
+from photosim.core.scan.imageio import DecodeError, open_upright, read_file
 
 logger = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ Stages and who runs them:
   are never opened;
 - read + content hash of new/changed files: this thread; content already in the catalog
   reuses its metadata, thumbnail and descriptor without decoding;
-- decode (hashes, thumbnail, model input): :class:`~photosim.core.workers.DecodePool`
+- decode (hashes, thumbnail, model input): :class:`~photosim.core.scan.workers.DecodePool`
   processes, a bounded number of files ahead;
 - inference: one background thread that owns the embedder, one batch at a time, overlapping
   with decoding (torch releases the GIL). It first loads a lazy embedder (torch import,
@@ -20,7 +20,7 @@ Stages and who runs them:
   vectors, descriptors), so a cancelled or killed scan keeps every finished batch and the next
   scan resumes from there;
 - index stage: the hnswlib indexes are synced and each new vector's nearest neighbours are
-  stored (:func:`photosim.core.graph.extend_graph`), so grouping only reads them.
+  stored (:func:`photosim.core.index.graph.extend_graph`), so grouping only reads them.
 """
 
 from __future__ import annotations
@@ -40,9 +40,11 @@ import numpy as np
 from photosim.config import Settings
 from photosim.core.cancel import CancelToken
 from photosim.core.catalog import STATUS_ERROR, STATUS_OK, Catalog
-from photosim.core.graph import extend_graph
-from photosim.core.hashing import file_content_hash
-from photosim.core.index import HASH_MODEL, VectorIndex, hash_vectors
+from photosim.core.index.graph import extend_graph
+from photosim.core.index.vectors import HASH_MODEL, VectorIndex, hash_vectors
+from photosim.core.scan.hashing import file_content_hash
+from photosim.core.scan.walk import walk_folders
+from photosim.core.scan.workers import TRANSIENT_REASONS, DecodePool, usable_cpus
 from photosim.core.types import (
     DecodedImage,
     DecodeRequest,
@@ -52,8 +54,6 @@ from photosim.core.types import (
     ScanStage,
     ScanSummary,
 )
-from photosim.core.walk import walk_folders
-from photosim.core.workers import TRANSIENT_REASONS, DecodePool, usable_cpus
 
 logger = logging.getLogger(__name__)
 

@@ -42,7 +42,7 @@ from typing import Any, TypeVar
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from photosim.core.hashing import content_hash, orientation_hashes
+from photosim.core.scan.hashing import content_hash, orientation_hashes
 from photosim.core.types import DecodedImage, DecodeRequest, Error
 
 logger = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ Two kinds of vectors live in the catalog:
   inner product of two of them is exactly ``1 - 2 * hamming / 128``. The same HNSW machinery then
   serves as the hash index that finds perceptual-hash candidates without comparing all pairs.
 
-For very large libraries a descriptor index may live in a PCA space (:mod:`photosim.core.pca`):
+For very large libraries a descriptor index may live in a PCA space (:mod:`photosim.core.index.pca`):
 the catalog's ``meta`` key ``pca_dim:<model>`` asks for it (see :func:`set_pca_dim`). The
 projection is learned once from the catalog's own descriptors and saved beside the catalog
 (:func:`pca_path`); the index sidecar records its fingerprint, so an index is only reused with
@@ -38,8 +38,8 @@ import numpy as np
 
 from photosim.core.catalog import Catalog
 from photosim.core.errors import explain
-from photosim.core.hashing import to_unsigned64
-from photosim.core.pca import MAX_SAMPLES, PCA, PCAError, fit_pca
+from photosim.core.index.pca import MAX_SAMPLES, PCA, PCAError, fit_pca
+from photosim.core.scan.hashing import to_unsigned64
 from photosim.core.types import Error
 
 logger = logging.getLogger(__name__)

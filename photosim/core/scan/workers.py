@@ -78,7 +78,7 @@ def _worker_main(conn: Connection, memory_limit: int, niceness: int = 0) -> None
             resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
         except (ImportError, ValueError, OSError):  # not on Windows / not permitted
             pass
-    from photosim.core.imageio import DecodeError, decode_file
+    from photosim.core.scan.imageio import DecodeError, decode_file
 
     while True:
         try:

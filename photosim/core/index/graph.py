@@ -14,11 +14,11 @@ index itself (:func:`covers`). Edges are read in both directions, so a photo add
 another still links to it through its own row. Rows of deleted vectors are pruned with the
 vectors; labels of deleted vectors are skipped when read.
 
-- Hash rows (:data:`~photosim.core.index.HASH_MODEL`) come from querying the hash index with
+- Hash rows (:data:`~photosim.core.index.vectors.HASH_MODEL`) come from querying the hash index with
   all 8 orientations of the content (the union of their k + 1 neighbours, best similarity
   per neighbour), so a rotated or mirrored copy is a neighbour of the upright one.
 - Descriptor rows come from the descriptor index, re-scored with the full descriptors when the
-  index is PCA-reduced (see :meth:`photosim.core.index.VectorIndex.knn`).
+  index is PCA-reduced (see :meth:`photosim.core.index.vectors.VectorIndex.knn`).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 
 from photosim.core.catalog import Catalog
-from photosim.core.index import HASH_BITS, HASH_MODEL, VectorIndex, hash_vectors
+from photosim.core.index.vectors import HASH_BITS, HASH_MODEL, VectorIndex, hash_vectors
 
 logger = logging.getLogger(__name__)
 
@@ -126,7 +126,7 @@ def extend_graph(
 
     Args:
         catalog: Open catalog.
-        model: Model id (a descriptor model or :data:`~photosim.core.index.HASH_MODEL`).
+        model: Model id (a descriptor model or :data:`~photosim.core.index.vectors.HASH_MODEL`).
         index: The model's open index (opened, and synced, when None).
 
     Yields:

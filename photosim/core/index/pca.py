@@ -12,7 +12,7 @@ about 5.3 GB of RAM; 256-d about 1.3 GB). Whitening is off by default: it reweig
 dimensions, so cosine similarities in the projected space stop resembling those of the full
 descriptors and the tier thresholds lose their meaning. Without whitening the projected cosine
 is the cosine of the centred descriptors restricted to the principal subspace, good enough to
-find candidates; :meth:`photosim.core.index.VectorIndex.knn` re-scores them with the full
+find candidates; :meth:`photosim.core.index.vectors.VectorIndex.knn` re-scores them with the full
 descriptors kept in the catalog.
 
 Everything here is numpy (no scikit-learn): the covariance is accumulated in float64 chunks

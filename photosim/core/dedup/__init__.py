@@ -1,0 +1,1 @@
+"""Duplicates: candidate pairs, keypoint verification, grouping into tiers, the copy to keep."""
