@@ -814,6 +814,11 @@ def find_duplicates(
 ) -> GroupingResult:
     """Group the catalog's photos into duplicate groups of one tier.
 
+    Three steps: the evidence available (:func:`_evidence_kind`), candidate pairs from the
+    stored neighbour graph, the indexes and keypoint sketches (:func:`_collect_candidates`),
+    then groups around keepers, best copy first, each candidate judged against the keeper
+    itself (:func:`_assign_groups`).
+
     With ``thresholds.verify`` (the default) candidates are checked with local features:
     photos that have a candidate are decoded again (once per call, on all cores), keypoint
     sketches of new contents are computed from their thumbnails and cached beside the
@@ -838,154 +843,15 @@ def find_duplicates(
     started = time.perf_counter()
     th = thresholds or Thresholds()
     contents = load_contents(catalog)
-    notes: list[str] = []
-    model = model or catalog.get_meta("model")
-    has_descriptors = bool(model) and catalog.embedding_stats(model)[0] > 0  # type: ignore[arg-type]
-    if tier == "exact":
-        evidence = "bytes"
-    elif has_descriptors:
-        evidence = "descriptors+hashes"
-    else:
-        evidence = "hashes"
-        model = None
-        how = (
-            "perceptual hashes and keypoint sketches, verified with keypoints"
-            if th.verify else "perceptual hashes alone"
-        )
-        notes.append(
-            f"no CNN descriptors in this catalog: near-duplicates are found by {how} "
-            "(scan with model weights for descriptor evidence)"
-        )
-        if tier == "similar":
-            raise DuplicatesError(
-                "the similar tier needs CNN descriptors, and this catalog has none: scan again "
-                "with model weights available (see `photosim scan --help`)"
-            )
-
+    evidence, model, notes = _evidence_kind(catalog, tier, th, model or catalog.get_meta("model"))
     seconds = dict.fromkeys(("candidates", "sketch", "decode", "keypoints", "verify"), 0.0)
     verifier = _new_verifier(contents, th) if tier != "exact" and th.verify else None
     if verifier is not None:
         load_verdicts(catalog)
-    candidates: dict[str, dict[str, float | None]] = defaultdict(dict)
-    source: dict[frozenset[str], str] = {}
-    sketch_pairs: list[tuple[str, str]] = []
-    silhouettes: set[str] = set()
-    sketches: dict[str, np.ndarray] = {}
-    counts = dict.fromkeys(SOURCES, 0)
-
-    def add(a: str, b: str, cosine: float | None, kind: str) -> None:
-        key = frozenset((a, b))
-        if key not in source:
-            source[key] = kind
-            counts[kind] += 1
-        for x, y in ((a, b), (b, a)):
-            if cosine is not None or y not in candidates[x]:
-                candidates[x][y] = cosine
-
+    found = _Candidates()
     if tier != "exact":
-        if verifier is not None and th.keypoint_candidates:
-            sketch_pairs, silhouettes, sketches = _local_candidates(
-                catalog, contents, verifier, k, seconds
-            )
-        query_started = time.perf_counter()
-        hash_sum = max(th.loose_hash_sum, th.near_hash_sum) if verifier else th.near_hash_sum
-        floor = graph.hash_floor(hash_sum)
-        # Candidates come from the graph the scan stored; contents described by their alpha
-        # silhouette query the hash index with the silhouette's codes.
-        hash_found = _graph_neighbours(catalog, HASH_MODEL, contents, k, floor, silhouettes)
-        if hash_found is None:
-            hash_found = _hash_neighbours(contents, catalog, k, floor)
-        elif silhouettes:
-            for h, others in _hash_neighbours(contents, catalog, k, floor, silhouettes).items():
-                for other, sim in others.items():
-                    if sim > hash_found[h].get(other, -2.0):
-                        hash_found[h][other] = hash_found[other][h] = sim
-        for h, others in hash_found.items():
-            for other in others:
-                kind = "silhouette" if {h, other} & silhouettes else "hashes"
-                add(h, other, None, kind)
-        for a, b in sketch_pairs:
-            add(a, b, None, "silhouette" if {a, b} & silhouettes else "keypoints")
-        if model:
-            floor = th.similar_cosine if tier == "similar" else th.near_cosine
-            if verifier is not None:
-                floor = min(floor, th.loose_cosine)
-            found = _graph_neighbours(catalog, model, contents, k, floor)
-            if found is None:
-                found = _descriptor_neighbours(catalog, model, contents, k, floor)
-            for h, others in found.items():
-                for other, sim in others.items():
-                    add(h, other, sim, "descriptors")
-        seconds["candidates"] = time.perf_counter() - query_started
-    verdicts = catalog.not_duplicate_pairs()
-
-    order = sorted(contents.values(), key=lambda c: keeper_key(c.best))
-    assigned: set[str] = set()
-    groups: list[Group] = []
-    comparisons = confirmed = 0
-    rebutted: set[frozenset[str]] = set()
-    for content in order:
-        if content.content_hash in assigned:
-            continue
-        members = [Member(content.best, "keeper", "kept: best copy by the keeper rule")]
-        members += [
-            Member(p, "exact", why_line("exact", {}), {"identical_bytes": True})
-            for p in content.photos[1:]
-        ]
-        joined = [content.content_hash]
-        if verifier is not None and not content.flat:
-            # Decode this keeper and the candidates it will verify, and verify them, on all
-            # cores (the loop below then finds the verdicts ready).
-            h = content.content_hash
-            todo = [
-                o for o, cosine in candidates.get(h, {}).items()
-                if o not in assigned and not contents[o].flat
-                and tuple(sorted((h, o))) not in verdicts
-                and not _remembered(h, o, th)
-                and _worth_verifying(
-                    content, contents[o], cosine, tier, th,
-                    _support(sketches, content, contents[o], source[frozenset((h, o))], th),
-                )
-            ]
-            if todo:
-                verifier.prefetch([h, *todo])
-                verifier.verify_ahead([
-                    (h, o, _parities(hash_evidence(content, contents[o], None), th))
-                    for o in todo
-                ])
-        for other_hash, cosine in candidates.get(content.content_hash, {}).items():
-            if other_hash in assigned or other_hash in joined:
-                continue
-            if tuple(sorted((content.content_hash, other_hash))) in verdicts:
-                continue
-            comparisons += 1
-            other = contents[other_hash]
-            kind = source[frozenset((content.content_hash, other_hash))]
-            support = _support(sketches, content, other, kind, th)
-            result = judge(content, other, cosine, tier, th, verifier, kind, support)
-            if result.outcome == "confirmed":
-                confirmed += 1
-            elif result.outcome == "rebutted":
-                rebutted.add(frozenset((content.content_hash, other_hash)))
-            if result.tier is None:
-                continue
-            matched, pair_evidence = result.tier, result.evidence
-            pair_evidence.pop("orientation_index", None)
-            joined.append(other_hash)
-            why = why_line(matched, pair_evidence, th.similar_cosine)
-            members += [Member(p, matched, why, pair_evidence) for p in other.photos]
-        if len(members) < 2:
-            continue
-        assigned.update(joined)
-        head, rest = members[0], sorted(members[1:], key=lambda m: keeper_key(m.photo))
-        # Explain the choice against the best copy of other content (exact copies tie).
-        runner_up = next((m for m in rest if m.match != "exact"), rest[0])
-        head.why = f"kept: {keeper_reason(head.photo, runner_up.photo)}"
-        loosest = max((m.match for m in rest), key=_TIER_RANK.__getitem__)
-        groups.append(Group(0, loosest, [head, *rest]))
-    groups.sort(key=lambda g: (-g.reclaimable_bytes, g.keeper.path))
-    for number, group in enumerate(groups, 1):
-        group.id = number
+        found = _collect_candidates(catalog, contents, tier, th, model, verifier, k, seconds)
+    tally = _assign_groups(contents, found, tier, th, verifier, catalog.not_duplicate_pairs())
     if verifier is not None:
         seconds["decode"] = verifier.decode_seconds
         seconds["keypoints"] = verifier.keypoint_seconds
@@ -996,21 +862,248 @@ def find_duplicates(
     seconds["total"] = time.perf_counter() - started
     return GroupingResult(
         tier,
-        groups,
+        tally.groups,
         evidence + ("+keypoints" if verifier is not None else ""),
         model,
         notes,
-        comparisons,
+        tally.comparisons,
         len(contents),
         local_features=verifier is not None,
-        candidates=counts,
+        candidates=found.counts,
         verified=verifier.pairs if verifier is not None else 0,
         remembered=verifier.reused if verifier is not None else 0,
-        confirmed=confirmed,
-        rebutted=len(rebutted),
+        confirmed=tally.confirmed,
+        rebutted=len(tally.rebutted),
         decoded=verifier.decoded if verifier is not None else 0,
         seconds={name: round(value, 4) for name, value in seconds.items()},
     )
+
+
+def _evidence_kind(
+    catalog: Catalog, tier: str, th: Thresholds, model: str | None
+) -> tuple[str, str | None, list[str]]:
+    """``(evidence, descriptor model or None, notes)`` of a grouping.
+
+    Raises:
+        DuplicatesError: The similar tier without descriptors.
+    """
+    notes: list[str] = []
+    has_descriptors = bool(model) and catalog.embedding_stats(model)[0] > 0  # type: ignore[arg-type]
+    if tier == "exact":
+        return "bytes", model, notes
+    if has_descriptors:
+        return "descriptors+hashes", model, notes
+    if tier == "similar":
+        raise DuplicatesError(
+            "the similar tier needs CNN descriptors, and this catalog has none: scan again "
+            "with model weights available (see `photosim scan --help`)"
+        )
+    how = (
+        "perceptual hashes and keypoint sketches, verified with keypoints"
+        if th.verify else "perceptual hashes alone"
+    )
+    notes.append(
+        f"no CNN descriptors in this catalog: near-duplicates are found by {how} "
+        "(scan with model weights for descriptor evidence)"
+    )
+    return "hashes", None, notes
+
+
+@dataclass
+class _Candidates:
+    """Candidate pairs of a grouping, threshold-independent once collected.
+
+    Attributes:
+        pairs: ``content -> {other content: descriptor cosine or None}``, both directions.
+        source: Where each pair was first found (a key of :data:`SOURCES`).
+        counts: Pairs per source.
+        sketches: Keypoint sketches by content (for the support of a keypoint candidate).
+    """
+
+    pairs: dict[str, dict[str, float | None]] = field(default_factory=lambda: defaultdict(dict))
+    source: dict[frozenset[str], str] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SOURCES, 0))
+    sketches: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def add(self, a: str, b: str, cosine: float | None, kind: str) -> None:
+        """Record the pair ``{a, b}`` (a known cosine replaces an unknown one)."""
+        key = frozenset((a, b))
+        if key not in self.source:
+            self.source[key] = kind
+            self.counts[kind] += 1
+        for x, y in ((a, b), (b, a)):
+            if cosine is not None or y not in self.pairs[x]:
+                self.pairs[x][y] = cosine
+
+
+def _collect_candidates(
+    catalog: Catalog,
+    contents: dict[str, Content],
+    tier: str,
+    th: Thresholds,
+    model: str | None,
+    verifier: Any,
+    k: int,
+    seconds: dict[str, float],
+) -> _Candidates:
+    """Candidate pairs from keypoint sketches, the hash graph and the descriptor graph."""
+    found = _Candidates()
+    sketch_pairs: list[tuple[str, str]] = []
+    silhouettes: set[str] = set()
+    if verifier is not None and th.keypoint_candidates:
+        sketch_pairs, silhouettes, found.sketches = _local_candidates(
+            catalog, contents, verifier, k, seconds
+        )
+    query_started = time.perf_counter()
+    hash_sum = max(th.loose_hash_sum, th.near_hash_sum) if verifier else th.near_hash_sum
+    floor = graph.hash_floor(hash_sum)
+    # Candidates come from the graph the scan stored; contents described by their alpha
+    # silhouette query the hash index with the silhouette's codes.
+    hash_found = _graph_neighbours(catalog, HASH_MODEL, contents, k, floor, silhouettes)
+    if hash_found is None:
+        hash_found = _hash_neighbours(contents, catalog, k, floor)
+    elif silhouettes:
+        for h, others in _hash_neighbours(contents, catalog, k, floor, silhouettes).items():
+            for other, sim in others.items():
+                if sim > hash_found[h].get(other, -2.0):
+                    hash_found[h][other] = hash_found[other][h] = sim
+    for h, others in hash_found.items():
+        for other in others:
+            found.add(h, other, None, "silhouette" if {h, other} & silhouettes else "hashes")
+    for a, b in sketch_pairs:
+        found.add(a, b, None, "silhouette" if {a, b} & silhouettes else "keypoints")
+    if model:
+        floor = th.similar_cosine if tier == "similar" else th.near_cosine
+        if verifier is not None:
+            floor = min(floor, th.loose_cosine)
+        neighbours = _graph_neighbours(catalog, model, contents, k, floor)
+        if neighbours is None:
+            neighbours = _descriptor_neighbours(catalog, model, contents, k, floor)
+        for h, others in neighbours.items():
+            for other, sim in others.items():
+                found.add(h, other, sim, "descriptors")
+    seconds["candidates"] = time.perf_counter() - query_started
+    return found
+
+
+@dataclass
+class _Tally:
+    """What :func:`_assign_groups` made and counted."""
+
+    groups: list[Group] = field(default_factory=list)
+    comparisons: int = 0
+    confirmed: int = 0
+    rebutted: set[frozenset[str]] = field(default_factory=set)
+
+
+def _assign_groups(
+    contents: dict[str, Content],
+    found: _Candidates,
+    tier: str,
+    th: Thresholds,
+    verifier: Any,
+    verdicts: set[tuple[str, str]],
+) -> _Tally:
+    """Groups around keepers: best copy first, each candidate judged against the keeper itself
+    (groups never chain); contents already in a group are not considered again."""
+    tally = _Tally()
+    assigned: set[str] = set()
+    for content in sorted(contents.values(), key=lambda c: keeper_key(c.best)):
+        if content.content_hash in assigned:
+            continue
+        if verifier is not None and not content.flat:
+            _verify_ahead(content, contents, found, tier, th, verifier, verdicts, assigned)
+        members, joined = _members_of(content, contents, found, tier, th, verifier, verdicts,
+                                      assigned, tally)
+        if len(members) < 2:
+            continue
+        assigned.update(joined)
+        head, rest = members[0], sorted(members[1:], key=lambda m: keeper_key(m.photo))
+        # Explain the choice against the best copy of other content (exact copies tie).
+        runner_up = next((m for m in rest if m.match != "exact"), rest[0])
+        head.why = f"kept: {keeper_reason(head.photo, runner_up.photo)}"
+        loosest = max((m.match for m in rest), key=_TIER_RANK.__getitem__)
+        tally.groups.append(Group(0, loosest, [head, *rest]))
+    tally.groups.sort(key=lambda g: (-g.reclaimable_bytes, g.keeper.path))
+    for number, group in enumerate(tally.groups, 1):
+        group.id = number
+    return tally
+
+
+def _verify_ahead(
+    content: Content,
+    contents: dict[str, Content],
+    found: _Candidates,
+    tier: str,
+    th: Thresholds,
+    verifier: Any,
+    verdicts: set[tuple[str, str]],
+    assigned: set[str],
+) -> None:
+    """Decode this keeper and the candidates it will verify, and verify them, on all cores
+    (:func:`_members_of` then finds the verdicts ready)."""
+    h = content.content_hash
+    todo = [
+        o for o, cosine in found.pairs.get(h, {}).items()
+        if o not in assigned and not contents[o].flat
+        and tuple(sorted((h, o))) not in verdicts
+        and not _remembered(h, o, th)
+        and _worth_verifying(
+            content, contents[o], cosine, tier, th,
+            _support(found.sketches, content, contents[o], found.source[frozenset((h, o))], th),
+        )
+    ]
+    if todo:
+        verifier.prefetch([h, *todo])
+        verifier.verify_ahead([
+            (h, o, _parities(hash_evidence(content, contents[o], None), th)) for o in todo
+        ])
+
+
+def _members_of(
+    content: Content,
+    contents: dict[str, Content],
+    found: _Candidates,
+    tier: str,
+    th: Thresholds,
+    verifier: Any,
+    verdicts: set[tuple[str, str]],
+    assigned: set[str],
+    tally: _Tally,
+) -> tuple[list[Member], list[str]]:
+    """The group ``content`` keeps: its own copies and every candidate judged a match.
+
+    Returns:
+        ``(members, contents joined)``, the keeper first.
+    """
+    members = [Member(content.best, "keeper", "kept: best copy by the keeper rule")]
+    members += [
+        Member(p, "exact", why_line("exact", {}), {"identical_bytes": True})
+        for p in content.photos[1:]
+    ]
+    joined = [content.content_hash]
+    for other_hash, cosine in found.pairs.get(content.content_hash, {}).items():
+        if other_hash in assigned or other_hash in joined:
+            continue
+        if tuple(sorted((content.content_hash, other_hash))) in verdicts:
+            continue
+        tally.comparisons += 1
+        other = contents[other_hash]
+        kind = found.source[frozenset((content.content_hash, other_hash))]
+        support = _support(found.sketches, content, other, kind, th)
+        result = judge(content, other, cosine, tier, th, verifier, kind, support)
+        if result.outcome == "confirmed":
+            tally.confirmed += 1
+        elif result.outcome == "rebutted":
+            tally.rebutted.add(frozenset((content.content_hash, other_hash)))
+        if result.tier is None:
+            continue
+        matched, pair_evidence = result.tier, result.evidence
+        pair_evidence.pop("orientation_index", None)
+        joined.append(other_hash)
+        why = why_line(matched, pair_evidence, th.similar_cosine)
+        members += [Member(p, matched, why, pair_evidence) for p in other.photos]
+    return members, joined
 
 
 def group_pairs(groups: list[Group]) -> set[frozenset[str]]:
