@@ -136,10 +136,45 @@ def scan(
     summary = ScanSummary()
     model_id = embedder.model_id if embedder is not None else None
     roots = [os.path.abspath(r) for r in roots]
+    items, gone_paths = yield from _walk_and_diff(catalog, roots, settings, model_id, cancel,
+                                                  summary)
+    # The embedder (a lazy one imports torch and reads the weights) loads on the inference
+    # thread while the decoders start on the first files: see _process.
+    if items and not summary.cancelled:
+        yield from _process(catalog, items, settings, embedder, cancel, summary)
+    # Vanished paths leave only now: a moved file's content was still known while processing,
+    # so its metadata, thumbnail and descriptor were reused instead of recomputed.
+    if gone_paths and not summary.cancelled:
+        with catalog.transaction():
+            summary.removed += catalog.delete_paths(sorted(gone_paths))
+    # Also after a cancel: the batches that finished are searchable at once. A rescan that
+    # changed nothing skips this: each batch committed its hash vectors with its photos, and
+    # every reader of an index syncs it with the catalog when it opens it.
+    if items or summary.removed or summary.cancelled:
+        yield from _update_indexes(catalog, model_id, cancel, summary)
+    summary.seconds = time.monotonic() - started
+    yield Progress(ScanStage.DONE, summary.seen, summary.seen, "done", summary.errors)
+    return summary
 
-    # ---------------------------------------------------------------- walk and diff
-    # In bulk: the walk returns (path, size, mtime_ns) tuples and the diff is set arithmetic
-    # against the catalog's tuples, so a rescan costs little more than the stat() calls.
+
+def _walk_and_diff(
+    catalog: Catalog,
+    roots: list[str],
+    settings: Settings,
+    model_id: str | None,
+    cancel: CancelToken,
+    summary: ScanSummary,
+) -> Generator[Progress, None, tuple[list[_Item], set[str]]]:
+    """Walk the roots and diff against the catalog: what to read, and the paths now gone.
+
+    In bulk: the walk returns ``(path, size, mtime_ns)`` tuples and the diff is set arithmetic
+    against the catalog's tuples, so a rescan costs little more than the ``stat()`` calls.
+    Unchanged files whose content lacks a descriptor of ``model_id`` are queued too (one file
+    per content). Counts go into ``summary``.
+
+    Returns:
+        ``(items sorted by path, vanished paths)``.
+    """
     items: list[_Item] = []
     gone_paths: set[str] = set()
     walk_errors: list[tuple[str, str]] = []
@@ -175,64 +210,48 @@ def scan(
         summary.changed += len(stale_paths & known_paths)
         summary.new += len(stale_paths) - len(stale_paths & known_paths)
         summary.unchanged += len(found) - len(stale_paths)
-        seen_paths = {row[0] for row in found}
-        gone_paths |= known_paths - seen_paths
+        gone_paths |= known_paths - {row[0] for row in found}
         if model_id is not None:
-            # Unchanged files whose content lacks a descriptor (e.g. scanned hash-only before):
-            # one file per content is embedded.
             lacking = dict(catalog.missing_descriptor_under(root, model_id))
-            if lacking:
-                for path, size, mtime_ns in found:
-                    content_hash = lacking.get(path)
-                    if (
-                        content_hash is not None
-                        and path not in stale_paths
-                        and content_hash not in queued_contents
-                    ):
-                        queued_contents.add(content_hash)
-                        items.append(_Item(path, root, size, mtime_ns, "embed"))
+            for path, size, mtime_ns in found if lacking else ():
+                content_hash = lacking.get(path)
+                if (
+                    content_hash is not None
+                    and path not in stale_paths
+                    and content_hash not in queued_contents
+                ):
+                    queued_contents.add(content_hash)
+                    items.append(_Item(path, root, size, mtime_ns, "embed"))
     items.sort(key=lambda item: item.path)
     for path, reason in walk_errors:
         logger.warning("%s: %s", path, reason)
     summary.error_samples.extend(walk_errors[:20])
+    return items, gone_paths
 
-    # ---------------------------------------------------------------- process
-    # The embedder (a lazy one imports torch and reads the weights) loads on the inference
-    # thread while the decoders start on the first files: see _process.
-    if items and not summary.cancelled:
-        yield from _process(catalog, items, settings, embedder, cancel, summary)
-    # Vanished paths leave only now: a moved file's content was still known while processing,
-    # so its metadata, thumbnail and descriptor were reused instead of recomputed.
-    if gone_paths and not summary.cancelled:
-        with catalog.transaction():
-            summary.removed += catalog.delete_paths(sorted(gone_paths))
 
-    # ---------------------------------------------------------------- index
-    # Also after a cancel: the batches that finished are searchable at once. A rescan that
-    # changed nothing skips this: each batch committed its hash vectors with its photos, and
-    # every reader of an index syncs it with the catalog when it opens it.
-    if items or summary.removed or summary.cancelled:
-        yield Progress(ScanStage.INDEXING, 0, 1, "updating the index")
-        with catalog.transaction():
-            catalog.prune_orphans()
-            _add_missing_hash_vectors(catalog)
-            if model_id is not None and summary.embedded:
-                catalog.set_meta(META_MODEL, model_id)
-        for model in (HASH_MODEL, model_id):
-            if model is not None:
-                index = VectorIndex.open(catalog, model)
-                if index is None or summary.cancelled:
-                    continue
-                # The neighbours of the new vectors: grouping reads them (graph.py). Stops
-                # between chunks on cancel; grouping or the next scan adds what is missing.
-                for done, total in extend_graph(catalog, model, index):
-                    yield Progress(ScanStage.INDEXING, done, total, "finding neighbours")
-                    if cancel.cancelled():
-                        summary.cancelled = True
-                        break
-    summary.seconds = time.monotonic() - started
-    yield Progress(ScanStage.DONE, summary.seen, summary.seen, "done", summary.errors)
-    return summary
+def _update_indexes(
+    catalog: Catalog, model_id: str | None, cancel: CancelToken, summary: ScanSummary
+) -> Generator[Progress, None, None]:
+    """Prune orphans, add missing hash vectors, sync the indexes and store the neighbours of
+    the new vectors (what grouping reads, see :mod:`photosim.core.index.graph`). Stops between
+    chunks on cancel; grouping or the next scan adds what is missing."""
+    yield Progress(ScanStage.INDEXING, 0, 1, "updating the index")
+    with catalog.transaction():
+        catalog.prune_orphans()
+        _add_missing_hash_vectors(catalog)
+        if model_id is not None and summary.embedded:
+            catalog.set_meta(META_MODEL, model_id)
+    for model in (HASH_MODEL, model_id):
+        if model is None:
+            continue
+        index = VectorIndex.open(catalog, model)
+        if index is None or summary.cancelled:
+            continue
+        for done, total in extend_graph(catalog, model, index):
+            yield Progress(ScanStage.INDEXING, done, total, "finding neighbours")
+            if cancel.cancelled():
+                summary.cancelled = True
+                break
 
 
 def _process(
