@@ -643,10 +643,20 @@ def build_parser() -> argparse.ArgumentParser:
     _global_options(parser, defaults=True)
     common = argparse.ArgumentParser(add_help=False)
     _global_options(common, defaults=False)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_scan_commands(sub, common, _model_options())
+    _add_cleanup_commands(sub, common)
+    _add_integrate_command(sub)
+    return parser
+
+
+def _model_options() -> argparse.ArgumentParser:
+    """The backbone options of ``scan`` and ``eval``."""
     model = argparse.ArgumentParser(add_help=False)
     model.add_argument(
-        "--model", help="backbone (efficientnet_b1, resnet50, mobilenet_v3_large) or 'none' "
-        "for hash-only; default: the catalog's model, else efficientnet_b1",
+        "--model", help="backbone (efficientnet_lite0, efficientnet_lite2, efficientnet_b1, "
+        "resnet50, mobilenet_v3_large) or 'none' for hash-only; default: the catalog's model, "
+        f"else {Settings().model}",
     )
     model.add_argument("--pooling", choices=("avg", "gem", "rmac"), default="avg")
     model.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: best available)")
@@ -656,8 +666,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="CPU inference precision (default auto: bfloat16 on CPUs with native bfloat16 "
         "when it reproduces float32 descriptors, else float32)",
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    return model
 
+
+def _add_scan_commands(sub: Any, common: argparse.ArgumentParser,
+                       model: argparse.ArgumentParser) -> None:
+    """``scan``, ``duplicates``, ``similar``, ``info`` and ``eval``."""
     p = sub.add_parser("scan", parents=[common, model], help="scan folders into the catalog")
     p.add_argument("folders", nargs="+", metavar="FOLDER")
     p.add_argument("--exclude", action="append", default=[], metavar="GLOB",
@@ -680,6 +694,27 @@ def build_parser() -> argparse.ArgumentParser:
                    help="maximum pHash Hamming distance (of 64) for hash evidence")
     p.set_defaults(func=cmd_duplicates)
 
+    p = sub.add_parser("similar", parents=[common], help="photos similar to an image")
+    p.add_argument("images", nargs="+", metavar="IMAGE",
+                   help="query images, in the library or not (several: the model loads once)")
+    p.add_argument("-k", type=int, default=20, help="number of results (default 20)")
+    p.set_defaults(func=cmd_similar)
+
+    p = sub.add_parser("info", parents=[common], help="catalog, model, device and index state")
+    p.add_argument("--errors", action="store_true", help="list unreadable files with reasons")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("eval", parents=[common, model],
+                       help="scan a folder with ground truth and report precision/recall")
+    p.add_argument("folder", metavar="FOLDER")
+    p.add_argument("--truth", required=True, metavar="JSON", help="photosim-groundtruth/v1 file")
+    p.add_argument("--no-verify", action="store_true",
+                   help="decide on hashes and descriptors alone (no keypoint verification)")
+    p.set_defaults(func=cmd_eval)
+
+
+def _add_cleanup_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    """``cleanup``, ``undo`` and ``history``."""
     p = sub.add_parser(
         "cleanup", parents=[common],
         help="move duplicates out (quarantine by default; undo with `photosim undo`)",
@@ -703,24 +738,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("history", parents=[common], help="list cleanup sessions")
     p.set_defaults(func=cmd_history)
 
-    p = sub.add_parser("similar", parents=[common], help="photos similar to an image")
-    p.add_argument("images", nargs="+", metavar="IMAGE",
-                   help="query images, in the library or not (several: the model loads once)")
-    p.add_argument("-k", type=int, default=20, help="number of results (default 20)")
-    p.set_defaults(func=cmd_similar)
 
-    p = sub.add_parser("info", parents=[common], help="catalog, model, device and index state")
-    p.add_argument("--errors", action="store_true", help="list unreadable files with reasons")
-    p.set_defaults(func=cmd_info)
-
-    p = sub.add_parser("eval", parents=[common, model],
-                       help="scan a folder with ground truth and report precision/recall")
-    p.add_argument("folder", metavar="FOLDER")
-    p.add_argument("--truth", required=True, metavar="JSON", help="photosim-groundtruth/v1 file")
-    p.add_argument("--no-verify", action="store_true",
-                   help="decide on hashes and descriptors alone (no keypoint verification)")
-    p.set_defaults(func=cmd_eval)
-
+def _add_integrate_command(sub: Any) -> None:
+    """``integrate``: its own -q/-v/--json, defaulting to the global ones."""
     p = sub.add_parser(
         "integrate",
         help="desktop integration: launcher, Open With, file-manager 'Find similar photos'",
@@ -738,7 +758,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
                    help="machine-readable output")
     p.set_defaults(func=cmd_integrate)
-    return parser
 
 
 def _settings_from(args: argparse.Namespace) -> Settings:

@@ -452,3 +452,17 @@ def test_global_options_before_or_after_the_command(
     proc = python("-m", "photosim", "--catalog", catalog, "-q", "history", "--json")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == []
+
+
+def test_model_help_names_every_registered_backbone() -> None:
+    """The help is written out (building the parser must not import numpy or torch): keep it
+    equal to the registry."""
+    import re
+
+    from photosim.cli import _model_options
+    from photosim.embed import available_models
+
+    (action,) = [a for a in _model_options()._actions if "--model" in a.option_strings]
+    named = re.search(r"backbone \(([^)]*)\)", " ".join(action.help.split())).group(1)
+    assert [n.strip() for n in named.split(",")] == available_models()
+    assert action.help.endswith(f"else {DEFAULT_MODEL}")
