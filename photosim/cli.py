@@ -654,8 +654,8 @@ def _model_options() -> argparse.ArgumentParser:
     """The backbone options of ``scan`` and ``eval``."""
     model = argparse.ArgumentParser(add_help=False)
     model.add_argument(
-        "--model", help="backbone (efficientnet_lite0, efficientnet_lite2, efficientnet_b1, "
-        "resnet50, mobilenet_v3_large) or 'none' for hash-only; default: the catalog's model, "
+        "--model", help="backbone (efficientnet_lite0, efficientnet_lite2, resnet50, "
+        "efficientnet_b1, mobilenet_v3_large) or 'none' for hash-only; default: the catalog's model, "
         f"else {Settings().model}",
     )
     model.add_argument("--pooling", choices=("avg", "gem", "rmac"), default="avg")
