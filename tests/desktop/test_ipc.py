@@ -259,8 +259,8 @@ def test_running_window_is_raised_and_opens_the_similar_view(
         assert client.wait() is True
         qtbot.waitUntil(lambda: window.tabs.currentIndex() == 2, timeout=WAIT_MS)
         assert not window.windowState() & Qt.WindowState.WindowMinimized
-        assert window.similar_stack.currentIndex() == 1
-        assert str(photo) in window.query_text.text()
+        assert window.similar_page.similar_stack.currentIndex() == 1
+        assert str(photo) in window.similar_page.query_text.text()
     result = searched.args[0]
     assert result.query == str(photo) and not result.in_catalog
 

@@ -172,17 +172,17 @@ def test_find_similar_from_the_context_menu_ranks_the_exact_copy_first(
         action.trigger()
     result = blocker.args[0]
     assert result.hits[0].photo.path == str(photos["copy"])
-    assert window.results_model.photo(0).path == str(photos["copy"])
-    assert window.results_model.index(0, 0).data().startswith("100 %")
-    assert window.tabs.currentIndex() == 2 and not window.query_image.pixmap().isNull()
+    assert window.similar_page.results_model.photo(0).path == str(photos["copy"])
+    assert window.similar_page.results_model.index(0, 0).data().startswith("100 %")
+    assert window.tabs.currentIndex() == 2 and not window.similar_page.query_image.pixmap().isNull()
     # Browse on from a result, then back and forward.
     with qtbot.waitSignal(window.search_finished, timeout=SCAN_TIMEOUT_MS):
         window.find_similar(str(photos["different"]))
-    assert window.back_button.isEnabled() and not window.forward_button.isEnabled()
+    assert window.similar_page.back_button.isEnabled() and not window.similar_page.forward_button.isEnabled()
     with qtbot.waitSignal(window.search_finished, timeout=SCAN_TIMEOUT_MS) as blocker:
-        window.back_button.click()
+        window.similar_page.back_button.click()
     assert blocker.args[0].query == str(photos["original"])
-    assert window.forward_button.isEnabled()
+    assert window.similar_page.forward_button.isEnabled()
     menu.deleteLater()
 
 

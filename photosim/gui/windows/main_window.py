@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QModelIndex, QPoint, Qt, QUrl, Signal, Slot
-from PySide6.QtGui import QAction, QDesktopServices, QKeySequence, QPixmap
+from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -34,8 +34,6 @@ from PySide6.QtWidgets import (
     QMenu,
     QMessageBox,
     QPushButton,
-    QSlider,
-    QSpinBox,
     QSplitter,
     QStackedWidget,
     QTableWidget,
@@ -51,10 +49,10 @@ from photosim.gui import tasks
 from photosim.gui.dialogs.cleanup import CleanupConfirmDialog, HistoryDialog, move_label
 from photosim.gui.dialogs.settings_dialog import SettingsDialog
 from photosim.gui.dialogs.viewer import CompareDialog, ViewerDialog, metadata_rows
-from photosim.gui.embedder import get_embedder, hash_only_notice, scan_embedder
-from photosim.gui.images import load_qimage
+from photosim.gui.embedder import hash_only_notice, scan_embedder
 from photosim.gui.models.duplicates import DuplicatesModel
 from photosim.gui.models.photos import PHOTO_ROLE, PhotoListModel, format_bytes
+from photosim.gui.pages.similar import SimilarPage
 from photosim.gui.settings import AppSettings
 from photosim.gui.thumbnails import ThumbnailCache
 from photosim.gui.widgets.common import Banner, EmptyState, PhotoGrid, ScanStatus
@@ -79,7 +77,6 @@ logger = logging.getLogger(__name__)
 TIER_LABELS = {"exact": "Exact copies", "near": "Near-duplicates", "similar": "Similar"}
 DEFAULT_SIZE = (1280, 820)
 INCREMENTAL_INTERVAL_S = 0.25
-QUERY_SIDE = 320
 
 
 def _is_image_file(path: str) -> bool:
@@ -146,8 +143,6 @@ class MainWindow(QMainWindow):
         self._scan_started = 0.0
         self._last_incremental = 0.0
         self._tasks: set[tasks.Task] = set()
-        self._history: list[str] = []
-        self._history_pos = -1
         self._dialogs: list[QWidget] = []
         self.quiet_errors = False  # tests: failures go to the log and task_failed only
         self.setWindowTitle("photosim")
@@ -176,7 +171,9 @@ class MainWindow(QMainWindow):
         self._build_folders()
         self._build_library(thumb)
         self._build_duplicates()
-        self._build_similar(thumb)
+        self.similar_page = SimilarPage(self, thumb)
+        self.similar_page.searched.connect(self.search_finished)
+        self.tabs.addTab(self.similar_page, "Similar")
         self._build_problems()
         self.scan_status = ScanStatus(self)
         self.scan_status.pause_toggled.connect(self._on_scan_status_pause_toggled)
@@ -381,74 +378,6 @@ class MainWindow(QMainWindow):
         layout.addLayout(bottom)
         self.tabs.addTab(page, "Duplicates")
 
-    def _build_similar(self, thumb: int) -> None:
-        page = QWidget(self)
-        self.results_model = PhotoListModel(self.thumbs, thumb, self)
-        self.results_view = PhotoGrid(thumb, page)
-        self.results_view.setModel(self.results_model)
-        self.results_view.customContextMenuRequested.connect(self._on_results_view_context_menu)
-        self.results_view.activated.connect(self._on_grid_double_clicked)
-        self.back_button = QPushButton("◀ Back", page)
-        self.forward_button = QPushButton("Forward ▶", page)
-        self.back_button.clicked.connect(lambda: self._go_history(-1))
-        self.forward_button.clicked.connect(lambda: self._go_history(1))
-        self.k_spin = QSpinBox(page)
-        self.k_spin.setRange(1, 500)
-        self.k_spin.setValue(40)
-        self.k_spin.setPrefix("show ")
-        self.min_slider = QSlider(Qt.Orientation.Horizontal, page)
-        self.min_slider.setRange(0, 100)
-        self.min_slider.setValue(0)
-        self.min_label = QLabel("min similarity: any", page)
-        calibrated = self.settings.core().thresholds
-        self.min_slider.setToolTip(
-            f"Hide results below this similarity. Calibrated on real photos: other shots of "
-            f"the same scene score from {calibrated.similar_cosine * 100:.0f} %, copies "
-            f"usually from {calibrated.near_cosine * 100:.0f} %; photos of different scenes "
-            f"stay below {calibrated.similar_cosine * 100:.0f} %."
-        )
-        self.min_slider.valueChanged.connect(
-            lambda v: self.min_label.setText(f"min similarity: {v} %" if v else
-                                             "min similarity: any"))
-        self.k_spin.editingFinished.connect(self._rerun_query)
-        self.min_slider.sliderReleased.connect(self._rerun_query)
-        top = QHBoxLayout()
-        top.addWidget(self.back_button)
-        top.addWidget(self.forward_button)
-        top.addStretch(1)
-        top.addWidget(self.k_spin)
-        top.addWidget(self.min_label)
-        top.addWidget(self.min_slider)
-        self.query_image = QLabel(page)
-        self.query_image.setFixedSize(QUERY_SIDE, QUERY_SIDE)
-        self.query_image.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.query_text = QLabel(page)
-        self.query_text.setWordWrap(True)
-        self.query_text.setFixedWidth(QUERY_SIDE)
-        self.query_text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        left = QVBoxLayout()
-        left.addWidget(QLabel("<b>Query</b>", page))
-        left.addWidget(self.query_image)
-        left.addWidget(self.query_text)
-        left.addStretch(1)
-        self.similar_empty = EmptyState(
-            "Find similar photos",
-            "Right-click a photo in the library and choose “Find similar photos” (Ctrl+F), "
-            "or drop any image file on this window.", None, page)
-        self.similar_stack = QStackedWidget(page)
-        self.similar_stack.addWidget(self.similar_empty)
-        body_widget = QWidget(page)
-        body = QHBoxLayout(body_widget)
-        body.setContentsMargins(0, 0, 0, 0)
-        body.addLayout(left)
-        body.addWidget(self.results_view, 1)
-        self.similar_stack.addWidget(body_widget)
-        layout = QVBoxLayout(page)
-        layout.addLayout(top)
-        layout.addWidget(self.similar_stack, 1)
-        self.tabs.addTab(page, "Similar")
-        self._update_history_buttons()
-
     def _build_problems(self) -> None:
         page = QWidget(self)
         self.problems_table = QTableWidget(0, 2, page)
@@ -463,6 +392,15 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(page, "Problems")
 
     # ================================================================== tasks
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`shutdown` closed the window's library (late results are dropped)."""
+        return self.catalog is None
+
+    def run_task(self, task: tasks.Task, pool: str = "work") -> tasks.Task:
+        """Run a page's task on a named pool; its failures and notices show in the frame."""
+        return self._run(task, pool)
+
     def _run(self, task: tasks.Task, pool: str = "work") -> tasks.Task:
         self._tasks.add(task)
         task.signals.failed.connect(self._on_task_failed)
@@ -716,7 +654,7 @@ class MainWindow(QMainWindow):
 
     def _current_view(self) -> PhotoGrid | None:
         page = self.tabs.currentIndex()
-        return {0: self.library_view, 2: self.results_view}.get(page)
+        return {0: self.library_view, 2: self.similar_page.results_view}.get(page)
 
     def selected_photo(self) -> Photo | None:
         """The current photo of the visible grid (or duplicates view)."""
@@ -744,13 +682,6 @@ class MainWindow(QMainWindow):
         if index.isValid():
             menu = self._photo_menu(index.data(PHOTO_ROLE), pos, self.library_view)
             menu.popup(self.library_view.viewport().mapToGlobal(pos))
-
-    def _on_results_view_context_menu(self, pos: QPoint) -> None:
-        index = self.results_view.indexAt(pos)
-        if index.isValid():
-            menu = self._photo_menu(index.data(PHOTO_ROLE), pos, self.results_view)
-            menu.actions()[0].setText("Find similar photos (browse from here)")
-            menu.popup(self.results_view.viewport().mapToGlobal(pos))
 
     def _on_grid_double_clicked(self, index: QModelIndex) -> None:
         self.open_viewer(index.data(PHOTO_ROLE).path)
@@ -1024,69 +955,10 @@ class MainWindow(QMainWindow):
             self.find_similar(path)
 
     def find_similar(self, path: str, record: bool = True) -> tasks.Task:
-        """Rank the library against an image file (any file, in the library or not)."""
-        if record:
-            del self._history[self._history_pos + 1:]
-            self._history.append(path)
-            self._history_pos = len(self._history) - 1
-        self._update_history_buttons()
+        """Show the Similar tab and rank the library against an image file (any file, in the
+        library or not); see :meth:`SimilarPage.find_similar`."""
         self.tabs.setCurrentIndex(2)
-        self.similar_stack.setCurrentIndex(1)
-        self.query_text.setText(f"{path}\n\nSearching…")
-        catalog_path, settings = self.catalog_path, self.settings.core()
-        k = self.k_spin.value()
-        floor = self.min_slider.value() / 100 or None
-
-        def work(_control):
-            embedder, note = get_embedder(settings) if settings.model != "none" else (None, None)
-            if note:
-                task.signals.notice.emit(note)
-            with Library(catalog_path) as library:
-                result = library.similar(path, k=k, embedder=embedder, min_similarity=floor)
-            try:
-                image = load_qimage(path, QUERY_SIDE)
-            except Exception:  # the result still stands without a preview
-                image = None
-            return result, image
-
-        task = tasks.Task("find similar", work)
-        task.signals.finished.connect(self._on_search_finished)
-        task.signals.failed.connect(lambda m: self.query_text.setText(f"{path}\n\n{m}"))
-        return self._run(task)
-
-    @Slot(object)
-    @_while_open
-    def _on_search_finished(self, payload) -> None:
-        result, image = payload
-        if image is not None:
-            self.query_image.setPixmap(QPixmap.fromImage(image).scaled(
-                QUERY_SIDE, QUERY_SIDE, Qt.AspectRatioMode.KeepAspectRatio,
-                Qt.TransformationMode.SmoothTransformation))
-        else:
-            self.query_image.setText("(no preview)")
-        mode = "CNN descriptors" if result.mode == "descriptors" else "perceptual hashes"
-        text = (f"{result.query}\n\n{len(result.hits)} results, ranked by {mode}"
-                f"{'' if result.in_catalog else ' (query not in the library)'}.")
-        if result.notes:
-            text += "\n\n" + " ".join(result.notes)
-        self.query_text.setText(text)
-        self.results_model.set_photos([h.photo for h in result.hits],
-                                      [h.similarity for h in result.hits])
-        self.search_finished.emit(result)
-
-    def _rerun_query(self) -> None:
-        if 0 <= self._history_pos < len(self._history):
-            self.find_similar(self._history[self._history_pos], record=False)
-
-    def _go_history(self, step: int) -> None:
-        pos = self._history_pos + step
-        if 0 <= pos < len(self._history):
-            self._history_pos = pos
-            self.find_similar(self._history[pos], record=False)
-
-    def _update_history_buttons(self) -> None:
-        self.back_button.setEnabled(self._history_pos > 0)
-        self.forward_button.setEnabled(self._history_pos < len(self._history) - 1)
+        return self.similar_page.find_similar(path, record)
 
     # ================================================================== drag and drop
     def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt override
@@ -1113,7 +985,7 @@ class MainWindow(QMainWindow):
         if dialog.exec() == SettingsDialog.DialogCode.Accepted:
             size = self.settings.get("grid_thumb_size")
             self.library_view.set_thumb_size(size)
-            self.results_view.set_thumb_size(size)
+            self.similar_page.results_view.set_thumb_size(size)
             self.reload_duplicates()
 
     def _open_log_folder(self) -> None:

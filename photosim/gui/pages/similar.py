@@ -1,0 +1,196 @@
+"""The "Similar" tab: a query image, its ranked similar photos, back/forward through queries."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QModelIndex, QPoint, Qt, Signal, Slot
+from PySide6.QtGui import QPixmap
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSlider,
+    QSpinBox,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from photosim.gui import tasks
+from photosim.gui.embedder import get_embedder
+from photosim.gui.images import load_qimage
+from photosim.gui.models.photos import PHOTO_ROLE, PhotoListModel
+from photosim.gui.widgets.common import EmptyState, PhotoGrid
+from photosim.library import Library, SearchResult
+
+if TYPE_CHECKING:
+    from photosim.gui.windows.main_window import MainWindow
+
+QUERY_SIDE = 320
+
+
+class SimilarPage(QWidget):
+    """Find similar: rank the library against any image file, in the library or not.
+
+    The search runs on the window's task pool through :class:`photosim.library.Library`; the
+    page only shows the query, its results and the history of queries.
+
+    Args:
+        frame: The main window: task pool, settings, catalog path, photo menu, viewer.
+        thumb: Thumbnail side in the grid, pixels.
+
+    Signals:
+        searched(object): A search ended (its :class:`~photosim.library.SearchResult`).
+    """
+
+    searched = Signal(object)
+
+    def __init__(self, frame: MainWindow, thumb: int) -> None:
+        super().__init__(frame)
+        self.frame = frame
+        self._history: list[str] = []
+        self._history_pos = -1
+        self.results_model = PhotoListModel(frame.thumbs, thumb, self)
+        self.results_view = PhotoGrid(thumb, self)
+        self.results_view.setModel(self.results_model)
+        self.results_view.customContextMenuRequested.connect(self._on_results_view_context_menu)
+        self.results_view.activated.connect(self._on_results_view_activated)
+        self.back_button = QPushButton("◀ Back", self)
+        self.forward_button = QPushButton("Forward ▶", self)
+        self.back_button.clicked.connect(lambda: self._go_history(-1))
+        self.forward_button.clicked.connect(lambda: self._go_history(1))
+        self.k_spin = QSpinBox(self)
+        self.k_spin.setRange(1, 500)
+        self.k_spin.setValue(40)
+        self.k_spin.setPrefix("show ")
+        self.min_slider, self.min_label = self._similarity_slider()
+        self.k_spin.editingFinished.connect(self._rerun_query)
+        top = QHBoxLayout()
+        top.addWidget(self.back_button)
+        top.addWidget(self.forward_button)
+        top.addStretch(1)
+        top.addWidget(self.k_spin)
+        top.addWidget(self.min_label)
+        top.addWidget(self.min_slider)
+        self.query_image = QLabel(self)
+        self.query_image.setFixedSize(QUERY_SIDE, QUERY_SIDE)
+        self.query_image.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.query_text = QLabel(self)
+        self.query_text.setWordWrap(True)
+        self.query_text.setFixedWidth(QUERY_SIDE)
+        self.query_text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        left = QVBoxLayout()
+        left.addWidget(QLabel("<b>Query</b>", self))
+        left.addWidget(self.query_image)
+        left.addWidget(self.query_text)
+        left.addStretch(1)
+        self.similar_empty = EmptyState(
+            "Find similar photos",
+            "Right-click a photo in the library and choose “Find similar photos” (Ctrl+F), "
+            "or drop any image file on this window.", None, self)
+        self.similar_stack = QStackedWidget(self)
+        self.similar_stack.addWidget(self.similar_empty)
+        body_widget = QWidget(self)
+        body = QHBoxLayout(body_widget)
+        body.setContentsMargins(0, 0, 0, 0)
+        body.addLayout(left)
+        body.addWidget(self.results_view, 1)
+        self.similar_stack.addWidget(body_widget)
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.similar_stack, 1)
+        self._update_history_buttons()
+
+    def _similarity_slider(self) -> tuple[QSlider, QLabel]:
+        """The minimum-similarity slider, its label, and a tooltip with the calibrated tiers."""
+        slider = QSlider(Qt.Orientation.Horizontal, self)
+        slider.setRange(0, 100)
+        slider.setValue(0)
+        label = QLabel("min similarity: any", self)
+        calibrated = self.frame.settings.core().thresholds
+        slider.setToolTip(
+            f"Hide results below this similarity. Calibrated on real photos: other shots of "
+            f"the same scene score from {calibrated.similar_cosine * 100:.0f} %, copies "
+            f"usually from {calibrated.near_cosine * 100:.0f} %; photos of different scenes "
+            f"stay below {calibrated.similar_cosine * 100:.0f} %."
+        )
+        slider.valueChanged.connect(
+            lambda v: label.setText(f"min similarity: {v} %" if v else "min similarity: any"))
+        slider.sliderReleased.connect(self._rerun_query)
+        return slider, label
+
+    def find_similar(self, path: str, record: bool = True) -> tasks.Task:
+        """Rank the library against an image file (any file, in the library or not)."""
+        if record:
+            del self._history[self._history_pos + 1:]
+            self._history.append(path)
+            self._history_pos = len(self._history) - 1
+        self._update_history_buttons()
+        self.similar_stack.setCurrentIndex(1)
+        self.query_text.setText(f"{path}\n\nSearching…")
+        catalog_path, settings = self.frame.catalog_path, self.frame.settings.core()
+        k = self.k_spin.value()
+        floor = self.min_slider.value() / 100 or None
+
+        def work(_control: Any) -> tuple[SearchResult, Any]:
+            embedder, note = get_embedder(settings) if settings.model != "none" else (None, None)
+            if note:
+                task.signals.notice.emit(note)
+            with Library(catalog_path) as library:
+                result = library.similar(path, k=k, embedder=embedder, min_similarity=floor)
+            try:
+                image = load_qimage(path, QUERY_SIDE)
+            except Exception:  # the result still stands without a preview
+                image = None
+            return result, image
+
+        task = tasks.Task("find similar", work)
+        task.signals.finished.connect(self._on_search_finished)
+        task.signals.failed.connect(lambda m: self.query_text.setText(f"{path}\n\n{m}"))
+        return self.frame.run_task(task)
+
+    @Slot(object)
+    def _on_search_finished(self, payload: tuple[SearchResult, Any]) -> None:
+        if self.frame.closed:  # a queued result after the window shut down
+            return
+        result, image = payload
+        if image is not None:
+            self.query_image.setPixmap(QPixmap.fromImage(image).scaled(
+                QUERY_SIDE, QUERY_SIDE, Qt.AspectRatioMode.KeepAspectRatio,
+                Qt.TransformationMode.SmoothTransformation))
+        else:
+            self.query_image.setText("(no preview)")
+        mode = "CNN descriptors" if result.mode == "descriptors" else "perceptual hashes"
+        text = (f"{result.query}\n\n{len(result.hits)} results, ranked by {mode}"
+                f"{'' if result.in_catalog else ' (query not in the library)'}.")
+        if result.notes:
+            text += "\n\n" + " ".join(result.notes)
+        self.query_text.setText(text)
+        self.results_model.set_photos([h.photo for h in result.hits],
+                                      [h.similarity for h in result.hits])
+        self.searched.emit(result)
+
+    def _on_results_view_context_menu(self, pos: QPoint) -> None:
+        index = self.results_view.indexAt(pos)
+        if index.isValid():
+            menu = self.frame._photo_menu(index.data(PHOTO_ROLE), pos, self.results_view)
+            menu.actions()[0].setText("Find similar photos (browse from here)")
+            menu.popup(self.results_view.viewport().mapToGlobal(pos))
+
+    def _on_results_view_activated(self, index: QModelIndex) -> None:
+        self.frame.open_viewer(index.data(PHOTO_ROLE).path)
+
+    def _rerun_query(self) -> None:
+        if 0 <= self._history_pos < len(self._history):
+            self.find_similar(self._history[self._history_pos], record=False)
+
+    def _go_history(self, step: int) -> None:
+        pos = self._history_pos + step
+        if 0 <= pos < len(self._history):
+            self._history_pos = pos
+            self.find_similar(self._history[pos], record=False)
+
+    def _update_history_buttons(self) -> None:
+        self.back_button.setEnabled(self._history_pos > 0)
+        self.forward_button.setEnabled(self._history_pos < len(self._history) - 1)
