@@ -87,8 +87,8 @@ def test_scan_dev_set_fills_library_problems_and_exact_groups(qtbot, make_window
     shown = {window.library_model.photo(r).path for r in range(window.library_model.rowCount())}
     assert shown == {str(p) for p in readable}
     assert window.library_stack.currentWidget() is window.library_view
-    assert window.problems_table.rowCount() == summary.errors == 2
-    reasons = [window.problems_table.item(r, 1).text() for r in range(2)]
+    assert window.problems_page.problems_table.rowCount() == summary.errors == 2
+    reasons = [window.problems_page.problems_table.item(r, 1).text() for r in range(2)]
     assert all(reasons)
 
     by_hash = defaultdict(set)

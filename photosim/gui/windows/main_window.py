@@ -21,7 +21,6 @@ from typing import Any
 from PySide6.QtCore import QModelIndex, QPoint, Qt, QUrl, Signal, Slot
 from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QComboBox,
     QDockWidget,
     QFileDialog,
@@ -36,8 +35,6 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSplitter,
     QStackedWidget,
-    QTableWidget,
-    QTableWidgetItem,
     QTabWidget,
     QToolButton,
     QVBoxLayout,
@@ -52,6 +49,7 @@ from photosim.gui.dialogs.viewer import CompareDialog, ViewerDialog, metadata_ro
 from photosim.gui.embedder import hash_only_notice, scan_embedder
 from photosim.gui.models.duplicates import DuplicatesModel
 from photosim.gui.models.photos import PHOTO_ROLE, PhotoListModel, format_bytes
+from photosim.gui.pages.problems import ProblemsPage
 from photosim.gui.pages.similar import SimilarPage
 from photosim.gui.settings import AppSettings
 from photosim.gui.thumbnails import ThumbnailCache
@@ -174,7 +172,8 @@ class MainWindow(QMainWindow):
         self.similar_page = SimilarPage(self, thumb)
         self.similar_page.searched.connect(self.search_finished)
         self.tabs.addTab(self.similar_page, "Similar")
-        self._build_problems()
+        self.problems_page = ProblemsPage(self)
+        self.tabs.addTab(self.problems_page, "Problems")
         self.scan_status = ScanStatus(self)
         self.scan_status.pause_toggled.connect(self._on_scan_status_pause_toggled)
         self.scan_status.cancelled.connect(self.cancel_scan)
@@ -377,19 +376,6 @@ class MainWindow(QMainWindow):
         layout.addWidget(hint)
         layout.addLayout(bottom)
         self.tabs.addTab(page, "Duplicates")
-
-    def _build_problems(self) -> None:
-        page = QWidget(self)
-        self.problems_table = QTableWidget(0, 2, page)
-        self.problems_table.setHorizontalHeaderLabels(["File", "Why it could not be read"])
-        self.problems_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.problems_table.horizontalHeader().setStretchLastSection(True)
-        self.problems_table.setColumnWidth(0, 560)
-        layout = QVBoxLayout(page)
-        layout.addWidget(QLabel("Files found in your folders that photosim could not read. "
-                                "They are skipped; nothing is changed.", page))
-        layout.addWidget(self.problems_table, 1)
-        self.tabs.addTab(page, "Problems")
 
     # ================================================================== tasks
     @property
@@ -711,12 +697,7 @@ class MainWindow(QMainWindow):
     def reload_problems(self) -> None:
         """Refill the Problems view from ``catalog.errors()``."""
         errors = self.catalog.errors()
-        self.problems_table.setRowCount(len(errors))
-        for r, (path, reason) in enumerate(errors):
-            for c, value in enumerate((path, reason)):
-                item = QTableWidgetItem(value)
-                item.setToolTip(value)
-                self.problems_table.setItem(r, c, item)
+        self.problems_page.show_errors(errors)
         self.tabs.setTabText(3, f"Problems ({len(errors)})" if errors else "Problems")
 
     # ================================================================== duplicates
