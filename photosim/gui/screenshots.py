@@ -1,7 +1,7 @@
 """Render the main views to PNGs: ``python -m photosim.gui.screenshots OUTDIR [FOLDER]``.
 
-Scans FOLDER (default: ``../shared/data/dev`` beside the checkout) hash-only into a temporary
-catalog, then grabs the library, duplicates, similar results, problems, compare and cleanup
+Scans FOLDER (default: ``../shared/data/dev`` beside the checkout) with the default model (its
+weights install with photosim) into a temporary catalog, then grabs the library, duplicates, similar results, problems, compare and cleanup
 confirmation. Nothing in FOLDER is changed. Run under ``xvfb-run`` (or offscreen).
 """
 
@@ -47,7 +47,6 @@ def render(outdir: Path, folder: Path) -> list[Path]:
     out: list[Path] = []
     with tempfile.TemporaryDirectory(prefix="photosim-shots-") as tmp:
         settings = AppSettings(QSettings(str(Path(tmp) / "s.ini"), QSettings.Format.IniFormat))
-        settings.set("model", "none")
         settings.set("workers", 1)
         window = MainWindow(Path(tmp) / "catalog.db", settings, rescan_on_start=False)
         window.quiet_errors = True
