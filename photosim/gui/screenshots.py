@@ -59,7 +59,7 @@ def render(outdir: Path, folder: Path) -> list[Path]:
         _pause(app, 1.3)
         out.append(_grab(window, outdir / "scanning.png"))
         _wait(app, lambda: bool(finished) and not window.busy())
-        window.library_view.setCurrentIndex(window.library_model.index(3, 0))
+        window.library_page.library_view.setCurrentIndex(window.library_page.library_model.index(3, 0))
         _pause(app, 1.5)
         out.append(_grab(window, outdir / "library.png"))
 

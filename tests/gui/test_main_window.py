@@ -54,8 +54,8 @@ def _sha(path: Path) -> str:
 
 def test_first_run_shows_add_a_folder(make_window) -> None:
     window = make_window()
-    assert window.library_stack.currentWidget() is window.library_empty
-    assert "Add a folder" in window.library_empty.title.text()
+    assert window.library_page.library_stack.currentWidget() is window.library_page.library_empty
+    assert "Add a folder" in window.library_page.library_empty.title.text()
     assert window.windowTitle() == "photosim"
     assert window.width() >= 800
 
@@ -83,10 +83,10 @@ def test_scan_dev_set_fills_library_problems_and_exact_groups(qtbot, make_window
     assert stalls and max(stalls[1:]) < 100, f"GUI thread stalled {max(stalls)} ms"
 
     readable = _readable(dev_copy)
-    assert window.library_model.rowCount() == len(readable) == summary.seen - summary.errors
-    shown = {window.library_model.photo(r).path for r in range(window.library_model.rowCount())}
+    assert window.library_page.library_model.rowCount() == len(readable) == summary.seen - summary.errors
+    shown = {window.library_page.library_model.photo(r).path for r in range(window.library_page.library_model.rowCount())}
     assert shown == {str(p) for p in readable}
-    assert window.library_stack.currentWidget() is window.library_view
+    assert window.library_page.library_stack.currentWidget() is window.library_page.library_view
     assert window.problems_page.problems_table.rowCount() == summary.errors == 2
     reasons = [window.problems_page.problems_table.item(r, 1).text() for r in range(2)]
     assert all(reasons)
@@ -124,7 +124,7 @@ def test_auto_mark_cleanup_and_undo_round_trip(qtbot, make_window, dev_copy):
         rows = catalog.db.execute(
             "SELECT src, state FROM journal WHERE session=?", [result.session]).fetchall()
     assert sorted(r[0] for r in rows) == sorted(marked) and {r[1] for r in rows} == {"done"}
-    assert window.library_model.rowCount() == len(before) - len(marked)
+    assert window.library_page.library_model.rowCount() == len(before) - len(marked)
     assert window.dup_models["exact"].rowCount() == 0
 
     dialog = window.open_history()
@@ -136,7 +136,7 @@ def test_auto_mark_cleanup_and_undo_round_trip(qtbot, make_window, dev_copy):
     assert not blocker.args[0].problems
     after = {str(p): _sha(p) for p in _readable(dev_copy)}
     assert after == before
-    assert window.library_model.rowCount() == len(before)
+    assert window.library_page.library_model.rowCount() == len(before)
 
 
 def test_protected_folder_and_similar_refusals_are_shown(qtbot, make_window, tmp_path):
@@ -163,10 +163,10 @@ def test_find_similar_from_the_context_menu_ranks_the_exact_copy_first(
     photos = write_photo_set(tmp_path / "lib")
     window = make_window()
     _scan(qtbot, window, tmp_path / "lib")
-    model = window.library_model
+    model = window.library_page.library_model
     row = next(r for r in range(model.rowCount())
                if model.photo(r).path == str(photos["original"]))
-    menu = window._photo_menu(model.photo(row), QPoint(0, 0), window.library_view)
+    menu = window._photo_menu(model.photo(row), QPoint(0, 0), window.library_page.library_view)
     action = next(a for a in menu.actions() if a.text() == "Find similar photos")
     with qtbot.waitSignal(window.search_finished, timeout=SCAN_TIMEOUT_MS) as blocker:
         action.trigger()
@@ -200,7 +200,7 @@ def test_dropping_a_folder_scans_it_and_an_image_searches(qtbot, make_window, tm
     with qtbot.waitSignal(window.scan_finished, timeout=SCAN_TIMEOUT_MS):
         drop(tmp_path / "lib")
     _settle(qtbot, window)
-    assert window.library_model.rowCount() == len(photos)
+    assert window.library_page.library_model.rowCount() == len(photos)
     outside = tmp_path / "outside.jpg"
     outside.write_bytes(photos["original"].read_bytes())
     with qtbot.waitSignal(window.search_finished, timeout=SCAN_TIMEOUT_MS) as blocker:
@@ -277,16 +277,16 @@ def test_library_details_sort_and_thumbnails(qtbot, make_window, tmp_path):
     photos = write_photo_set(tmp_path / "lib")
     window = make_window()
     _scan(qtbot, window, tmp_path / "lib")
-    model = window.library_model
-    window.sort_combo.setCurrentIndex(window.sort_combo.findData("size"))
+    model = window.library_page.library_model
+    window.library_page.sort_combo.setCurrentIndex(window.library_page.sort_combo.findData("size"))
     sizes = [model.photo(r).size for r in range(model.rowCount())]
     assert sizes == sorted(sizes)
-    window.sort_desc.setChecked(True)
+    window.library_page.sort_desc.setChecked(True)
     assert [model.photo(r).size for r in range(model.rowCount())] == sorted(sizes, reverse=True)
-    window.library_view.setCurrentIndex(model.index(0, 0))
+    window.library_page.library_view.setCurrentIndex(model.index(0, 0))
     photo = model.index(0, 0).data(PHOTO_ROLE)
-    assert window.detail_labels["Path"].text() == photo.path
-    assert "×" in window.detail_labels["Dimensions"].text()
+    assert window.library_page.detail_labels["Path"].text() == photo.path
+    assert "×" in window.library_page.detail_labels["Dimensions"].text()
     qtbot.waitUntil(lambda: window.thumbs._cache.get(photo.content_hash) is not None,
                     timeout=10_000)
     assert len(photos) == model.rowCount()

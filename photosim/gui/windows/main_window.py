@@ -18,13 +18,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QModelIndex, QPoint, Qt, QUrl, Signal, Slot
+from PySide6.QtCore import QPoint, Qt, QUrl, Signal, Slot
 from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
 from PySide6.QtWidgets import (
     QComboBox,
     QDockWidget,
     QFileDialog,
-    QFormLayout,
     QHBoxLayout,
     QLabel,
     QListWidget,
@@ -33,10 +32,8 @@ from PySide6.QtWidgets import (
     QMenu,
     QMessageBox,
     QPushButton,
-    QSplitter,
     QStackedWidget,
     QTabWidget,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -45,10 +42,11 @@ from photosim import __version__
 from photosim.gui import tasks
 from photosim.gui.dialogs.cleanup import CleanupConfirmDialog, HistoryDialog, move_label
 from photosim.gui.dialogs.settings_dialog import SettingsDialog
-from photosim.gui.dialogs.viewer import CompareDialog, ViewerDialog, metadata_rows
+from photosim.gui.dialogs.viewer import CompareDialog, ViewerDialog
 from photosim.gui.embedder import hash_only_notice, scan_embedder
 from photosim.gui.models.duplicates import DuplicatesModel
-from photosim.gui.models.photos import PHOTO_ROLE, PhotoListModel, format_bytes
+from photosim.gui.models.photos import PHOTO_ROLE, format_bytes
+from photosim.gui.pages.library import LibraryPage
 from photosim.gui.pages.problems import ProblemsPage
 from photosim.gui.pages.similar import SimilarPage
 from photosim.gui.settings import AppSettings
@@ -167,7 +165,8 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
         self._build_actions()
         self._build_folders()
-        self._build_library(thumb)
+        self.library_page = LibraryPage(self, thumb)
+        self.tabs.addTab(self.library_page, "Library")
         self._build_duplicates()
         self.similar_page = SimilarPage(self, thumb)
         self.similar_page.searched.connect(self.search_finished)
@@ -244,65 +243,6 @@ class MainWindow(QMainWindow):
         dock.setWidget(panel)
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
         self.resizeDocks([dock], [260], Qt.Orientation.Horizontal)
-
-    def _build_library(self, thumb: int) -> None:
-        page = QWidget(self)
-        self.library_model = PhotoListModel(self.thumbs, thumb, self)
-        self.library_view = PhotoGrid(thumb, page)
-        self.library_view.setModel(self.library_model)
-        self.library_view.customContextMenuRequested.connect(self._on_library_view_context_menu)
-        self.library_view.activated.connect(self._on_grid_double_clicked)
-        self.library_view.selectionModel().currentChanged.connect(self._on_library_current_changed)
-        self.sort_combo = QComboBox(page)
-        for label, key in (("Date", "date"), ("Name", "name"), ("Size", "size"),
-                           ("Added", "added")):
-            self.sort_combo.addItem(label, key)
-        self.sort_desc = QToolButton(page)
-        self.sort_desc.setCheckable(True)
-        self.sort_desc.setText("↓ descending")
-        self.sort_combo.currentIndexChanged.connect(self._on_sort_changed)
-        self.sort_desc.toggled.connect(self._on_sort_changed)
-        self.library_count = QLabel(page)
-        top = QHBoxLayout()
-        top.addWidget(QLabel("Sort by:", page))
-        top.addWidget(self.sort_combo)
-        top.addWidget(self.sort_desc)
-        top.addStretch(1)
-        top.addWidget(self.library_count)
-        self.library_empty = EmptyState(
-            "Add a folder", "photosim finds duplicate and similar photos in folders you choose. "
-            "Add a folder (or drop one on this window) and it is scanned at once.",
-            "Add a folder…", page)
-        self.library_empty.activated.connect(self.add_folder_dialog)
-        self.library_stack = QStackedWidget(page)
-        self.library_stack.addWidget(self.library_empty)
-        self.library_stack.addWidget(self.library_view)
-        self.details = QWidget(page)
-        form = QFormLayout(self.details)
-        self.detail_labels: dict[str, QLabel] = {}
-        for label, _ in metadata_rows(Photo(0, "", "", 0, 0, None, None, None, None, None, None,
-                                            None, None, "ok", None)):
-            value = QLabel("—", self.details)
-            value.setWordWrap(True)
-            value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-            form.addRow(f"<b>{label}</b>", value)
-            self.detail_labels[label] = value
-        show = QPushButton("Show in folder", self.details)
-        show.clicked.connect(self.show_selected_in_folder)
-        similar = QPushButton("Find similar photos", self.details)
-        similar.clicked.connect(self.find_similar_selected)
-        form.addRow(show)
-        form.addRow(similar)
-        self.details.setMinimumWidth(240)
-        self.details.setMaximumWidth(340)
-        split = QSplitter(Qt.Orientation.Horizontal, page)
-        split.addWidget(self.library_stack)
-        split.addWidget(self.details)
-        split.setStretchFactor(0, 1)
-        layout = QVBoxLayout(page)
-        layout.addLayout(top)
-        layout.addWidget(split, 1)
-        self.tabs.addTab(page, "Library")
 
     def _build_duplicates(self) -> None:
         page = QWidget(self)
@@ -500,11 +440,7 @@ class MainWindow(QMainWindow):
         self._scan_started = time.monotonic()
         self._processing_started: float | None = None
         self.scan_status.start("Looking for photos…")
-        if not self.library_model.rowCount():
-            self.library_empty.set_text(
-                "Scanning…", "Photos appear here as they are found. The window stays usable; "
-                "Pause and Cancel are in the status bar.")
-            self.library_empty.button.hide()
+        self.library_page.show_scanning()
         if not quiet:
             self.statusBar().showMessage(f"Scanning {', '.join(roots)}")
         self._run(task, "scan")
@@ -560,10 +496,7 @@ class MainWindow(QMainWindow):
 
     def _append_new_photos(self) -> None:
         """Show the batches committed so far (cheap: rows with a larger id than shown)."""
-        photos = self.catalog.photos_after(self.library_model.max_id())
-        if photos:
-            self.library_model.append_photos(photos)
-            self._update_library_state()
+        self.library_page.append_photos(self.catalog.photos_after(self.library_page.max_id()))
 
     @Slot(object)
     @_while_open
@@ -615,32 +548,12 @@ class MainWindow(QMainWindow):
     @Slot(object)
     @_while_open
     def _on_library_rows(self, photos: list[Photo]) -> None:
-        self.library_model.set_photos(photos)
-        self._update_library_state()
+        self.library_page.set_photos(photos)
         self.library_loaded.emit()
-
-    def _update_library_state(self) -> None:
-        n = self.library_model.rowCount()
-        if not n and self.scan_task is None:
-            self.library_empty.set_text(
-                "Add a folder", "photosim finds duplicate and similar photos in folders you "
-                "choose. Add a folder (or drop one on this window) and it is scanned at once.")
-            self.library_empty.button.show()
-        self.library_stack.setCurrentIndex(1 if n else 0)
-        size = sum(p.size for p in self.library_model.photos()) if n < 200_000 else 0
-        self.library_count.setText(f"{n:,} photos · {format_bytes(size)}" if n else "")
-
-    def _on_sort_changed(self, *_args) -> None:
-        self.library_model.sort_by(self.sort_combo.currentData(), self.sort_desc.isChecked())
-
-    def _on_library_current_changed(self, current: QModelIndex, _previous) -> None:
-        photo = current.data(PHOTO_ROLE) if current.isValid() else None
-        for label, value in (metadata_rows(photo) if photo else []):
-            self.detail_labels[label].setText(value)
 
     def _current_view(self) -> PhotoGrid | None:
         page = self.tabs.currentIndex()
-        return {0: self.library_view, 2: self.similar_page.results_view}.get(page)
+        return {0: self.library_page.library_view, 2: self.similar_page.results_view}.get(page)
 
     def selected_photo(self) -> Photo | None:
         """The current photo of the visible grid (or duplicates view)."""
@@ -662,15 +575,6 @@ class MainWindow(QMainWindow):
         menu.addAction("Open viewer", lambda: self.open_viewer(photo.path))
         menu.addAction("Show in folder", lambda: self.show_in_folder(photo.path))
         return menu
-
-    def _on_library_view_context_menu(self, pos: QPoint) -> None:
-        index = self.library_view.indexAt(pos)
-        if index.isValid():
-            menu = self._photo_menu(index.data(PHOTO_ROLE), pos, self.library_view)
-            menu.popup(self.library_view.viewport().mapToGlobal(pos))
-
-    def _on_grid_double_clicked(self, index: QModelIndex) -> None:
-        self.open_viewer(index.data(PHOTO_ROLE).path)
 
     def open_selected_viewer(self) -> None:
         photo = self.selected_photo()
@@ -965,7 +869,7 @@ class MainWindow(QMainWindow):
         dialog = SettingsDialog(self.settings, self)
         if dialog.exec() == SettingsDialog.DialogCode.Accepted:
             size = self.settings.get("grid_thumb_size")
-            self.library_view.set_thumb_size(size)
+            self.library_page.library_view.set_thumb_size(size)
             self.similar_page.results_view.set_thumb_size(size)
             self.reload_duplicates()
 
