@@ -64,21 +64,21 @@ def render(outdir: Path, folder: Path) -> list[Path]:
         out.append(_grab(window, outdir / "library.png"))
 
         window.tabs.setCurrentIndex(1)
-        window.tier_combo.setCurrentIndex(1)
-        window.group_view.setCurrentIndex(window.dup_model().index(0, 0))
+        window.duplicates_page.tier_combo.setCurrentIndex(1)
+        window.duplicates_page.group_view.setCurrentIndex(window.duplicates_page.dup_model().index(0, 0))
         _pause(app, 1.5)
         out.append(_grab(window, outdir / "duplicates.png"))
 
-        plan = window.plan_cleanup()
+        plan = window.duplicates_page.plan_cleanup()
         dialog = CleanupConfirmDialog(plan, "quarantine", window)
         dialog.show()
         _pause(app, 0.3)
         out.append(_grab(dialog, outdir / "cleanup-confirm.png"))
         dialog.close()
 
-        group = window.dup_model().group(0)
-        window.group_view.current_member = 1
-        compare = window.compare_current()
+        group = window.duplicates_page.dup_model().group(0)
+        window.duplicates_page.group_view.current_member = 1
+        compare = window.duplicates_page.compare_current()
         _wait(app, lambda: not any(t in window._tasks for t in compare.tasks), 10)
         _pause(app, 0.5)
         out.append(_grab(compare, outdir / "compare.png"))

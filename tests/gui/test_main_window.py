@@ -95,21 +95,21 @@ def test_scan_dev_set_fills_library_problems_and_exact_groups(qtbot, make_window
     for path in readable:
         by_hash[_sha(path)].add(str(path))
     expected = {frozenset(s) for s in by_hash.values() if len(s) > 1}
-    got = {frozenset(m.photo.path for m in g.members) for g in window.dup_models["exact"].groups()}
+    got = {frozenset(m.photo.path for m in g.members) for g in window.duplicates_page.dup_models["exact"].groups()}
     assert got == expected
-    assert "groups" in window.tier_combo.itemText(0)
-    assert window.dup_models["near"].rowCount() >= len(expected)
+    assert "groups" in window.duplicates_page.tier_combo.itemText(0)
+    assert window.duplicates_page.dup_models["near"].rowCount() >= len(expected)
 
 
 def test_auto_mark_cleanup_and_undo_round_trip(qtbot, make_window, dev_copy):
     window = make_window()
     _scan(qtbot, window, dev_copy)
     before = {str(p): _sha(p) for p in _readable(dev_copy)}
-    window.tier_combo.setCurrentIndex(0)  # exact
-    marked = window.apply_rule_to_all("oldest")
-    assert marked and window.move_button.isEnabled()
-    assert window.move_button.text().startswith(f"Move {len(marked)} photos (")
-    plan = window.plan_cleanup()
+    window.duplicates_page.tier_combo.setCurrentIndex(0)  # exact
+    marked = window.duplicates_page.apply_rule_to_all("oldest")
+    assert marked and window.duplicates_page.move_button.isEnabled()
+    assert window.duplicates_page.move_button.text().startswith(f"Move {len(marked)} photos (")
+    plan = window.duplicates_page.plan_cleanup()
     assert {r.photo.path for r in plan.removals} == marked and not plan.refused
     with qtbot.waitSignal(window.cleanup_finished, timeout=SCAN_TIMEOUT_MS) as blocker:
         window.run_cleanup(plan, "quarantine")
@@ -125,7 +125,7 @@ def test_auto_mark_cleanup_and_undo_round_trip(qtbot, make_window, dev_copy):
             "SELECT src, state FROM journal WHERE session=?", [result.session]).fetchall()
     assert sorted(r[0] for r in rows) == sorted(marked) and {r[1] for r in rows} == {"done"}
     assert window.library_page.library_model.rowCount() == len(before) - len(marked)
-    assert window.dup_models["exact"].rowCount() == 0
+    assert window.duplicates_page.dup_models["exact"].rowCount() == 0
 
     dialog = window.open_history()
     assert dialog.table.rowCount() == 1 and dialog.sessions[0].files == len(marked)
@@ -144,9 +144,9 @@ def test_protected_folder_and_similar_refusals_are_shown(qtbot, make_window, tmp
     window = make_window()
     _scan(qtbot, window, tmp_path / "lib")
     window.set_protected(str(tmp_path / "lib"), True)
-    window.tier_combo.setCurrentIndex(1)  # near
-    window.apply_rule_to_all("keeper")
-    plan = window.plan_cleanup()
+    window.duplicates_page.tier_combo.setCurrentIndex(1)  # near
+    window.duplicates_page.apply_rule_to_all("keeper")
+    plan = window.duplicates_page.plan_cleanup()
     assert not plan.removals and plan.refused
     assert {reason for _, reason in plan.refused} == {"in a protected folder"}
     from photosim.gui.dialogs.cleanup import CleanupConfirmDialog
@@ -212,16 +212,16 @@ def test_not_duplicates_is_remembered_across_rescans(qtbot, make_window, tmp_pat
     write_photo_set(tmp_path / "lib")
     window = make_window()
     _scan(qtbot, window, tmp_path / "lib")
-    window.tier_combo.setCurrentIndex(1)
-    assert window.dup_model().rowCount() == 1
-    window.group_view.setCurrentIndex(window.dup_model().index(0, 0))
-    judged = {m.photo.content_hash for m in window.dup_model().group(0).members}
-    window.mark_not_duplicates()
-    assert window.dup_model().rowCount() == 0
+    window.duplicates_page.tier_combo.setCurrentIndex(1)
+    assert window.duplicates_page.dup_model().rowCount() == 1
+    window.duplicates_page.group_view.setCurrentIndex(window.duplicates_page.dup_model().index(0, 0))
+    judged = {m.photo.content_hash for m in window.duplicates_page.dup_model().group(0).members}
+    window.duplicates_page.mark_not_duplicates()
+    assert window.duplicates_page.dup_model().rowCount() == 0
     with qtbot.waitSignal(window.scan_finished, timeout=SCAN_TIMEOUT_MS):
         window.rescan_all()
     _settle(qtbot, window)
-    groups = window.dup_models["near"].groups()
+    groups = window.duplicates_page.dup_models["near"].groups()
     # No two different contents of the judged group are grouped again (a content left out
     # of it may still match one of them: that pair was never judged).
     for group in groups:
@@ -233,8 +233,8 @@ def test_keyboard_review_toggles_and_accepts(qtbot, make_window, tmp_path):
     window = make_window()
     _scan(qtbot, window, tmp_path / "lib")
     window.tabs.setCurrentIndex(1)
-    window.tier_combo.setCurrentIndex(1)
-    view, model = window.group_view, window.dup_model()
+    window.duplicates_page.tier_combo.setCurrentIndex(1)
+    view, model = window.duplicates_page.group_view, window.duplicates_page.dup_model()
     view.setFocus()
     view.setCurrentIndex(model.index(0, 0))
     marked_before = model.marked()
@@ -243,7 +243,7 @@ def test_keyboard_review_toggles_and_accepts(qtbot, make_window, tmp_path):
     qtbot.keyClick(view, Qt.Key.Key_Space)
     member = model.group(0).members[1].photo.path
     assert (member in model.marked()) != (member in marked_before)
-    assert window.move_button.text().startswith(f"Move {len(model.marked())} photo")
+    assert window.duplicates_page.move_button.text().startswith(f"Move {len(model.marked())} photo")
     qtbot.keyClick(view, Qt.Key.Key_Return)
     assert model.index(0, 0).data(Qt.ItemDataRole.UserRole + 12) is True
 
@@ -252,13 +252,13 @@ def test_compare_dialog_highlights_differences_and_viewer_zooms(qtbot, make_wind
     write_photo_set(tmp_path / "lib")
     window = make_window()
     _scan(qtbot, window, tmp_path / "lib")
-    window.tier_combo.setCurrentIndex(1)
-    group = window.dup_model().group(0)
-    view = window.group_view
-    view.setCurrentIndex(window.dup_model().index(0, 0))
+    window.duplicates_page.tier_combo.setCurrentIndex(1)
+    group = window.duplicates_page.dup_model().group(0)
+    view = window.duplicates_page.group_view
+    view.setCurrentIndex(window.duplicates_page.dup_model().index(0, 0))
     view.current_member = next(i for i, m in enumerate(group.members)
                                if m.photo.width != group.keeper.width)
-    dialog = window.compare_current()
+    dialog = window.duplicates_page.compare_current()
     qtbot.addWidget(dialog)
     assert "Dimensions" in dialog.differences
     qtbot.waitUntil(lambda: not dialog.views[1].scene().itemsBoundingRect().isEmpty(),
@@ -348,7 +348,7 @@ def test_results_arriving_after_shutdown_are_ignored(make_window) -> None:  # ty
     window.shutdown()
     assert window.catalog is None
     window._on_task_failed("late failure")
-    window._on_duplicates_grouped({})
+    window.duplicates_page._on_duplicates_grouped({})
     window._on_cleanup_finished(CleanupResult("s", "quarantine"))
     window._on_undo_finished(UndoResult("s"))
     window._on_library_rows([])

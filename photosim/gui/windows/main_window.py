@@ -10,7 +10,6 @@ decisions (folders, protected flags, "not duplicates" verdicts); workers open th
 from __future__ import annotations
 
 import functools
-import itertools
 import logging
 import os
 import time
@@ -21,7 +20,6 @@ from typing import Any
 from PySide6.QtCore import QPoint, Qt, QUrl, Signal, Slot
 from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
 from PySide6.QtWidgets import (
-    QComboBox,
     QDockWidget,
     QFileDialog,
     QHBoxLayout,
@@ -32,7 +30,6 @@ from PySide6.QtWidgets import (
     QMenu,
     QMessageBox,
     QPushButton,
-    QStackedWidget,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -40,25 +37,21 @@ from PySide6.QtWidgets import (
 
 from photosim import __version__
 from photosim.gui import tasks
-from photosim.gui.dialogs.cleanup import CleanupConfirmDialog, HistoryDialog, move_label
+from photosim.gui.dialogs.cleanup import HistoryDialog
 from photosim.gui.dialogs.settings_dialog import SettingsDialog
-from photosim.gui.dialogs.viewer import CompareDialog, ViewerDialog
+from photosim.gui.dialogs.viewer import ViewerDialog
 from photosim.gui.embedder import hash_only_notice, scan_embedder
-from photosim.gui.models.duplicates import DuplicatesModel
 from photosim.gui.models.photos import PHOTO_ROLE, format_bytes
+from photosim.gui.pages.duplicates import DuplicatesPage
 from photosim.gui.pages.library import LibraryPage
 from photosim.gui.pages.problems import ProblemsPage
 from photosim.gui.pages.similar import SimilarPage
 from photosim.gui.settings import AppSettings
 from photosim.gui.thumbnails import ThumbnailCache
-from photosim.gui.widgets.common import Banner, EmptyState, PhotoGrid, ScanStatus
-from photosim.gui.widgets.groups import GroupView
+from photosim.gui.widgets.common import Banner, PhotoGrid, ScanStatus
 from photosim.library import (
-    RULES,
-    TIERS,
     CleanupPlan,
     CleanupResult,
-    DuplicatesError,
     Library,
     Photo,
     Progress,
@@ -70,7 +63,6 @@ from photosim.library import (
 
 logger = logging.getLogger(__name__)
 
-TIER_LABELS = {"exact": "Exact copies", "near": "Near-duplicates", "similar": "Similar"}
 DEFAULT_SIZE = (1280, 820)
 INCREMENTAL_INTERVAL_S = 0.25
 
@@ -167,7 +159,9 @@ class MainWindow(QMainWindow):
         self._build_folders()
         self.library_page = LibraryPage(self, thumb)
         self.tabs.addTab(self.library_page, "Library")
-        self._build_duplicates()
+        self.duplicates_page = DuplicatesPage(self)
+        self.duplicates_page.loaded.connect(self.duplicates_loaded)
+        self.tabs.addTab(self.duplicates_page, "Duplicates")
         self.similar_page = SimilarPage(self, thumb)
         self.similar_page.searched.connect(self.search_finished)
         self.tabs.addTab(self.similar_page, "Similar")
@@ -243,79 +237,6 @@ class MainWindow(QMainWindow):
         dock.setWidget(panel)
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
         self.resizeDocks([dock], [260], Qt.Orientation.Horizontal)
-
-    def _build_duplicates(self) -> None:
-        page = QWidget(self)
-        self.dup_models = {t: DuplicatesModel(self.thumbs, self) for t in TIERS}
-        self.dup_notes: dict[str, str] = {t: "" for t in TIERS}
-        self.tier_combo = QComboBox(page)
-        for t in TIERS:
-            self.tier_combo.addItem(TIER_LABELS[t], t)
-        self.tier_combo.currentIndexChanged.connect(self._on_tier_changed)
-        self.tier_combo.setSizeAdjustPolicy(
-            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.tier_combo.setMinimumContentsLength(26)
-        self.rule_combo = QComboBox(page)
-        for key, text in RULES.items():
-            self.rule_combo.addItem(text, key)
-        self.rule_combo.setSizeAdjustPolicy(
-            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.rule_combo.setMinimumContentsLength(24)
-        self.apply_rule = QPushButton("Apply to all groups", page)
-        self.apply_rule.clicked.connect(self.apply_auto_mark)
-        self.not_dup_button = QPushButton("Not duplicates", page)
-        self.not_dup_button.setToolTip("Remember that this group's photos are different "
-                                       "(kept across rescans)")
-        self.not_dup_button.clicked.connect(self.mark_not_duplicates)
-        self.compare_button = QPushButton("Compare…", page)
-        self.compare_button.setToolTip("Compare the selected photo with the group's keeper")
-        self.compare_button.clicked.connect(self.compare_current)
-        self.move_button = QPushButton(move_label(0, 0), page)
-        self.move_button.setEnabled(False)
-        self.move_button.clicked.connect(self.start_cleanup)
-        undo = QPushButton("Undo last cleanup", page)
-        undo.clicked.connect(self.undo_last)
-        history = QPushButton("History…", page)
-        history.clicked.connect(self.open_history)
-        self.dup_summary = QLabel(page)
-        self.dup_summary.setWordWrap(True)
-        top = QHBoxLayout()
-        top.addWidget(QLabel("Tier:", page))
-        top.addWidget(self.tier_combo)
-        top.addSpacing(12)
-        top.addWidget(QLabel("Auto-mark:", page))
-        top.addWidget(self.rule_combo, 1)
-        top.addWidget(self.apply_rule)
-        bottom = QHBoxLayout()
-        bottom.addWidget(self.not_dup_button)
-        bottom.addWidget(self.compare_button)
-        bottom.addStretch(1)
-        bottom.addWidget(undo)
-        bottom.addWidget(history)
-        bottom.addWidget(self.move_button)
-        self.group_view = GroupView(page)
-        self.group_view.thumb_size = 120
-        self.group_view.setModel(self.dup_models["exact"])
-        self.group_view.toggled.connect(self._on_group_view_toggled)
-        self.group_view.accepted.connect(self._on_group_view_accepted)
-        self.group_view.member_activated.connect(self._on_group_view_member_activated)
-        self.group_view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
-        self.group_view.customContextMenuRequested.connect(self._on_group_view_context_menu)
-        self.dup_empty = EmptyState("No duplicate groups", "Add a folder to find duplicates.",
-                                    None, page)
-        self.dup_stack = QStackedWidget(page)
-        self.dup_stack.addWidget(self.dup_empty)
-        self.dup_stack.addWidget(self.group_view)
-        hint = QLabel("Keys: ↑↓ groups · ←→ photos · Space keep/remove · Enter accept group · "
-                      "hover a photo for why it matched", page)
-        hint.setEnabled(False)
-        layout = QVBoxLayout(page)
-        layout.addLayout(top)
-        layout.addWidget(self.dup_summary)
-        layout.addWidget(self.dup_stack, 1)
-        layout.addWidget(hint)
-        layout.addLayout(bottom)
-        self.tabs.addTab(page, "Duplicates")
 
     # ================================================================== tasks
     @property
@@ -558,11 +479,11 @@ class MainWindow(QMainWindow):
     def selected_photo(self) -> Photo | None:
         """The current photo of the visible grid (or duplicates view)."""
         if self.tabs.currentIndex() == 1:
-            row = self.group_view.current_row()
+            view = self.duplicates_page.group_view
+            row = view.current_row()
             if row < 0:
                 return None
-            model = self.group_view.model()
-            return model.group(row).members[self.group_view.current_member].photo
+            return view.model().group(row).members[view.current_member].photo
         view = self._current_view()
         if view is None:
             return None
@@ -604,164 +525,10 @@ class MainWindow(QMainWindow):
         self.problems_page.show_errors(errors)
         self.tabs.setTabText(3, f"Problems ({len(errors)})" if errors else "Problems")
 
-    # ================================================================== duplicates
+    # ================================================================== duplicates, cleanup
     def reload_duplicates(self) -> None:
-        """Group every tier in a worker; the models fill when it is done."""
-        path, settings = self.catalog_path, self.settings.core()
-
-        def work(_control):
-            out = {}
-            with Library(path) as library:
-                for tier in TIERS:
-                    try:
-                        out[tier] = library.duplicates(tier, settings.thresholds,
-                                                       k=settings.knn)
-                    except DuplicatesError as exc:
-                        out[tier] = str(exc)
-            return out
-
-        task = tasks.Task("find duplicates", work)
-        task.signals.finished.connect(self._on_duplicates_grouped)
-        self._run(task)
-
-    @Slot(object)
-    @_while_open
-    def _on_duplicates_grouped(self, results: dict) -> None:
-        for i, tier in enumerate(TIERS):
-            result = results[tier]
-            model = self.dup_models[tier]
-            if isinstance(result, str):
-                model.set_groups([])
-                self.dup_notes[tier] = result
-                self.tier_combo.setItemText(i, f"{TIER_LABELS[tier]} (unavailable)")
-                continue
-            model.set_groups(result.groups, Library.auto_mark(result.groups, "keeper"))
-            self.dup_notes[tier] = " ".join(result.notes)
-            self.tier_combo.setItemText(
-                i, f"{TIER_LABELS[tier]} — {len(result.groups)} groups, "
-                   f"{format_bytes(model.reclaimable_bytes())}")
-        self._on_tier_changed()
-        self.duplicates_loaded.emit()
-
-    def current_tier(self) -> str:
-        return self.tier_combo.currentData()
-
-    def dup_model(self) -> DuplicatesModel:
-        """The model of the selected tier."""
-        return self.dup_models[self.current_tier()]
-
-    def _on_tier_changed(self, *_args) -> None:
-        model = self.dup_model()
-        if self.group_view.model() is not model:
-            self.group_view.setModel(model)
-        n = model.rowCount()
-        note = self.dup_notes[self.current_tier()]
-        self.dup_summary.setText(
-            (f"{n} groups · {format_bytes(model.reclaimable_bytes())} reclaimable. " if n else "")
-            + note)
-        if not n:
-            self.dup_empty.set_text(
-                "No groups in this tier",
-                note or ("Add a folder to find duplicates." if not self.catalog.folders()
-                         else "No duplicates found here. Try another tier."))
-        self.dup_stack.setCurrentIndex(1 if n else 0)
-        if n and not self.group_view.currentIndex().isValid():
-            self.group_view.setCurrentIndex(model.index(0, 0))
-        self._update_move_button()
-
-    def _update_move_button(self) -> None:
-        model = self.dup_model()
-        marked = model.marked()
-        self.move_button.setText(move_label(len(marked), model.marked_bytes()))
-        self.move_button.setEnabled(bool(marked))
-
-    def _on_group_view_toggled(self, row: int, member: int) -> None:
-        self.dup_model().toggle(row, member)
-        self._update_move_button()
-
-    def _on_group_view_accepted(self, row: int) -> None:
-        self.dup_model().accept(row)
-
-    def _on_group_view_member_activated(self, row: int, member: int) -> None:
-        self.open_viewer(self.dup_model().group(row).members[member].photo.path)
-
-    def _on_group_view_context_menu(self, pos: QPoint) -> None:
-        index = self.group_view.indexAt(pos)
-        member = self.group_view.member_at(pos)
-        if not index.isValid():
-            return
-        self.group_view.setCurrentIndex(index)
-        menu = QMenu(self)
-        if member is not None:
-            self.group_view.current_member = member
-            photo = self.dup_model().group(index.row()).members[member].photo
-            menu.addAction("Keep / remove", lambda: self._on_group_view_toggled(index.row(),
-                                                                                 member))
-            menu.addAction("Compare with the keeper…", self.compare_current)
-            menu.addAction("Find similar photos", lambda: self.find_similar(photo.path))
-            menu.addAction("Open viewer", lambda: self.open_viewer(photo.path))
-            menu.addAction("Show in folder", lambda: self.show_in_folder(photo.path))
-            menu.addSeparator()
-        menu.addAction("Not duplicates", self.mark_not_duplicates)
-        menu.popup(self.group_view.viewport().mapToGlobal(pos))
-
-    def apply_auto_mark(self) -> None:
-        """Apply the chosen rule to every group of the visible tier."""
-        rule = self.rule_combo.currentData()
-        folder = None
-        if rule == "in_folder":
-            folder = QFileDialog.getExistingDirectory(self, "Keep the copy inside this folder")
-            if not folder:
-                return
-        self.apply_rule_to_all(rule, folder)
-
-    def apply_rule_to_all(self, rule: str, folder: str | None = None) -> set[str]:
-        """Mark every group of the visible tier with an auto-mark rule (core ``auto_mark``)."""
-        model = self.dup_model()
-        marked = Library.auto_mark(model.groups(), rule, folder)
-        model.set_marked(marked)
-        self._update_move_button()
-        self.statusBar().showMessage(f"{RULES[rule]}: {len(marked)} photos marked", 8000)
-        return marked
-
-    def mark_not_duplicates(self) -> None:
-        """Remember the current group as "not duplicates" and drop it."""
-        row = self.group_view.current_row()
-        if row < 0:
-            return
-        model = self.dup_model()
-        group = model.group(row)
-        hashes = sorted({m.photo.content_hash for m in group.members if m.photo.content_hash})
-        for a, b in itertools.combinations(hashes, 2):
-            self.catalog.not_duplicates(a, b)
-        model.remove_group(row)
-        self._update_move_button()
-        self.statusBar().showMessage(f"Group {group.id} remembered as not duplicates", 8000)
-
-    def compare_current(self) -> CompareDialog | None:
-        """Compare the selected photo of the current group with the group's keeper."""
-        row = self.group_view.current_row()
-        if row < 0:
-            return None
-        group = self.dup_model().group(row)
-        member = self.group_view.current_member or 1
-        other = group.members[min(member, len(group.members) - 1)].photo
-        dialog = CompareDialog(group.keeper, other, self)
-        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        dialog.show()
-        return dialog
-
-    # ================================================================== cleanup
-    def plan_cleanup(self) -> CleanupPlan:
-        """Check the visible tier's marks against core's safety rules."""
-        model = self.dup_model()
-        return self.catalog.plan_cleanup(model.groups(), model.marked())
-
-    def start_cleanup(self) -> None:
-        plan = self.plan_cleanup()
-        dialog = CleanupConfirmDialog(plan, self.settings.get("destination"), self)
-        if dialog.exec() == CleanupConfirmDialog.DialogCode.Accepted:
-            self.run_cleanup(plan, dialog.chosen_destination())
+        """Group every tier again (after a scan, a cleanup, an undo or new settings)."""
+        self.duplicates_page.reload()
 
     def run_cleanup(self, plan: CleanupPlan, destination: str) -> tasks.Task:
         """Move the planned files out in a worker (journaled, undoable)."""
