@@ -924,7 +924,7 @@ def product_grouping(work: Path, n: int) -> dict[str, Any]:
     """
     from photosim.config import Thresholds
     from photosim.core.catalog import Catalog
-    from photosim.core.dedup.grouping import find_duplicates
+    from photosim.core.dedup.grouping import GroupingSession, find_duplicates
     from photosim.core.index.graph import update_graph
     from photosim.core.index.vectors import HASH_MODEL, VectorIndex
 
@@ -945,6 +945,14 @@ def product_grouping(work: Path, n: int) -> dict[str, Any]:
         started = time.perf_counter()
         again = find_duplicates(catalog, "near", dataclasses.replace(th, near_hash_sum=8))
         regrouped = time.perf_counter() - started
+        # What a threshold slider does: one session, then other thresholds (best of 3 moves).
+        session = GroupingSession(catalog, "near")
+        session.group(th)
+        moves = []
+        for hash_sum in (8, 16, 12):
+            started = time.perf_counter()
+            session.group(dataclasses.replace(th, near_hash_sum=hash_sum))
+            moves.append(time.perf_counter() - started)
     return {
         "photos": n,
         "near_copies": copies,
@@ -952,6 +960,7 @@ def product_grouping(work: Path, n: int) -> dict[str, Any]:
         "graph_us_per_photo": round(graphed / n * 1e6, 1),
         "group_s": round(grouped, 2),
         "regroup_s": round(regrouped, 2),
+        "session_regroup_ms": round(min(moves) * 1e3, 1),
         "groups": len(result.groups),
         "groups_after_change": len(again.groups),
         "comparisons": result.comparisons,
@@ -1187,12 +1196,14 @@ def summary_rows(b: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         if p:
             rows.append((f"B5 photosim's find_duplicates from the stored graph, "
                          f"{p['photos']:,} photos ({p['near_copies']:,} near-copies)",
-                         f"group **{p['group_s']:.2f} s**, re-group after a threshold change "
-                         f"**{p['regroup_s']:.2f} s** (scan side: index "
-                         f"{p['index_build_us_per_photo']:.0f} + graph "
+                         f"group **{p['group_s']:.2f} s**, a fresh grouping after a threshold "
+                         f"change {p['regroup_s']:.2f} s, re-group in a grouping session "
+                         f"**{p.get('session_regroup_ms', float('nan')):.0f} ms** (scan side: "
+                         f"index {p['index_build_us_per_photo']:.0f} + graph "
                          f"{p['graph_us_per_photo']:.0f} us/photo)",
                          f"re-group <= {GOALS['B5_regroup_ms']:.0f} ms",
-                         _vs(p["regroup_s"] * 1e3, GOALS["B5_regroup_ms"], False)))
+                         _vs(p.get("session_regroup_ms", p["regroup_s"] * 1e3),
+                             GOALS["B5_regroup_ms"], False)))
     if "B6" in b and "error" not in b["B6"]:
         r = b["B6"]
         rows.append(("B6 peak memory, scan",

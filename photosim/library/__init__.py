@@ -23,7 +23,14 @@ from photosim.core.cleanup import (
     SessionInfo,
     UndoResult,
 )
-from photosim.core.dedup.grouping import TIERS, DuplicatesError, Group, GroupingResult, Member
+from photosim.core.dedup.grouping import (
+    TIERS,
+    DuplicatesError,
+    Group,
+    GroupingResult,
+    GroupingSession,
+    Member,
+)
 from photosim.core.dedup.keeper import RULES
 from photosim.core.errors import explain
 from photosim.core.evaluate import Truth, TruthError, load_truth
@@ -51,6 +58,7 @@ __all__ = [
     "Error",
     "Group",
     "GroupingResult",
+    "GroupingSession",
     "Hit",
     "Library",
     "Member",

@@ -13,7 +13,7 @@ from photosim.config import Settings, Thresholds, default_catalog_path
 from photosim.core import cleanup as _cleanup
 from photosim.core.cancel import CancelToken
 from photosim.core.catalog import STATUS_OK, Catalog, Photo
-from photosim.core.dedup.grouping import Group, GroupingResult, find_duplicates
+from photosim.core.dedup.grouping import Group, GroupingResult, GroupingSession, find_duplicates
 from photosim.core.evaluate import Truth
 from photosim.core.index.vectors import (
     HASH_MODEL,
@@ -207,6 +207,16 @@ class Library:
             DuplicatesError: Unknown tier, or the similar tier without descriptors.
         """
         return find_duplicates(self.catalog, tier, thresholds, k=k, model=model)
+
+    def grouping(self, tier: str = "near", k: int = 16, model: str | None = None
+                 ) -> GroupingSession:
+        """A grouping kept in memory: ``session.group(thresholds)`` re-groups at another
+        threshold without reading the catalog again (a slider that follows the mouse).
+
+        Raises:
+            DuplicatesError: Unknown tier.
+        """
+        return GroupingSession(self.catalog, tier, model, k)
 
     # ------------------------------------------------------------------ find similar
     def needs_query_embedder(self, images: Iterable[str]) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sqlite3
@@ -541,3 +542,37 @@ def test_pair_just_inside_the_hash_sum_threshold_is_grouped(tmp_path: Path) -> N
     ]
     with crafted(tmp_path, rows) as catalog:
         assert names_of(find_duplicates(catalog, "near")) == [{"A", "B"}]
+
+
+def _shape(result: GroupingResult) -> list[list[tuple[str, str, str]]]:
+    return [[(m.photo.path, m.match, m.why) for m in g.members] for g in result.groups]
+
+
+@pytest.mark.parametrize("fixture", ["local", "described"])
+def test_a_session_regroups_like_a_fresh_grouping(
+    fixture: str, request: pytest.FixtureRequest
+) -> None:
+    """Every threshold, tighter or looser than the first, gives what a fresh grouping gives:
+    same groups, same members in the same order, same evidence; the candidates are read once
+    while the thresholds only tighten."""
+    from photosim.core.dedup.grouping import GroupingSession
+
+    lib: Library = request.getfixturevalue(fixture)
+    base = Thresholds()
+    tier = "similar" if fixture == "described" else "near"
+    session = GroupingSession(lib.catalog, tier)
+    steps = [
+        base,
+        dataclasses.replace(base, near_hash_sum=8, near_phash=6),
+        dataclasses.replace(base, loose_hash_sum=20, keypoint_candidates=False),
+        dataclasses.replace(base, verify=False),
+        dataclasses.replace(base, similar_cosine=0.95, near_cosine=0.99),
+        dataclasses.replace(base, loose_hash_sum=40),  # looser: collected again
+        base,
+    ]
+    for th in steps:
+        again = session.group(th)
+        fresh = find_duplicates(lib.catalog, tier, th)
+        assert _shape(again) == _shape(fresh), th
+        assert again.candidates == fresh.candidates and again.comparisons == fresh.comparisons
+    assert any(len(g.members) > 1 for g in session.group(base).groups)

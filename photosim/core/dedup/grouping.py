@@ -102,6 +102,7 @@ class Content:
     photos: list[Photo]
     silhouette: np.ndarray | None = None
     _codes: list[tuple[int, int]] | None = field(default=None, repr=False, compare=False)
+    _flat: tuple[int, bool] | None = field(default=None, repr=False, compare=False)
 
     @property
     def best(self) -> Photo:
@@ -144,9 +145,14 @@ class Content:
 
     @property
     def flat(self) -> bool:
-        """True when the perceptual hashes carry no structure (blank or flat images)."""
-        bits = hamming(self.upright[1], 0)
-        return bits <= _FLAT_HASH_BITS or bits >= 64 - _FLAT_HASH_BITS
+        """True when the perceptual hashes carry no structure (blank or flat images).
+
+        Cached (grouping asks for every candidate pair), again when a silhouette is set."""
+        key = id(self.silhouette)
+        if self._flat is None or self._flat[0] != key:
+            bits = hamming(self.upright[1], 0)
+            self._flat = (key, bits <= _FLAT_HASH_BITS or bits >= 64 - _FLAT_HASH_BITS)
+        return self._flat[1]
 
 
 @dataclass
@@ -245,7 +251,12 @@ class GroupingResult:
 
 
 def match(
-    a: Content, b: Content, cosine: float | None, tier: str, th: Thresholds
+    a: Content,
+    b: Content,
+    cosine: float | None,
+    tier: str,
+    th: Thresholds,
+    cache: dict[tuple[str, str], dict[str, Any]] | None = None,
 ) -> tuple[str, dict[str, Any]] | None:
     """The hash and descriptor evidence of one candidate pair of distinct contents.
 
@@ -261,7 +272,7 @@ def match(
     Returns:
         ``(matched tier, evidence)`` or None when the evidence does not reach a tier.
     """
-    evidence = hash_evidence(a, b, cosine)
+    evidence = hash_evidence(a, b, cosine, cache)
     p, d = evidence["phash_distance"], evidence["dhash_distance"]
     if evidence["aspect_difference"] <= th.near_aspect and not (a.flat or b.flat):
         by_hash = p <= th.near_phash and d <= th.near_dhash and p + d <= th.near_hash_sum
@@ -278,14 +289,39 @@ def match(
     return None
 
 
-def hash_evidence(a: Content, b: Content, cosine: float | None) -> dict[str, Any]:
+def hash_evidence(
+    a: Content,
+    b: Content,
+    cosine: float | None,
+    cache: dict[tuple[str, str], dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """Hash distances at the orientation of ``a`` that best matches ``b``, and more.
 
+    Args:
+        a: The keeper's content.
+        b: The candidate's.
+        cosine: Descriptor cosine similarity, or None.
+        cache: Threshold-independent evidence of pairs already measured (a
+            :class:`GroupingSession` keeps it across re-groupings); read and filled.
+
     Returns:
-        ``phash_distance``, ``dhash_distance``, ``orientation`` (name, when not upright),
-        ``aspect_difference`` (relative, after the orientation), ``scale`` (square root of
-        the pixel-count ratio) and ``cosine`` (when known).
+        A new dict: ``phash_distance``, ``dhash_distance``, ``orientation`` (name, when not
+        upright), ``aspect_difference`` (relative, after the orientation), ``scale`` (square
+        root of the pixel-count ratio) and ``cosine`` (when known).
     """
+    key = (a.content_hash, b.content_hash)
+    if cache is not None and key in cache:
+        evidence = dict(cache[key])
+    else:
+        evidence = _hash_evidence(a, b)
+        if cache is not None:
+            cache[key] = dict(evidence)
+    if cosine is not None:
+        evidence["cosine"] = round(float(cosine), 4)
+    return evidence
+
+
+def _hash_evidence(a: Content, b: Content) -> dict[str, Any]:
     bp, bd = b.upright
     best = (129, 0, 0, 0)
     for v, (vp, vd) in enumerate(a.orientation_codes):
@@ -305,8 +341,6 @@ def hash_evidence(a: Content, b: Content, cosine: float | None) -> dict[str, Any
     if orientation:
         evidence["orientation"] = ORIENTATIONS[orientation]
         evidence["orientation_index"] = orientation
-    if cosine is not None:
-        evidence["cosine"] = round(float(cosine), 4)
     return evidence
 
 
@@ -337,6 +371,7 @@ def judge(
     verifier: Any | None,
     source: str = "hashes",
     support: int | None = None,
+    cache: dict[tuple[str, str], dict[str, Any]] | None = None,
 ) -> Judgement:
     """Decide one candidate pair with the three bands (see the module docstring).
 
@@ -352,12 +387,13 @@ def judge(
         support: Keypoint-sketch keys the pair shares (None: unknown). A loose candidate with
             fewer than :data:`photosim.core.dedup.verify.SKETCH_MIN_SHARED` is rejected without
             decoding: a copy shares far more (see :func:`_support`).
+        cache: Pair evidence measured before (see :func:`hash_evidence`).
 
     Returns:
         The judgement.
     """
-    presumption = match(a, b, cosine, tier, th)
-    evidence = presumption[1] if presumption else hash_evidence(a, b, cosine)
+    presumption = match(a, b, cosine, tier, th, cache)
+    evidence = presumption[1] if presumption else hash_evidence(a, b, cosine, cache)
     evidence["source"] = source
     presumed = presumption is not None and presumption[0] == "near"
     evidence["band"] = "presumed" if presumed else "loose"
@@ -498,7 +534,12 @@ def _worth_verifying(
 
 
 def _support(
-    sketches: dict[str, np.ndarray], a: Content, b: Content, source: str, th: Thresholds
+    sketches: dict[str, np.ndarray],
+    a: Content,
+    b: Content,
+    source: str,
+    th: Thresholds,
+    cache: dict[tuple[str, str], dict[str, Any]] | None = None,
 ) -> int | None:
     """Sketch keys a candidate pair shares, when both sketches are informative.
 
@@ -511,10 +552,10 @@ def _support(
 
     if source in ("keypoints", "silhouette"):
         return None
-    if _parities(hash_evidence(a, b, None), th)[0]:
-        return None
     sa, sb = sketches.get(a.content_hash), sketches.get(b.content_hash)
     if sa is None or sb is None or min(len(sa), len(sb)) < 2 * SKETCH_MIN_SHARED:
+        return None
+    if _parities(hash_evidence(a, b, None, cache), th)[0]:
         return None
     return shared_keys(sa, sb)
 
@@ -817,7 +858,8 @@ def find_duplicates(
     Three steps: the evidence available (:func:`_evidence_kind`), candidate pairs from the
     stored neighbour graph, the indexes and keypoint sketches (:func:`_collect_candidates`),
     then groups around keepers, best copy first, each candidate judged against the keeper
-    itself (:func:`_assign_groups`).
+    itself (:func:`_assign_groups`). A :class:`GroupingSession` keeps the first two in memory
+    so that another threshold re-groups without reading the catalog again.
 
     With ``thresholds.verify`` (the default) candidates are checked with local features:
     photos that have a candidate are decoded again (once per call, on all cores), keypoint
@@ -838,45 +880,100 @@ def find_duplicates(
     Raises:
         DuplicatesError: Unknown tier, or ``similar`` without descriptors.
     """
-    if tier not in TIERS:
-        raise DuplicatesError(f"unknown tier {tier!r}; choose one of {', '.join(TIERS)}")
-    started = time.perf_counter()
-    th = thresholds or Thresholds()
-    contents = load_contents(catalog)
-    evidence, model, notes = _evidence_kind(catalog, tier, th, model or catalog.get_meta("model"))
-    seconds = dict.fromkeys(("candidates", "sketch", "decode", "keypoints", "verify"), 0.0)
-    verifier = _new_verifier(contents, th) if tier != "exact" and th.verify else None
-    if verifier is not None:
-        load_verdicts(catalog)
-    found = _Candidates()
-    if tier != "exact":
-        found = _collect_candidates(catalog, contents, tier, th, model, verifier, k, seconds)
-    tally = _assign_groups(contents, found, tier, th, verifier, catalog.not_duplicate_pairs())
-    if verifier is not None:
-        seconds["decode"] = verifier.decode_seconds
-        seconds["keypoints"] = verifier.keypoint_seconds
-        seconds["verify"] = verifier.pair_seconds
-    if _NEW_VERDICTS:
-        save_verdicts(catalog, _NEW_VERDICTS)
-        _NEW_VERDICTS.clear()
-    seconds["total"] = time.perf_counter() - started
-    return GroupingResult(
-        tier,
-        tally.groups,
-        evidence + ("+keypoints" if verifier is not None else ""),
-        model,
-        notes,
-        tally.comparisons,
-        len(contents),
-        local_features=verifier is not None,
-        candidates=found.counts,
-        verified=verifier.pairs if verifier is not None else 0,
-        remembered=verifier.reused if verifier is not None else 0,
-        confirmed=tally.confirmed,
-        rebutted=len(tally.rebutted),
-        decoded=verifier.decoded if verifier is not None else 0,
-        seconds={name: round(value, 4) for name, value in seconds.items()},
-    )
+    return GroupingSession(catalog, tier, model, k).group(thresholds)
+
+
+class GroupingSession:
+    """One tier's grouping of a catalog, kept in memory for fast re-grouping.
+
+    The first :meth:`group` reads the photos and the candidate pairs (the stored neighbour
+    graph, keypoint sketches) and measures each pair's threshold-independent evidence; later
+    calls with other thresholds reuse all of it, re-reading only the "not duplicates"
+    verdicts, so a threshold slider can follow the mouse. Thresholds looser than those the
+    candidates were collected with collect them again. The catalog must not change in
+    between: open a new session after a scan or a cleanup.
+
+    Args:
+        catalog: Open catalog (used from this thread only).
+        tier: ``"exact"``, ``"near"`` or ``"similar"``.
+        model: Descriptor model id; None uses the model of the last scan, if any.
+        k: Neighbours per content fetched from each index.
+
+    Raises:
+        DuplicatesError: Unknown tier.
+    """
+
+    def __init__(
+        self, catalog: Catalog, tier: str = "near", model: str | None = None, k: int = 16
+    ) -> None:
+        if tier not in TIERS:
+            raise DuplicatesError(f"unknown tier {tier!r}; choose one of {', '.join(TIERS)}")
+        self.catalog, self.tier, self.k = catalog, tier, k
+        self._model = model
+        self._contents: dict[str, Content] | None = None
+        self._order: list[Content] = []
+        self._found: _Candidates | None = None
+        self._narrowed: dict[tuple[float, float | None, bool], _Candidates] = {}
+
+    def group(self, thresholds: Thresholds | None = None) -> GroupingResult:
+        """Group with ``thresholds`` (defaults when None); see :func:`find_duplicates`.
+
+        Raises:
+            DuplicatesError: ``similar`` without descriptors.
+        """
+        started = time.perf_counter()
+        th = thresholds or Thresholds()
+        if self._contents is None:
+            self._contents = load_contents(self.catalog)
+            self._order = sorted(self._contents.values(), key=lambda c: keeper_key(c.best))
+        contents = self._contents
+        evidence, model, notes = _evidence_kind(
+            self.catalog, self.tier, th, self._model or self.catalog.get_meta("model")
+        )
+        seconds = dict.fromkeys(("candidates", "sketch", "decode", "keypoints", "verify"), 0.0)
+        verifier = _new_verifier(contents, th) if self.tier != "exact" and th.verify else None
+        if verifier is not None:
+            load_verdicts(self.catalog)
+        found = _Candidates()
+        if self.tier != "exact":
+            floors = _floors(self.tier, th, model, verifier is not None)
+            if self._found is None or not self._found.covers(floors):
+                self._found = _collect_candidates(
+                    self.catalog, contents, self.tier, th, model, verifier, self.k, seconds
+                )
+                self._narrowed = {self._found.floors: self._found}
+            if floors not in self._narrowed:
+                self._narrowed[floors] = self._found.narrowed(floors)
+            found = self._narrowed[floors]
+        tally = _assign_groups(
+            self._order, contents, found, self.tier, th, verifier,
+            self.catalog.not_duplicate_pairs(),
+        )
+        if verifier is not None:
+            seconds["decode"] = verifier.decode_seconds
+            seconds["keypoints"] = verifier.keypoint_seconds
+            seconds["verify"] = verifier.pair_seconds
+        if _NEW_VERDICTS:
+            save_verdicts(self.catalog, _NEW_VERDICTS)
+            _NEW_VERDICTS.clear()
+        seconds["total"] = time.perf_counter() - started
+        return GroupingResult(
+            self.tier,
+            tally.groups,
+            evidence + ("+keypoints" if verifier is not None else ""),
+            model,
+            notes,
+            tally.comparisons,
+            len(contents),
+            local_features=verifier is not None,
+            candidates=found.counts,
+            verified=verifier.pairs if verifier is not None else 0,
+            remembered=verifier.reused if verifier is not None else 0,
+            confirmed=tally.confirmed,
+            rebutted=len(tally.rebutted),
+            decoded=verifier.decoded if verifier is not None else 0,
+            seconds={name: round(value, 4) for name, value in seconds.items()},
+        )
 
 
 def _evidence_kind(
@@ -924,9 +1021,23 @@ class _Candidates:
     source: dict[frozenset[str], str] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SOURCES, 0))
     sketches: dict[str, np.ndarray] = field(default_factory=dict)
+    floors: tuple[float, float | None, bool] = (2.0, None, False)
+    events: list[tuple[str, str, float | None, str]] = field(default_factory=list)
+    evidence: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
 
-    def add(self, a: str, b: str, cosine: float | None, kind: str) -> None:
-        """Record the pair ``{a, b}`` (a known cosine replaces an unknown one)."""
+    def add(
+        self, a: str, b: str, cosine: float | None, kind: str, similarity: float | None = None
+    ) -> None:
+        """Record the pair ``{a, b}`` (a known cosine replaces an unknown one).
+
+        Args:
+            a: A content hash.
+            b: Another.
+            cosine: Descriptor cosine similarity (descriptor candidates), else None.
+            kind: The source (:data:`SOURCES`).
+            similarity: The hash similarity of a hash candidate (what its floor filters).
+        """
+        self.events.append((a, b, cosine if cosine is not None else similarity, kind))
         key = frozenset((a, b))
         if key not in self.source:
             self.source[key] = kind
@@ -934,6 +1045,47 @@ class _Candidates:
         for x, y in ((a, b), (b, a)):
             if cosine is not None or y not in self.pairs[x]:
                 self.pairs[x][y] = cosine
+
+    def covers(self, floors: tuple[float, float | None, bool]) -> bool:
+        """True when these candidates include every pair that ``floors`` would collect."""
+        hash_floor, cos_floor, sketches = floors
+        mine_hash, mine_cos, mine_sketches = self.floors
+        return (
+            mine_hash <= hash_floor
+            and (cos_floor is None or (mine_cos is not None and mine_cos <= cos_floor))
+            and (mine_sketches or not sketches)
+        )
+
+    def narrowed(self, floors: tuple[float, float | None, bool]) -> _Candidates:
+        """The candidates that collecting with the tighter ``floors`` would have found, in the
+        same order (the neighbour graph is filtered by a floor, never cut by it)."""
+        hash_floor, cos_floor, sketches = floors
+        out = _Candidates(sketches=self.sketches, floors=floors, evidence=self.evidence)
+        for a, b, value, kind in self.events:
+            if kind == "descriptors":
+                if cos_floor is not None and value is not None and value >= cos_floor:
+                    out.add(a, b, value, kind)
+            elif value is None:  # a keypoint-sketch pair
+                if not sketches:
+                    continue
+                out.add(a, b, None, kind)
+            elif value >= hash_floor:
+                out.add(a, b, None, kind, value)
+        return out
+
+
+def _floors(
+    tier: str, th: Thresholds, model: str | None, verifying: bool
+) -> tuple[float, float | None, bool]:
+    """``(hash similarity floor, descriptor cosine floor or None, keypoint sketches?)`` of the
+    candidates a grouping with these thresholds collects."""
+    hash_sum = max(th.loose_hash_sum, th.near_hash_sum) if verifying else th.near_hash_sum
+    cos_floor = None
+    if model:
+        cos_floor = th.similar_cosine if tier == "similar" else th.near_cosine
+        if verifying:
+            cos_floor = min(cos_floor, th.loose_cosine)
+    return graph.hash_floor(hash_sum), cos_floor, verifying and th.keypoint_candidates
 
 
 def _collect_candidates(
@@ -947,38 +1099,37 @@ def _collect_candidates(
     seconds: dict[str, float],
 ) -> _Candidates:
     """Candidate pairs from keypoint sketches, the hash graph and the descriptor graph."""
-    found = _Candidates()
+    floors = _floors(tier, th, model, verifier is not None)
+    hash_floor, cos_floor, use_sketches = floors
+    found = _Candidates(floors=floors)
     sketch_pairs: list[tuple[str, str]] = []
     silhouettes: set[str] = set()
-    if verifier is not None and th.keypoint_candidates:
+    if use_sketches:
         sketch_pairs, silhouettes, found.sketches = _local_candidates(
             catalog, contents, verifier, k, seconds
         )
     query_started = time.perf_counter()
-    hash_sum = max(th.loose_hash_sum, th.near_hash_sum) if verifier else th.near_hash_sum
-    floor = graph.hash_floor(hash_sum)
     # Candidates come from the graph the scan stored; contents described by their alpha
     # silhouette query the hash index with the silhouette's codes.
-    hash_found = _graph_neighbours(catalog, HASH_MODEL, contents, k, floor, silhouettes)
+    hash_found = _graph_neighbours(catalog, HASH_MODEL, contents, k, hash_floor, silhouettes)
     if hash_found is None:
-        hash_found = _hash_neighbours(contents, catalog, k, floor)
+        hash_found = _hash_neighbours(contents, catalog, k, hash_floor)
     elif silhouettes:
-        for h, others in _hash_neighbours(contents, catalog, k, floor, silhouettes).items():
+        extra = _hash_neighbours(contents, catalog, k, hash_floor, silhouettes)
+        for h, others in extra.items():
             for other, sim in others.items():
                 if sim > hash_found[h].get(other, -2.0):
                     hash_found[h][other] = hash_found[other][h] = sim
     for h, others in hash_found.items():
-        for other in others:
-            found.add(h, other, None, "silhouette" if {h, other} & silhouettes else "hashes")
+        for other, sim in others.items():
+            kind = "silhouette" if {h, other} & silhouettes else "hashes"
+            found.add(h, other, None, kind, sim)
     for a, b in sketch_pairs:
         found.add(a, b, None, "silhouette" if {a, b} & silhouettes else "keypoints")
-    if model:
-        floor = th.similar_cosine if tier == "similar" else th.near_cosine
-        if verifier is not None:
-            floor = min(floor, th.loose_cosine)
-        neighbours = _graph_neighbours(catalog, model, contents, k, floor)
+    if model and cos_floor is not None:
+        neighbours = _graph_neighbours(catalog, model, contents, k, cos_floor)
         if neighbours is None:
-            neighbours = _descriptor_neighbours(catalog, model, contents, k, floor)
+            neighbours = _descriptor_neighbours(catalog, model, contents, k, cos_floor)
         for h, others in neighbours.items():
             for other, sim in others.items():
                 found.add(h, other, sim, "descriptors")
@@ -997,6 +1148,7 @@ class _Tally:
 
 
 def _assign_groups(
+    order: list[Content],
     contents: dict[str, Content],
     found: _Candidates,
     tier: str,
@@ -1004,12 +1156,15 @@ def _assign_groups(
     verifier: Any,
     verdicts: set[tuple[str, str]],
 ) -> _Tally:
-    """Groups around keepers: best copy first, each candidate judged against the keeper itself
-    (groups never chain); contents already in a group are not considered again."""
+    """Groups around keepers: contents in ``order`` (best copy first, see :func:`keeper_key`),
+    each candidate judged against the keeper itself (groups never chain); contents already in
+    a group are not considered again."""
     tally = _Tally()
     assigned: set[str] = set()
-    for content in sorted(contents.values(), key=lambda c: keeper_key(c.best)):
-        if content.content_hash in assigned:
+    pairs = found.pairs
+    for content in order:
+        h = content.content_hash
+        if h in assigned or (len(content.photos) < 2 and not pairs.get(h)):
             continue
         if verifier is not None and not content.flat:
             _verify_ahead(content, contents, found, tier, th, verifier, verdicts, assigned)
@@ -1050,7 +1205,8 @@ def _verify_ahead(
         and not _remembered(h, o, th)
         and _worth_verifying(
             content, contents[o], cosine, tier, th,
-            _support(found.sketches, content, contents[o], found.source[frozenset((h, o))], th),
+            _support(found.sketches, content, contents[o], found.source[frozenset((h, o))], th,
+                     found.evidence),
         )
     ]
     if todo:
@@ -1090,8 +1246,8 @@ def _members_of(
         tally.comparisons += 1
         other = contents[other_hash]
         kind = found.source[frozenset((content.content_hash, other_hash))]
-        support = _support(found.sketches, content, other, kind, th)
-        result = judge(content, other, cosine, tier, th, verifier, kind, support)
+        support = _support(found.sketches, content, other, kind, th, found.evidence)
+        result = judge(content, other, cosine, tier, th, verifier, kind, support, found.evidence)
         if result.outcome == "confirmed":
             tally.confirmed += 1
         elif result.outcome == "rebutted":
