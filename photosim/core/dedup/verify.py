@@ -870,36 +870,10 @@ def _photometry(
     half_trace, spread = (txx + tyy) / 2, np.sqrt(((txx - tyy) / 2) ** 2 + txy**2)
     cornered = half_trace - spread >= MIN_CORNER  # structure in two directions
     far = _far_moves(ref, other, changed & cornered)
-    # Global correction: an affine fit of cell centre -> centre + flow over textured cells.
-    ys, xs = np.nonzero(textured & ~changed)
-    moved = np.zeros_like(textured)
-    if len(ys) >= 3:
-        centres = np.stack([(xs + 0.5) * c, (ys + 0.5) * c], axis=1).astype(np.float32)
-        targets = centres + cell_flow[ys, xs].astype(np.float32)
-        fit, _ = cv2.estimateAffine2D(centres, targets, method=cv2.LMEDS, refineIters=10)
-        if fit is None:
-            fit = np.array([[1, 0, 0], [0, 1, 0]], np.float64)
-        predicted = cv2.transform(centres[None], fit)[0]
-        # Only displacement across the cell's structure is observable (the aperture
-        # problem: sliding along a straight edge changes nothing): weigh the residual by the
-        # structure tensor, normalised by its largest eigenvalue.
-        r = (targets - predicted).astype(np.float64)
-        cxx, cyy, cxy = txx[ys, xs], tyy[ys, xs], txy[ys, xs]
-        lam = (half_trace + spread)[ys, xs]
-        energy = r[:, 0] ** 2 * cxx + 2 * r[:, 0] * r[:, 1] * cxy + r[:, 1] ** 2 * cyy
-        error = np.sqrt(np.maximum(energy, 0.0) / np.maximum(lam, 1e-9))
-        found = ncc1[ys, xs] >= MIN_FOUND_NCC
-        gain = ncc1[ys, xs] - ncc0[ys, xs] >= MOVED_GAIN
-        # Motion is only measurable where both photos show structure.
-        sharp = np.minimum(std_ref[ys, xs], std_other[ys, xs]) >= MIN_TEXTURE
-        moved[ys, xs] = (error > MOVED_PX) & found & gain & sharp
-        # A moving object spans neighbouring cells; isolated cells are flow noise (weak
-        # texture, colour shifts that change grey levels unevenly).
-        _, labels, stats, _ = cv2.connectedComponentsWithStats(
-            moved.astype(np.uint8), connectivity=8
-        )
-        small = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] < MIN_MOVED_CELLS)
-        moved &= ~np.isin(labels, small[small > 0])
+    moved = _moved_cells(
+        textured & ~changed, cell_flow, (txx, tyy, txy), (half_trace, spread), (ncc0, ncc1),
+        np.minimum(std_ref, std_other),
+    )
     n_textured = int(textured.sum())
     return {
         "moved": (int(moved.sum()) + far) / max(1, n_textured),
@@ -909,6 +883,64 @@ def _photometry(
         "cells": int(inside.sum()),
         "textured": n_textured,
     }
+
+
+def _moved_cells(
+    trusted: np.ndarray,
+    cell_flow: np.ndarray,
+    tensor: tuple[np.ndarray, np.ndarray, np.ndarray],
+    eigen: tuple[np.ndarray, np.ndarray],
+    ncc: tuple[np.ndarray, np.ndarray],
+    sharpness: np.ndarray,
+) -> np.ndarray:
+    """Cells whose content moved, beyond the small affine correction all cells agree on.
+
+    Args:
+        trusted: ``(rows, cols)`` bool, textured cells that did not change (they fit the
+            global correction).
+        cell_flow: ``(rows, cols, 2)`` mean optical flow per cell, pixels.
+        tensor: ``(txx, tyy, txy)`` structure tensor per cell.
+        eigen: ``(half trace, spread)`` of the tensor: eigenvalues are ``half ± spread``.
+        ncc: ``(in place, after shifting by the cell's flow)`` correlation per cell.
+        sharpness: The smaller of the two photos' standard deviations per cell.
+
+    Returns:
+        ``(rows, cols)`` bool, in clusters of at least :data:`MIN_MOVED_CELLS` cells.
+    """
+    c = CELL_PX
+    txx, tyy, txy = tensor
+    half_trace, spread = eigen
+    ncc0, ncc1 = ncc
+    ys, xs = np.nonzero(trusted)
+    moved = np.zeros_like(trusted)
+    if len(ys) < 3:
+        return moved
+    # Global correction: an affine fit of cell centre -> centre + flow over trusted cells.
+    centres = np.stack([(xs + 0.5) * c, (ys + 0.5) * c], axis=1).astype(np.float32)
+    targets = centres + cell_flow[ys, xs].astype(np.float32)
+    fit, _ = cv2.estimateAffine2D(centres, targets, method=cv2.LMEDS, refineIters=10)
+    if fit is None:
+        fit = np.array([[1, 0, 0], [0, 1, 0]], np.float64)
+    predicted = cv2.transform(centres[None], fit)[0]
+    # Only displacement across the cell's structure is observable (the aperture problem:
+    # sliding along a straight edge changes nothing): weigh the residual by the structure
+    # tensor, normalised by its largest eigenvalue.
+    r = (targets - predicted).astype(np.float64)
+    cxx, cyy, cxy = txx[ys, xs], tyy[ys, xs], txy[ys, xs]
+    lam = (half_trace + spread)[ys, xs]
+    energy = r[:, 0] ** 2 * cxx + 2 * r[:, 0] * r[:, 1] * cxy + r[:, 1] ** 2 * cyy
+    error = np.sqrt(np.maximum(energy, 0.0) / np.maximum(lam, 1e-9))
+    found = ncc1[ys, xs] >= MIN_FOUND_NCC
+    gain = ncc1[ys, xs] - ncc0[ys, xs] >= MOVED_GAIN
+    # Motion is only measurable where both photos show structure.
+    sharp = sharpness[ys, xs] >= MIN_TEXTURE
+    moved[ys, xs] = (error > MOVED_PX) & found & gain & sharp
+    # A moving object spans neighbouring cells; isolated cells are flow noise (weak texture,
+    # colour shifts that change grey levels unevenly).
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(moved.astype(np.uint8), connectivity=8)
+    small = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] < MIN_MOVED_CELLS)
+    moved &= ~np.isin(labels, small[small > 0])
+    return moved
 
 
 class Verifier:

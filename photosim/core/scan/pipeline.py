@@ -263,23 +263,50 @@ def _process(
     summary: ScanSummary,
 ) -> Generator[Progress, None, None]:
     """Hash, decode, embed and commit ``items``; updates ``summary`` in place."""
-    model_id = embedder.model_id if embedder is not None else None
-    model_size = embedder.input_size if embedder is not None else 0
-    batch_size = max(1, settings.batch_size)
-    queue = deque(items)
-    waiting: dict[str, list[_Item]] = {}  # submitted content hash -> files with that content
-    decoded: list[tuple[DecodedImage, list[_Item]]] = []
-    plain_rows: list[dict[str, Any]] = []  # errors and reused content, ready to commit
-    inference: Future[tuple[np.ndarray, float]] | None = None
-    in_flight: list[tuple[DecodedImage, list[_Item]]] = []
-    done = 0
-    last_yield = 0.0
-    total = len(items)
+    yield from _ScanRun(catalog, items, settings, embedder, cancel, summary).run()
 
-    def commit(batch: list[tuple[DecodedImage, list[_Item]]], vectors: np.ndarray | None):
+
+class _ScanRun:
+    """The processing stage of one scan: a loop that feeds the decode processes, collects
+    what they decoded, runs inference one batch at a time on a background thread, and commits
+    a batch per transaction. All of it runs on the caller's thread except the decoders and the
+    inference (see :meth:`run`)."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        items: list[_Item],
+        settings: Settings,
+        embedder: Embedder | None,
+        cancel: CancelToken,
+        summary: ScanSummary,
+    ) -> None:
+        self.catalog, self.settings, self.cancel, self.summary = catalog, settings, cancel, summary
+        self.embedder = embedder
+        self.model_id = embedder.model_id if embedder is not None else None
+        self.model_size = embedder.input_size if embedder is not None else 0
+        self.batch_size = max(1, settings.batch_size)
+        self.queue = deque(items)
+        self.total = len(items)
+        self.waiting: dict[str, list[_Item]] = {}  # content hash being decoded -> its files
+        self.decoded: list[tuple[DecodedImage, list[_Item]]] = []
+        self.plain_rows: list[dict[str, Any]] = []  # errors and reused content, to commit
+        self.inference: Future[tuple[np.ndarray, float]] | None = None
+        self.in_flight: list[tuple[DecodedImage, list[_Item]]] = []
+        self.loading: Future[Any] | None = None
+        self.split: _CoreSplit | None = None
+        self.done = 0
+        self.last_yield = 0.0
+
+    def commit(
+        self, batch: list[tuple[DecodedImage, list[_Item]]], vectors: np.ndarray | None
+    ) -> int:
+        """One transaction: the pending plain rows, the batch's photos, thumbnails, hash
+        vectors and descriptors. Returns the rows written."""
+        catalog = self.catalog
         with catalog.transaction():
-            rows = plain_rows[:]
-            plain_rows.clear()
+            rows = self.plain_rows[:]
+            self.plain_rows.clear()
             for image, its in batch:
                 meta = _image_meta(image)
                 rows += [_row(it, image.content_hash, meta, None) for it in its]
@@ -294,150 +321,183 @@ def _process(
                         np.array([image.dhash for image, _ in batch], np.int64),
                     ),
                 )
-            if vectors is not None and model_id is not None:
-                catalog.put_embeddings(model_id, [im.content_hash for im, _ in batch], vectors)
+            if vectors is not None and self.model_id is not None:
+                catalog.put_embeddings(
+                    self.model_id, [im.content_hash for im, _ in batch], vectors
+                )
         return len(rows)
 
-    # With a model, decoders run at low priority from the start: while the model loads (the
-    # torch import is on the critical path) and next to CPU inference (see DecodePool's
-    # niceness). Next to a GPU they hardly compete with anything of ours.
-    pool = DecodePool(settings.worker_count(), niceness=DECODE_NICENESS if embedder else 0)
-    split: _CoreSplit | None = None
-    # Decoded images waiting for inference are capped (each holds a model input and a
-    # thumbnail, about 0.2 MB): enough to keep the decoders busy while the model loads and
-    # through slow batches, not a whole library in memory.
-    backlog_cap = max(BACKLOG_BATCHES * batch_size, pool.size * LOOKAHEAD_PER_WORKER)
-    executor = ThreadPoolExecutor(1, thread_name_prefix="photosim-inference")
-    # An empty batch loads a lazy embedder (torch, weights) on the inference thread, now that
-    # there is work, while the decoders start on the first files; a failure (e.g. no weights)
-    # turns the rest of the scan hash-only.
-    loading: Future[Any] | None = None
-    try:
-        if embedder is not None:
-            loading = executor.submit(embedder.embed, [])
-            yield Progress(ScanStage.PROCESSING, 0, total, "loading the model")
-        while True:
-            if loading is not None and loading.done():
-                try:
-                    loading.result()
-                except Exception as exc:  # Error: expected (e.g. no weights); else a bug
-                    if isinstance(exc, Error):
-                        logger.info("no descriptors: %s", exc)
-                    else:
-                        logger.exception("the embedder failed to start")
-                    summary.embed_note = str(exc)
-                    embedder, model_id = None, None
-                    # Unchanged files were only queued to get descriptors: leave them alone.
-                    queue = deque(item for item in queue if item.kind != "embed")
-                else:
-                    # Which weights made these descriptors, for `photosim info`.
-                    weights_file = getattr(embedder, "weights_file", None)
-                    if weights_file and model_id is not None:
-                        catalog.set_meta(f"weights:{model_id}", str(weights_file))
-                    if (
-                        getattr(embedder, "device", None) == "cpu"
-                        and getattr(embedder, "threads", None) is not None
-                    ):
-                        # The inference thread count follows the measured stage costs.
-                        split = _CoreSplit(usable_cpus())
-                loading = None
-            if cancel.cancelled():
-                summary.cancelled = True
-                pool.cancel_pending()
-                break
-            # Feed the decoders a bounded number of files ahead.
-            while (
-                queue
-                and pool.outstanding < pool.size * LOOKAHEAD_PER_WORKER
-                and (embedder is None or len(decoded) + pool.outstanding < backlog_cap)
+    def run(self) -> Generator[Progress, None, None]:
+        """The loop; progress about every :data:`PROGRESS_INTERVAL_S`."""
+        # With a model, decoders run at low priority from the start: while the model loads
+        # (the torch import is on the critical path) and next to CPU inference (see
+        # DecodePool's niceness). Next to a GPU they hardly compete with anything of ours.
+        pool = DecodePool(
+            self.settings.worker_count(), niceness=DECODE_NICENESS if self.embedder else 0
+        )
+        # Decoded images waiting for inference are capped (each holds a model input and a
+        # thumbnail, about 0.2 MB): enough to keep the decoders busy while the model loads and
+        # through slow batches, not a whole library in memory.
+        backlog_cap = max(BACKLOG_BATCHES * self.batch_size, pool.size * LOOKAHEAD_PER_WORKER)
+        executor = ThreadPoolExecutor(1, thread_name_prefix="photosim-inference")
+        try:
+            if self.embedder is not None:
+                # An empty batch loads a lazy embedder (torch, weights) on the inference
+                # thread, now that there is work, while the decoders start on the first
+                # files; a failure (e.g. no weights) turns the rest of the scan hash-only.
+                self.loading = executor.submit(self.embedder.embed, [])
+                yield Progress(ScanStage.PROCESSING, 0, self.total, "loading the model")
+            while True:
+                if self.loading is not None and self.loading.done():
+                    self._model_loaded()
+                if self.cancel.cancelled():
+                    self.summary.cancelled = True
+                    pool.cancel_pending()
+                    break
+                self._feed(pool, backlog_cap)
+                self._collect(pool)
+                finished = not self.queue and pool.outstanding == 0
+                self._infer_and_commit(pool, executor, finished)
+                now = time.monotonic()
+                if now - self.last_yield >= PROGRESS_INTERVAL_S:
+                    self.last_yield = now
+                    yield Progress(
+                        ScanStage.PROCESSING, self.done, self.total, "", self.summary.errors
+                    )
+                if finished and not self.decoded and self.inference is None and not self.plain_rows:
+                    break  # (a load still running is waited for by the executor's shutdown)
+            self._commit_the_rest()
+            yield Progress(ScanStage.PROCESSING, self.done, self.total, "", self.summary.errors)
+        finally:
+            pool.close()
+            executor.shutdown(wait=True)
+
+    def _model_loaded(self) -> None:
+        """The background load ended: go on with descriptors, or hash-only with a note."""
+        assert self.loading is not None
+        try:
+            self.loading.result()
+        except Exception as exc:  # Error: expected (e.g. no weights); else a bug
+            if isinstance(exc, Error):
+                logger.info("no descriptors: %s", exc)
+            else:
+                logger.exception("the embedder failed to start")
+            self.summary.embed_note = str(exc)
+            self.embedder, self.model_id = None, None
+            # Unchanged files were only queued to get descriptors: leave them alone.
+            self.queue = deque(item for item in self.queue if item.kind != "embed")
+        else:
+            # Which weights made these descriptors, for `photosim info`.
+            weights_file = getattr(self.embedder, "weights_file", None)
+            if weights_file and self.model_id is not None:
+                self.catalog.set_meta(f"weights:{self.model_id}", str(weights_file))
+            if (
+                getattr(self.embedder, "device", None) == "cpu"
+                and getattr(self.embedder, "threads", None) is not None
             ):
-                item = queue.popleft()
-                try:
-                    content_hash, _ = file_content_hash(item.path)
-                except OSError as exc:
-                    plain_rows.append(_row(item, None, None, _read_error(exc)))
-                    summary.errors += 1
-                    summary.error_samples.append((item.path, _read_error(exc)))
+                # The inference thread count follows the measured stage costs.
+                self.split = _CoreSplit(usable_cpus())
+        self.loading = None
+
+    def _feed(self, pool: DecodePool, backlog_cap: int) -> None:
+        """Hash files and hand the decoders a bounded number ahead; reuse known contents."""
+        summary, catalog = self.summary, self.catalog
+        while (
+            self.queue
+            and pool.outstanding < pool.size * LOOKAHEAD_PER_WORKER
+            and (self.embedder is None or len(self.decoded) + pool.outstanding < backlog_cap)
+        ):
+            item = self.queue.popleft()
+            try:
+                content_hash, _ = file_content_hash(item.path)
+            except OSError as exc:
+                self.plain_rows.append(_row(item, None, None, _read_error(exc)))
+                summary.errors += 1
+                summary.error_samples.append((item.path, _read_error(exc)))
+                continue
+            if content_hash in self.waiting:  # a copy of content being decoded right now
+                self.waiting[content_hash].append(item)
+                continue
+            if item.kind != "embed":
+                meta = catalog.known_content(content_hash)
+                if (
+                    meta is not None
+                    and catalog.has_thumbnail(content_hash)
+                    and (
+                        self.model_id is None
+                        or catalog.has_embedding(content_hash, self.model_id)
+                    )
+                ):
+                    self.plain_rows.append(_row(item, content_hash, meta, None))
+                    summary.reused += 1
                     continue
-                if content_hash in waiting:  # a copy of content being decoded right now
-                    waiting[content_hash].append(item)
-                    continue
-                if item.kind != "embed":
-                    meta = catalog.known_content(content_hash)
-                    if (
-                        meta is not None
-                        and catalog.has_thumbnail(content_hash)
-                        and (model_id is None or catalog.has_embedding(content_hash, model_id))
-                    ):
-                        plain_rows.append(_row(item, content_hash, meta, None))
-                        summary.reused += 1
-                        continue
-                waiting[content_hash] = [item]
-                pool.submit(
-                    content_hash, DecodeRequest(item.path, model_size, settings.thumb_size)
-                )
-            # Collect decoded files. Never spin: with no decode in flight, block on the
-            # inference batch instead (a busy loop here holds the GIL that torch's Python-level
-            # layers need, which made inference ~6x slower).
-            pending = [f for f in (inference, loading) if f is not None]
-            if pool.outstanding == 0 and pending:
-                wait_futures(pending, timeout=PROGRESS_INTERVAL_S, return_when=FIRST_COMPLETED)
-            busy = bool(queue or decoded or pending)
-            for outcome in pool.poll(timeout=0.01 if busy else 0.2):
-                its = waiting.pop(outcome.key)  # type: ignore[arg-type]
-                if outcome.image is None:
-                    reason = outcome.error or "unknown error"
-                    plain_rows += [_row(it, str(outcome.key), None, reason) for it in its]
-                    summary.errors += len(its)
-                    summary.error_samples += [(it.path, reason) for it in its]
-                else:
-                    summary.decoded += 1
-                    summary.reused += len(its) - 1  # identical files share this one decode
-                    decoded.append((outcome.image, its))
-            finished = not queue and pool.outstanding == 0
-            # Inference: one batch in the background thread while decoding goes on.
-            if inference is not None and inference.done():
-                vectors = _vectors_or_none(inference, summary)
-                if split is not None and vectors is not None:
-                    split.update(len(in_flight), inference.result()[1], pool)
-                summary.embedded += 0 if vectors is None else len(in_flight)
-                done += commit(in_flight, vectors)
-                inference, in_flight = None, []
-                last_yield = 0.0
-            if decoded and (len(decoded) >= batch_size or finished):
-                if embedder is None:
-                    batch, decoded = decoded[:batch_size], decoded[batch_size:]
-                    done += commit(batch, None)
-                    last_yield = 0.0
-                elif inference is None and loading is None:
-                    in_flight, decoded = decoded[:batch_size], decoded[batch_size:]
-                    inputs = [image.model_input for image, _ in in_flight]
-                    threads = None
-                    if split is not None:
-                        # Once decoding is over, the last batches get every core.
-                        decoding = bool(queue) or pool.outstanding > 0
-                        threads = split.threads if decoding else split.cores
-                    inference = executor.submit(_timed_embed, embedder, inputs, threads)
-            if plain_rows and (len(plain_rows) >= batch_size or finished):
-                done += commit([], None)
-                last_yield = 0.0
-            now = time.monotonic()
-            if now - last_yield >= PROGRESS_INTERVAL_S:
-                last_yield = now
-                yield Progress(ScanStage.PROCESSING, done, total, "", summary.errors)
-            if finished and not decoded and inference is None and not plain_rows:
-                break  # (a load still running is waited for by the executor's shutdown)
-        # Cancelled: keep what is finished, leave the rest for the next scan.
-        if inference is not None:
-            vectors = _vectors_or_none(inference, summary)
-            summary.embedded += 0 if vectors is None else len(in_flight)
-            done += commit(in_flight, vectors)
-        if plain_rows or (decoded and embedder is None):
-            done += commit(decoded if embedder is None else [], None)
-        yield Progress(ScanStage.PROCESSING, done, total, "", summary.errors)
-    finally:
-        pool.close()
-        executor.shutdown(wait=True)
+            self.waiting[content_hash] = [item]
+            pool.submit(
+                content_hash, DecodeRequest(item.path, self.model_size, self.settings.thumb_size)
+            )
+
+    def _collect(self, pool: DecodePool) -> None:
+        """Take what the decoders finished. Never spin: with no decode in flight, block on
+        the inference batch instead (a busy loop here holds the GIL that torch's Python-level
+        layers need, which made inference ~6x slower)."""
+        summary = self.summary
+        pending = [f for f in (self.inference, self.loading) if f is not None]
+        if pool.outstanding == 0 and pending:
+            wait_futures(pending, timeout=PROGRESS_INTERVAL_S, return_when=FIRST_COMPLETED)
+        busy = bool(self.queue or self.decoded or pending)
+        for outcome in pool.poll(timeout=0.01 if busy else 0.2):
+            its = self.waiting.pop(outcome.key)  # type: ignore[arg-type]
+            if outcome.image is None:
+                reason = outcome.error or "unknown error"
+                self.plain_rows += [_row(it, str(outcome.key), None, reason) for it in its]
+                summary.errors += len(its)
+                summary.error_samples += [(it.path, reason) for it in its]
+            else:
+                summary.decoded += 1
+                summary.reused += len(its) - 1  # identical files share this one decode
+                self.decoded.append((outcome.image, its))
+
+    def _infer_and_commit(
+        self, pool: DecodePool, executor: ThreadPoolExecutor, finished: bool
+    ) -> None:
+        """Commit a finished inference batch; start the next one (one batch in the background
+        thread while decoding goes on); commit hash-only batches and plain rows."""
+        if self.inference is not None and self.inference.done():
+            vectors = _vectors_or_none(self.inference, self.summary)
+            if self.split is not None and vectors is not None:
+                self.split.update(len(self.in_flight), self.inference.result()[1], pool)
+            self.summary.embedded += 0 if vectors is None else len(self.in_flight)
+            self.done += self.commit(self.in_flight, vectors)
+            self.inference, self.in_flight = None, []
+            self.last_yield = 0.0
+        if self.decoded and (len(self.decoded) >= self.batch_size or finished):
+            if self.embedder is None:
+                batch = self.decoded[: self.batch_size]
+                self.decoded = self.decoded[self.batch_size :]
+                self.done += self.commit(batch, None)
+                self.last_yield = 0.0
+            elif self.inference is None and self.loading is None:
+                self.in_flight = self.decoded[: self.batch_size]
+                self.decoded = self.decoded[self.batch_size :]
+                inputs = [image.model_input for image, _ in self.in_flight]
+                threads = None
+                if self.split is not None:
+                    # Once decoding is over, the last batches get every core.
+                    decoding = bool(self.queue) or pool.outstanding > 0
+                    threads = self.split.threads if decoding else self.split.cores
+                self.inference = executor.submit(_timed_embed, self.embedder, inputs, threads)
+        if self.plain_rows and (len(self.plain_rows) >= self.batch_size or finished):
+            self.done += self.commit([], None)
+            self.last_yield = 0.0
+
+    def _commit_the_rest(self) -> None:
+        """Cancelled (or done): keep what is finished, leave the rest for the next scan."""
+        if self.inference is not None:
+            vectors = _vectors_or_none(self.inference, self.summary)
+            self.summary.embedded += 0 if vectors is None else len(self.in_flight)
+            self.done += self.commit(self.in_flight, vectors)
+        if self.plain_rows or (self.decoded and self.embedder is None):
+            self.done += self.commit(self.decoded if self.embedder is None else [], None)
 
 
 def _timed_embed(
