@@ -213,6 +213,9 @@ class Library:
         """A grouping kept in memory: ``session.group(thresholds)`` re-groups at another
         threshold without reading the catalog again (a slider that follows the mouse).
 
+        Without verification a session's groups build their members when first read: call
+        ``result.built()`` in the worker before the GUI thread reads every member.
+
         Raises:
             DuplicatesError: Unknown tier.
         """

@@ -576,3 +576,72 @@ def test_a_session_regroups_like_a_fresh_grouping(
         assert _shape(again) == _shape(fresh), th
         assert again.candidates == fresh.candidates and again.comparisons == fresh.comparisons
     assert any(len(g.members) > 1 for g in session.group(base).groups)
+
+
+def _library_rows(n: int, seed: int = 3) -> list[dict]:
+    """``n`` crafted photos: distinct pictures, near-copies 0 to 16 hash bits away (some
+    resized, some with another aspect), exact copies (shared bytes) and flat images."""
+    import random
+
+    rng = random.Random(seed)
+    rows: list[dict] = []
+    for i in range(n):
+        path, content = f"/lib/s{i // 50:03d}/IMG_{i:05d}.jpg", f"{i:032x}"
+        roll = rng.random()
+        if rows and roll < 0.15:  # an exact copy: same bytes elsewhere
+            src = rng.choice(rows)
+            rows.append({**src, "path": path.replace("IMG", "COPY"), "mtime_ns": src["mtime_ns"] + i})
+            continue
+        if rows and roll < 0.55:  # a near-copy of an earlier photo
+            src = rng.choice(rows)
+            phash = flip_bits(src["phash"], rng.sample(range(64), rng.randint(0, 9)))
+            dhash = flip_bits(src["dhash"], rng.sample(range(64), rng.randint(0, 9)))
+            width, height = rng.choice([(src["width"], src["height"]), (640, 480), (480, 640)])
+        else:
+            phash, dhash = flip_bits(0, rng.sample(range(64), 32)), flip_bits(0, rng.sample(range(64), 32))
+            width, height = 800, 600
+            if roll > 0.98:
+                dhash = 0  # flat: only ever an exact copy
+        rows.append(photo_row(path, content, phash, dhash, width, height,
+                              size=rng.randint(50_000, 900_000), mtime_ns=1_600_000_000 * 10**9 + i))
+    return rows
+
+
+def test_the_fast_regroup_gives_the_reference_grouping(tmp_path: Path) -> None:
+    """Without verification a session decides pairs on cached numbers and builds members
+    lazily; every threshold gives exactly what the reference (every member built at once,
+    the path verification takes) gives: groups, order, members, evidence, why lines, counts."""
+    from photosim.core.dedup.grouping import GroupingSession
+
+    rows = _library_rows(1500)
+    base = Thresholds(verify=False)
+    steps = [
+        base,
+        dataclasses.replace(base, near_hash_sum=8),
+        dataclasses.replace(base, near_hash_sum=16, near_phash=12),
+        dataclasses.replace(base, near_aspect=0.5),
+        dataclasses.replace(base, near_hash_sum=4, near_dhash=3),
+        dataclasses.replace(base, near_hash_sum=30, near_phash=20, near_dhash=20),  # looser
+        base,
+    ]
+    with crafted(tmp_path, rows) as catalog:
+        contents = {r["content_hash"] for r in rows}
+        a, b = sorted(contents)[:2]
+        catalog.add_verdict(a, b)
+        for tier in ("exact", "near"):
+            fast = GroupingSession(catalog, tier)
+            reference = GroupingSession(catalog, tier, lazy=False)
+            for th in steps:
+                got, want = fast.group(th), reference.group(th)
+                assert [(g.id, g.tier, g.photo_count, g.reclaimable_bytes, g.keeper.path)
+                        for g in got.groups] == [
+                    (g.id, g.tier, len(g.members), g.reclaimable_bytes, g.keeper.path)
+                    for g in want.groups]
+                assert _shape(got) == _shape(want), (tier, th)
+                assert [[m.evidence for m in g.members] for g in got.groups] == [
+                    [m.evidence for m in g.members] for g in want.groups]
+                assert got.candidates == want.candidates
+                assert got.comparisons == want.comparisons
+            if tier == "near":
+                sizes = {len(fast.group(th).groups) for th in steps}
+                assert len(sizes) > 2, "the thresholds must change the grouping"

@@ -46,11 +46,13 @@ evidence (hash distances and orientation, keypoint inliers, scale, crop, rotatio
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import logging
 import time
 from collections import OrderedDict, defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -178,29 +180,87 @@ class Member:
     evidence: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
 class Group:
     """A duplicate group, keeper first.
 
-    Attributes:
+    A grouping session builds the members of a group only when they are first read (their
+    evidence and "why" lines cost more than the grouping itself); the keeper, the photo
+    count and the reclaimable bytes are known without them.
+
+    Args:
         id: 1-based, in output order.
         tier: The loosest match inside the group (``exact`` < ``near`` < ``similar``).
-        members: Keeper first, then the others best copy first.
+        members: Keeper first, then the others best copy first; or None with ``build``.
+        build: Called with ``pending`` when the members are first read (instead of
+            ``members``); one builder serves many groups.
+        pending: What ``build`` needs to make this group's members.
+        keeper: The keeper's photo (required with ``build``).
+        photos: The number of members (required with ``build``).
+        reclaimable: Bytes freed by removing every member but the keeper (required with
+            ``build``).
+
+    Raises:
+        ValueError: Neither ``members`` nor a complete ``build`` description.
     """
 
-    id: int
-    tier: str
-    members: list[Member]
+    __slots__ = ("id", "tier", "_members", "_build", "_pending", "_keeper", "_photos",
+                 "_reclaimable")
+
+    def __init__(
+        self,
+        id: int,  # noqa: A002 - the group number, as in the JSON output
+        tier: str,
+        members: list[Member] | None = None,
+        *,
+        build: Callable[[Any], list[Member]] | None = None,
+        pending: Any = None,
+        keeper: Photo | None = None,
+        photos: int | None = None,
+        reclaimable: int | None = None,
+    ) -> None:
+        if members is None and (build is None or keeper is None or photos is None
+                                or reclaimable is None):
+            raise ValueError("a group needs its members, or a builder with keeper, photo "
+                             "count and reclaimable bytes")
+        self.id, self.tier = id, tier
+        self._members, self._build, self._pending = members, build, pending
+        self._keeper, self._photos, self._reclaimable = keeper, photos, reclaimable
+
+    @property
+    def members(self) -> list[Member]:
+        """Keeper first, then the others best copy first."""
+        if self._members is None:
+            assert self._build is not None
+            self._members = self._build(self._pending)
+            self._build = self._pending = None
+        return self._members
 
     @property
     def keeper(self) -> Photo:
         """The photo to keep."""
-        return self.members[0].photo
+        return self._keeper if self._keeper is not None else self.members[0].photo
+
+    @property
+    def photo_count(self) -> int:
+        """Members, the keeper included."""
+        return self._photos if self._photos is not None else len(self.members)
 
     @property
     def reclaimable_bytes(self) -> int:
         """Bytes freed by removing every member but the keeper."""
+        if self._reclaimable is not None:
+            return self._reclaimable
         return sum(m.photo.size for m in self.members[1:])
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Group):
+            return NotImplemented
+        return (self.id, self.tier, self.members) == (other.id, other.tier, other.members)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like the dataclass it replaces
+
+    def __repr__(self) -> str:
+        return f"Group(id={self.id}, tier={self.tier!r}, photos={self.photo_count})"
 
 
 @dataclass
@@ -249,6 +309,13 @@ class GroupingResult:
     decoded: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
 
+    def built(self) -> GroupingResult:
+        """Build every group's members now (a grouping session builds them when first read:
+        call this on a worker thread before handing the result to the GUI). Returns self."""
+        for group in self.groups:
+            group.members  # noqa: B018 - reading builds them
+        return self
+
 
 def match(
     a: Content,
@@ -273,19 +340,51 @@ def match(
         ``(matched tier, evidence)`` or None when the evidence does not reach a tier.
     """
     evidence = hash_evidence(a, b, cosine, cache)
-    p, d = evidence["phash_distance"], evidence["dhash_distance"]
-    if evidence["aspect_difference"] <= th.near_aspect and not (a.flat or b.flat):
+    matched = presumed_tier(
+        evidence["phash_distance"], evidence["dhash_distance"], evidence["aspect_difference"],
+        "orientation" in evidence, a.flat or b.flat, cosine, tier, th,
+    )
+    return None if matched is None else (matched, evidence)
+
+
+def presumed_tier(
+    phash_distance: int,
+    dhash_distance: int,
+    aspect_difference: float,
+    oriented: bool,
+    flat: bool,
+    cosine: float | None,
+    tier: str,
+    th: Thresholds,
+) -> str | None:
+    """The tier that hash and descriptor evidence alone give a pair (the rule of :func:`match`).
+
+    Args:
+        phash_distance: pHash Hamming distance (bits of 64) at the best orientation.
+        dhash_distance: dHash Hamming distance (bits of 64) at that orientation.
+        aspect_difference: Relative aspect-ratio difference after the orientation.
+        oriented: The best orientation is not upright.
+        flat: Either photo's hashes carry no structure (:attr:`Content.flat`).
+        cosine: Descriptor cosine similarity, or None.
+        tier: Loosest tier accepted.
+        th: Thresholds.
+
+    Returns:
+        ``"near"``, ``"similar"`` or None.
+    """
+    p, d = phash_distance, dhash_distance
+    if aspect_difference <= th.near_aspect and not flat:
         by_hash = p <= th.near_phash and d <= th.near_dhash and p + d <= th.near_hash_sum
         by_descriptor = (
             cosine is not None
             and cosine >= th.near_cosine
             and p <= th.near_cosine_phash
-            and "orientation" not in evidence
+            and not oriented
         )
         if by_hash or by_descriptor:
-            return "near", evidence
+            return "near"
     if tier == "similar" and cosine is not None and cosine >= th.similar_cosine:
-        return "similar", evidence
+        return "similar"
     return None
 
 
@@ -880,7 +979,7 @@ def find_duplicates(
     Raises:
         DuplicatesError: Unknown tier, or ``similar`` without descriptors.
     """
-    return GroupingSession(catalog, tier, model, k).group(thresholds)
+    return GroupingSession(catalog, tier, model, k).group(thresholds).built()
 
 
 class GroupingSession:
@@ -898,22 +997,32 @@ class GroupingSession:
         tier: ``"exact"``, ``"near"`` or ``"similar"``.
         model: Descriptor model id; None uses the model of the last scan, if any.
         k: Neighbours per content fetched from each index.
+        lazy: Without verification, decide pairs on cached numbers and build each group's
+            members when first read (the fast path); False builds every member at once, as
+            a grouping with verification does (the reference the fast path is tested
+            against).
 
     Raises:
         DuplicatesError: Unknown tier.
     """
 
     def __init__(
-        self, catalog: Catalog, tier: str = "near", model: str | None = None, k: int = 16
+        self,
+        catalog: Catalog,
+        tier: str = "near",
+        model: str | None = None,
+        k: int = 16,
+        lazy: bool = True,
     ) -> None:
         if tier not in TIERS:
             raise DuplicatesError(f"unknown tier {tier!r}; choose one of {', '.join(TIERS)}")
-        self.catalog, self.tier, self.k = catalog, tier, k
+        self.catalog, self.tier, self.k, self.lazy = catalog, tier, k, lazy
         self._model = model
         self._contents: dict[str, Content] | None = None
         self._order: list[Content] = []
         self._found: _Candidates | None = None
         self._narrowed: dict[tuple[float, float | None, bool], _Candidates] = {}
+        self._table: _PairTable | None = None
 
     def group(self, thresholds: Thresholds | None = None) -> GroupingResult:
         """Group with ``thresholds`` (defaults when None); see :func:`find_duplicates`.
@@ -921,6 +1030,10 @@ class GroupingSession:
         Raises:
             DuplicatesError: ``similar`` without descriptors.
         """
+        with _collector_paused():
+            return self._group(thresholds)
+
+    def _group(self, thresholds: Thresholds | None) -> GroupingResult:
         started = time.perf_counter()
         th = thresholds or Thresholds()
         if self._contents is None:
@@ -934,7 +1047,7 @@ class GroupingSession:
         verifier = _new_verifier(contents, th) if self.tier != "exact" and th.verify else None
         if verifier is not None:
             load_verdicts(self.catalog)
-        found = _Candidates()
+        found, floors = _Candidates(), (2.0, None, False)
         if self.tier != "exact":
             floors = _floors(self.tier, th, model, verifier is not None)
             if self._found is None or not self._found.covers(floors):
@@ -942,13 +1055,22 @@ class GroupingSession:
                     self.catalog, contents, self.tier, th, model, verifier, self.k, seconds
                 )
                 self._narrowed = {self._found.floors: self._found}
-            if floors not in self._narrowed:
-                self._narrowed[floors] = self._found.narrowed(floors)
-            found = self._narrowed[floors]
-        tally = _assign_groups(
-            self._order, contents, found, self.tier, th, verifier,
-            self.catalog.not_duplicate_pairs(),
-        )
+                self._table = None
+        verdicts = self.catalog.not_duplicate_pairs()
+        if verifier is None and self.lazy:  # hashes and descriptors alone: the fast path
+            if self._table is None and self._found is not None:
+                self._table = _PairTable(self._found)
+            tally = _assign_presumed(
+                self._order, contents, self._table, floors, self.tier, th, verdicts)
+            if self._table is not None:
+                found.counts = self._table.view(floors).counts
+        else:
+            if self._found is not None:
+                if floors not in self._narrowed:
+                    self._narrowed[floors] = self._found.narrowed(floors)
+                found = self._narrowed[floors]
+            tally = _assign_groups(
+                self._order, contents, found, self.tier, th, verifier, verdicts)
         if verifier is not None:
             seconds["decode"] = verifier.decode_seconds
             seconds["keypoints"] = verifier.keypoint_seconds
@@ -1173,16 +1295,27 @@ def _assign_groups(
         if len(members) < 2:
             continue
         assigned.update(joined)
-        head, rest = members[0], sorted(members[1:], key=lambda m: keeper_key(m.photo))
-        # Explain the choice against the best copy of other content (exact copies tie).
-        runner_up = next((m for m in rest if m.match != "exact"), rest[0])
-        head.why = f"kept: {keeper_reason(head.photo, runner_up.photo)}"
-        loosest = max((m.match for m in rest), key=_TIER_RANK.__getitem__)
-        tally.groups.append(Group(0, loosest, [head, *rest]))
-    tally.groups.sort(key=lambda g: (-g.reclaimable_bytes, g.keeper.path))
-    for number, group in enumerate(tally.groups, 1):
-        group.id = number
+        members = _ordered(members)
+        loosest = max((m.match for m in members[1:]), key=_TIER_RANK.__getitem__)
+        tally.groups.append(Group(0, loosest, members))
+    _number(tally.groups)
     return tally
+
+
+def _ordered(members: list[Member]) -> list[Member]:
+    """The keeper, then the others best copy first; the keeper's "why" names what it beat."""
+    head, rest = members[0], sorted(members[1:], key=lambda m: keeper_key(m.photo))
+    # Explain the choice against the best copy of other content (exact copies tie).
+    runner_up = next((m for m in rest if m.match != "exact"), rest[0])
+    head.why = f"kept: {keeper_reason(head.photo, runner_up.photo)}"
+    return [head, *rest]
+
+
+def _number(groups: list[Group]) -> None:
+    """Sort groups largest reclaimable bytes first (then keeper path) and number them."""
+    groups.sort(key=lambda g: (-g.reclaimable_bytes, g.keeper.path))
+    for number, group in enumerate(groups, 1):
+        group.id = number
 
 
 def _verify_ahead(
@@ -1232,11 +1365,7 @@ def _members_of(
     Returns:
         ``(members, contents joined)``, the keeper first.
     """
-    members = [Member(content.best, "keeper", "kept: best copy by the keeper rule")]
-    members += [
-        Member(p, "exact", why_line("exact", {}), {"identical_bytes": True})
-        for p in content.photos[1:]
-    ]
+    members = _own_members(content)
     joined = [content.content_hash]
     for other_hash, cosine in found.pairs.get(content.content_hash, {}).items():
         if other_hash in assigned or other_hash in joined:
@@ -1254,12 +1383,254 @@ def _members_of(
             tally.rebutted.add(frozenset((content.content_hash, other_hash)))
         if result.tier is None:
             continue
-        matched, pair_evidence = result.tier, result.evidence
-        pair_evidence.pop("orientation_index", None)
         joined.append(other_hash)
-        why = why_line(matched, pair_evidence, th.similar_cosine)
-        members += [Member(p, matched, why, pair_evidence) for p in other.photos]
+        members += _joined_members(other, result, th)
     return members, joined
+
+
+def _own_members(content: Content) -> list[Member]:
+    """The keeper (the content's best copy) and the content's other copies."""
+    members = [Member(content.best, "keeper", "kept: best copy by the keeper rule")]
+    members += [
+        Member(p, "exact", why_line("exact", {}), {"identical_bytes": True})
+        for p in content.photos[1:]
+    ]
+    return members
+
+
+def _joined_members(other: Content, result: Judgement, th: Thresholds) -> list[Member]:
+    """The photos of a content judged a match, with the pair's evidence and why line."""
+    assert result.tier is not None
+    evidence = result.evidence
+    evidence.pop("orientation_index", None)
+    why = why_line(result.tier, evidence, th.similar_cosine)
+    return [Member(p, result.tier, why, evidence) for p in other.photos]
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for a burst of allocations.
+
+    Grouping allocates about one object per photo, candidate pair and group, none of them
+    cyclic; with 10^5 photos (and their rows) alive, the full collections this triggers
+    scan every live object and more than double the time of a re-group. Reference counting
+    still frees everything; the collector runs again afterwards.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+class _PairTable:
+    """Collected candidates as arrays, so that other thresholds re-group without rebuilding them.
+
+    Each unordered candidate pair gets an id; its events (every time a source found it, with
+    the descriptor cosine or hash similarity) are kept in collection order, so that for any
+    floors the pair's source, cosine and presence are those :meth:`_Candidates.narrowed`
+    would give. The threshold-independent hash evidence of each directed pair is measured
+    once, on first use.
+
+    Args:
+        found: Candidates collected by :func:`_collect_candidates`.
+
+    Attributes:
+        adjacency: ``content -> [(other content, pair id)]``, every pair on both sides.
+        pairs: Number of distinct pairs.
+    """
+
+    def __init__(self, found: _Candidates) -> None:
+        self.found = found
+        ids: dict[tuple[str, str], int] = {}
+        pids: list[int] = []
+        for a, b, _, _ in found.events:
+            pids.append(ids.setdefault((a, b) if a < b else (b, a), len(ids)))
+        codes = {kind: i for i, kind in enumerate(SOURCES)}
+        self._pid = np.asarray(pids, dtype=np.int64)
+        self._kind = np.asarray([codes[e[3]] for e in found.events], dtype=np.int8)
+        self._value = np.asarray(
+            [np.nan if e[2] is None else e[2] for e in found.events], dtype=np.float64)
+        self.pairs = len(ids)
+        adjacency: defaultdict[str, list[tuple[str, int]]] = defaultdict(list)
+        for (a, b), pid in ids.items():
+            adjacency[a].append((b, pid))
+            adjacency[b].append((a, pid))
+        self.adjacency = dict(adjacency)
+        self._views: dict[tuple[float, float | None, bool], _PairView] = {}
+        self._evidence: dict[tuple[str, str], tuple[int, int, float, bool, bool]] = {}
+        self._keepers: list[tuple[Content, str, bool, list[tuple[str, int]]]] | None = None
+        # (photos, bytes) of every content in :meth:`keepers`.
+        self.photos: dict[str, tuple[int, int]] = {}
+
+    def keepers(
+        self, order: list[Content]
+    ) -> list[tuple[Content, str, bool, list[tuple[str, int]]]]:
+        """``(content, hash, has copies, candidates)`` of the contents in ``order`` that can
+        keep a group (they have copies or candidates), computed once."""
+        if self._keepers is None:
+            self._keepers = [
+                (c, c.content_hash, len(c.photos) > 1, self.adjacency.get(c.content_hash, []))
+                for c in order
+                if len(c.photos) > 1 or c.content_hash in self.adjacency
+            ]
+            self.photos = {
+                c.content_hash: (len(c.photos), sum(p.size for p in c.photos))
+                for c, _, _, _ in self._keepers
+            }
+        return self._keepers
+
+    def view(self, floors: tuple[float, float | None, bool]) -> _PairView:
+        """Which pairs collecting with ``floors`` finds, with their source and cosine.
+
+        Vectorised over the events (a few milliseconds for 10^5 pairs); cached per floors.
+        """
+        if floors in self._views:
+            return self._views[floors]
+        hash_floor, cos_floor, sketches = floors
+        value = self._value
+        descriptor = self._kind == SOURCES.index("descriptors")
+        known = ~np.isnan(value)
+        with np.errstate(invalid="ignore"):
+            passes = ~descriptor & known & (value >= hash_floor)
+            if cos_floor is not None:
+                passes |= descriptor & (value >= cos_floor)
+        if sketches:
+            passes |= ~descriptor & ~known
+        events = np.flatnonzero(passes)
+        # The source is the first event that passes; the cosine the last descriptor event's.
+        pids, first = np.unique(self._pid[events], return_index=True)
+        kind = np.full(self.pairs, -1, dtype=np.int8)
+        kind[pids] = self._kind[events[first]]
+        later = events[descriptor[events]][::-1]
+        described, last = np.unique(self._pid[later], return_index=True)
+        cosine = np.full(self.pairs, np.nan)
+        cosine[described] = value[later[last]]
+        counts = np.bincount(kind[pids], minlength=len(SOURCES)).tolist()
+        view = _PairView(
+            passing=(kind >= 0).tolist(),
+            source=[SOURCES[k] if k >= 0 else "" for k in kind.tolist()],
+            cosine=[None if c != c else c for c in cosine.tolist()],
+            counts={name: int(n) for name, n in zip(SOURCES, counts, strict=True)},
+        )
+        self._views[floors] = view
+        return view
+
+    def presumed(
+        self, a: Content, b: Content, cosine: float | None, tier: str, th: Thresholds
+    ) -> str | None:
+        """:func:`presumed_tier` of the pair (``a`` the keeper), its hash evidence cached."""
+        key = (a.content_hash, b.content_hash)
+        measured = self._evidence.get(key)
+        if measured is None:
+            e = hash_evidence(a, b, None, self.found.evidence)
+            measured = (e["phash_distance"], e["dhash_distance"], e["aspect_difference"],
+                        "orientation" in e, a.flat or b.flat)
+            self._evidence[key] = measured
+        return presumed_tier(*measured, cosine, tier, th)
+
+
+@dataclass
+class _PairView:
+    """The pairs of a :class:`_PairTable` that one set of floors collects (by pair id).
+
+    Attributes:
+        passing: Whether each pair is a candidate.
+        source: Its source (:data:`SOURCES`), "" when not a candidate.
+        cosine: Its descriptor cosine, or None.
+        counts: Candidate pairs per source.
+    """
+
+    passing: list[bool]
+    source: list[str]
+    cosine: list[float | None]
+    counts: dict[str, int]
+
+
+def _assign_presumed(
+    order: list[Content],
+    contents: dict[str, Content],
+    table: _PairTable | None,
+    floors: tuple[float, float | None, bool],
+    tier: str,
+    th: Thresholds,
+    verdicts: set[tuple[str, str]],
+) -> _Tally:
+    """:func:`_assign_groups` without verification, for a grouping session.
+
+    The same groups, members and evidence, but each pair is decided on cached numbers
+    (:meth:`_PairTable.presumed`) and a group's members, with their evidence and why lines,
+    are built only when first read (:class:`Group`, :class:`_Members`), so re-grouping 10^5
+    photos costs one pass over the keepers and their candidates and a few objects per group.
+    """
+    tally = _Tally()
+    if table is None:
+        table = _PairTable(_Candidates())
+    view = table.view(floors)
+    passing, cosines, presumed = view.passing, view.cosine, table.presumed
+    keepers, rank = table.keepers(order), _TIER_RANK
+    build, photos, groups = _Members(contents, table, view, tier, th), table.photos, tally.groups
+    assigned: set[str] = set()
+    joined: list[tuple[str, int, str]] = []
+    for content, h, copies, candidates in keepers:
+        if h in assigned:
+            continue
+        for other, pid in candidates:
+            if not passing[pid] or other in assigned:
+                continue
+            if verdicts and ((h, other) if h < other else (other, h)) in verdicts:
+                continue
+            tally.comparisons += 1
+            matched = presumed(content, contents[other], cosines[pid], tier, th)
+            if matched is not None:
+                joined.append((other, pid, matched))
+        if not (joined or copies):
+            continue
+        assigned.add(h)
+        count, size = photos[h]
+        loosest = "exact" if copies else "keeper"
+        for other, _, matched in joined:
+            assigned.add(other)
+            n, b = photos[other]
+            count, size = count + n, size + b
+            if rank[matched] > rank[loosest]:
+                loosest = matched
+        best = content.photos[0]
+        groups.append(Group(0, loosest, build=build, pending=(content, joined), keeper=best,
+                            photos=count, reclaimable=size - best.size))
+        joined = []
+    _number(groups)
+    return tally
+
+
+class _Members:
+    """Builds the members of the groups :func:`_assign_presumed` made, when first read: each
+    pair judged again (the same :func:`judge` as the eager path, without verification)."""
+
+    def __init__(
+        self,
+        contents: dict[str, Content],
+        table: _PairTable,
+        view: _PairView,
+        tier: str,
+        th: Thresholds,
+    ) -> None:
+        self.contents, self.table, self.view, self.tier, self.th = contents, table, view, tier, th
+
+    def __call__(self, pending: tuple[Content, list[tuple[str, int, str]]]) -> list[Member]:
+        content, joined = pending
+        found, th = self.table.found, self.th
+        members = _own_members(content)
+        for other_hash, pid, _ in joined:
+            other = self.contents[other_hash]
+            kind, cosine = self.view.source[pid], self.view.cosine[pid]
+            support = _support(found.sketches, content, other, kind, th, found.evidence)
+            result = judge(content, other, cosine, self.tier, th, None, kind, support,
+                           found.evidence)
+            members += _joined_members(other, result, th)
+        return _ordered(members)
 
 
 def group_pairs(groups: list[Group]) -> set[frozenset[str]]:
