@@ -24,7 +24,7 @@ SCAN_TIMEOUT_MS = 120_000
 
 def _scan(qtbot, window, folder: Path) -> None:
     with qtbot.waitSignal(window.scan_finished, timeout=SCAN_TIMEOUT_MS):
-        window.add_folder(str(folder))
+        window.folders.add_folder(str(folder))
     _settle(qtbot, window)
 
 
@@ -74,7 +74,7 @@ def test_scan_dev_set_fills_library_problems_and_exact_groups(qtbot, make_window
     clock.start()
     probe.start()
     with qtbot.waitSignal(window.scan_finished, timeout=SCAN_TIMEOUT_MS) as blocker:
-        window.add_folder(str(dev_copy))
+        window.folders.add_folder(str(dev_copy))
     probe.stop()
     _settle(qtbot, window)
     summary = blocker.args[0]
@@ -143,7 +143,7 @@ def test_protected_folder_and_similar_refusals_are_shown(qtbot, make_window, tmp
     photos = write_photo_set(tmp_path / "lib")
     window = make_window()
     _scan(qtbot, window, tmp_path / "lib")
-    window.set_protected(str(tmp_path / "lib"), True)
+    window.folders.set_protected(str(tmp_path / "lib"), True)
     window.duplicates_page.tier_combo.setCurrentIndex(1)  # near
     window.duplicates_page.apply_rule_to_all("keeper")
     plan = window.duplicates_page.plan_cleanup()
@@ -219,7 +219,7 @@ def test_not_duplicates_is_remembered_across_rescans(qtbot, make_window, tmp_pat
     window.duplicates_page.mark_not_duplicates()
     assert window.duplicates_page.dup_model().rowCount() == 0
     with qtbot.waitSignal(window.scan_finished, timeout=SCAN_TIMEOUT_MS):
-        window.rescan_all()
+        window.folders.rescan_all()
     _settle(qtbot, window)
     groups = window.duplicates_page.dup_models["near"].groups()
     # No two different contents of the judged group are grouped again (a content left out
@@ -295,7 +295,7 @@ def test_library_details_sort_and_thumbnails(qtbot, make_window, tmp_path):
 def test_cancel_and_pause_a_scan(qtbot, make_window, dev_copy):
     window = make_window()
     with qtbot.waitSignal(window.scan_finished, timeout=SCAN_TIMEOUT_MS) as blocker:
-        window.add_folder(str(dev_copy))
+        window.folders.add_folder(str(dev_copy))
         assert window.scan_status.isVisible()
         window.scan_status.pause.setChecked(True)
         assert window.scan_task.control.paused

@@ -68,7 +68,7 @@ class LibraryPage(QWidget):
             "Add a folder", "photosim finds duplicate and similar photos in folders you choose. "
             "Add a folder (or drop one on this window) and it is scanned at once.",
             "Add a folder…", self)
-        self.library_empty.activated.connect(frame.add_folder_dialog)
+        self.library_empty.activated.connect(frame.folders.add_folder_dialog)
         self.library_stack = QStackedWidget(self)
         self.library_stack.addWidget(self.library_empty)
         self.library_stack.addWidget(self.library_view)

@@ -20,16 +20,10 @@ from typing import Any
 from PySide6.QtCore import QPoint, Qt, QUrl, Signal, Slot
 from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
 from PySide6.QtWidgets import (
-    QDockWidget,
     QFileDialog,
-    QHBoxLayout,
-    QLabel,
-    QListWidget,
-    QListWidgetItem,
     QMainWindow,
     QMenu,
     QMessageBox,
-    QPushButton,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -49,6 +43,7 @@ from photosim.gui.pages.similar import SimilarPage
 from photosim.gui.settings import AppSettings
 from photosim.gui.thumbnails import ThumbnailCache
 from photosim.gui.widgets.common import Banner, PhotoGrid, ScanStatus
+from photosim.gui.widgets.folders import FoldersPane
 from photosim.library import (
     CleanupPlan,
     CleanupResult,
@@ -137,7 +132,7 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self._build()
         self._restore_geometry()
-        self.reload_folders()
+        self.folders.reload()
         self.reload_library()
         self.reload_problems()
         if rescan_on_start and self.catalog.folders():
@@ -155,8 +150,13 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.banner)
         layout.addWidget(self.tabs, 1)
         self.setCentralWidget(central)
+        self.folders = FoldersPane(self)
+        self.folders.scan_requested.connect(self.start_scan)
+        self.folders.removing.connect(self._on_folder_removing)
+        self.folders.removed.connect(lambda _folder: self.refresh_after_change())
+        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.folders)
+        self.resizeDocks([self.folders], [260], Qt.Orientation.Horizontal)
         self._build_actions()
-        self._build_folders()
         self.library_page = LibraryPage(self, thumb)
         self.tabs.addTab(self.library_page, "Library")
         self.duplicates_page = DuplicatesPage(self)
@@ -185,9 +185,9 @@ class MainWindow(QMainWindow):
     def _build_actions(self) -> None:
         bar = self.menuBar()
         file_menu = bar.addMenu("&File")
-        self.add_folder_action = self._action(
-            "&Add folder…", self.add_folder_dialog, QKeySequence.StandardKey.Open, file_menu)
-        self.rescan_action = self._action("&Rescan all", self.rescan_all, "F5", file_menu)
+        self.add_folder_action = self._action("&Add folder…", self.folders.add_folder_dialog,
+                                              QKeySequence.StandardKey.Open, file_menu)
+        self.rescan_action = self._action("&Rescan all", self.folders.rescan_all, "F5", file_menu)
         self.similar_file_action = self._action(
             "Find similar to a &file…", self.find_similar_dialog, "Ctrl+Shift+F", file_menu)
         file_menu.addSeparator()
@@ -209,34 +209,6 @@ class MainWindow(QMainWindow):
         help_menu = bar.addMenu("&Help")
         self._action("Open &log folder", self._open_log_folder, None, help_menu)
         self._action("&About photosim", self._about, None, help_menu)
-
-    def _build_folders(self) -> None:
-        dock = QDockWidget("Folders", self)
-        dock.setObjectName("folders")
-        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
-        panel = QWidget(dock)
-        self.folder_list = QListWidget(panel)
-        self.folder_list.setToolTip("Scanned folders. Drop a folder on the window to add it.")
-        self.folder_list.itemChanged.connect(self._on_folder_list_item_changed)
-        buttons = QHBoxLayout()
-        for text, slot, tip in (
-            ("Add…", self.add_folder_dialog, "Add a folder and scan it"),
-            ("Remove", self.remove_selected_folder, "Forget the folder (files stay on disk)"),
-            ("Rescan", self.rescan_selected_folder, "Scan the selected folder again"),
-        ):
-            b = QPushButton(text, panel)
-            b.setToolTip(tip)
-            b.clicked.connect(slot)
-            buttons.addWidget(b)
-        note = QLabel("Tick a folder to protect it: cleanup never touches it.", panel)
-        note.setWordWrap(True)
-        layout = QVBoxLayout(panel)
-        layout.addWidget(self.folder_list, 1)
-        layout.addWidget(note)
-        layout.addLayout(buttons)
-        dock.setWidget(panel)
-        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
-        self.resizeDocks([dock], [260], Qt.Orientation.Horizontal)
 
     # ================================================================== tasks
     @property
@@ -268,72 +240,11 @@ class MainWindow(QMainWindow):
         """True while any background task of this window is running or queued."""
         return bool(self._tasks)
 
-    # ================================================================== folders
-    def reload_folders(self) -> None:
-        """Refill the folder list from the catalog."""
-        self.folder_list.blockSignals(True)
-        self.folder_list.clear()
-        for path, protected in self.catalog.folders():
-            item = QListWidgetItem(path)
-            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-            item.setCheckState(Qt.CheckState.Checked if protected else Qt.CheckState.Unchecked)
-            item.setToolTip(f"{path}\n{'protected: cleanup never touches it' if protected else ''}")
-            self.folder_list.addItem(item)
-        self.folder_list.blockSignals(False)
-
-    def add_folder_dialog(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Add a folder to scan")
-        if folder:
-            self.add_folder(folder)
-
-    def add_folder(self, folder: str) -> None:
-        """Remember a folder and scan it at once."""
-        folder = os.path.abspath(folder)
-        self.catalog.add_folder(folder)
-        self.reload_folders()
-        self.start_scan([folder])
-
-    def set_protected(self, folder: str, protected: bool) -> None:
-        """Protect a folder (cleanup never touches it) or not."""
-        self.catalog.set_protected(folder, protected)
-        self.reload_folders()
-
-    def _on_folder_list_item_changed(self, item: QListWidgetItem) -> None:
-        self.set_protected(item.text(), item.checkState() == Qt.CheckState.Checked)
-
-    def _selected_folder(self) -> str | None:
-        item = self.folder_list.currentItem()
-        return item.text() if item else None
-
-    def remove_selected_folder(self) -> None:
-        folder = self._selected_folder()
-        if folder is None:
-            return
-        answer = QMessageBox.question(
-            self, "Remove folder",
-            f"Forget {folder}?\n\nIts photos leave the library; nothing is deleted from disk.")
-        if answer == QMessageBox.StandardButton.Yes:
-            self.remove_folder(folder)
-
-    def remove_folder(self, folder: str) -> None:
-        """Forget a folder and its photos (files stay on disk)."""
+    # ================================================================== scanning
+    def _on_folder_removing(self, _folder: str) -> None:
         if self.scan_task is not None:
             self.cancel_scan()
-        self.catalog.remove_folder(folder)
-        self.reload_folders()
-        self.refresh_after_change()
 
-    def rescan_selected_folder(self) -> None:
-        folder = self._selected_folder()
-        if folder:
-            self.start_scan([folder])
-
-    def rescan_all(self) -> None:
-        roots = [p for p, _ in self.catalog.folders()]
-        if roots:
-            self.start_scan(roots)
-
-    # ================================================================== scanning
     def start_scan(self, roots: list[str], quiet: bool = False,
                    workers: int | None = None) -> None:
         """Scan ``roots`` in the background (queued behind a running scan)."""
@@ -625,7 +536,7 @@ class MainWindow(QMainWindow):
     def handle_dropped_path(self, path: str) -> None:
         """A folder is added and scanned; an image file is used as a similar-search query."""
         if os.path.isdir(path):
-            self.add_folder(path)
+            self.folders.add_folder(path)
         elif os.path.isfile(path) and _is_image_file(path):
             self.find_similar(path)
         else:
