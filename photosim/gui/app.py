@@ -157,7 +157,7 @@ def _exit_after_searches(window, queries: list[str]) -> None:
     pending = [len(queries)]
 
     def close_when_idle() -> None:
-        window.cancel_scan()
+        window.scanner.cancel()
         if window.busy():
             QTimer.singleShot(50, close_when_idle)
         else:

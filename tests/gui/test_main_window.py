@@ -296,14 +296,14 @@ def test_cancel_and_pause_a_scan(qtbot, make_window, dev_copy):
     window = make_window()
     with qtbot.waitSignal(window.scan_finished, timeout=SCAN_TIMEOUT_MS) as blocker:
         window.folders.add_folder(str(dev_copy))
-        assert window.scan_status.isVisible()
-        window.scan_status.pause.setChecked(True)
-        assert window.scan_task.control.paused
-        window.scan_status.pause.setChecked(False)
-        window.scan_status.cancel.click()
+        assert window.scanner.status.isVisible()
+        window.scanner.status.pause.setChecked(True)
+        assert window.scanner.task.control.paused
+        window.scanner.status.pause.setChecked(False)
+        window.scanner.status.cancel.click()
     _settle(qtbot, window)
     assert blocker.args[0].cancelled
-    assert not window.scan_status.isVisible()
+    assert not window.scanner.status.isVisible()
 
 
 def test_failed_task_is_reported(qtbot, make_window, tmp_path):
@@ -332,11 +332,11 @@ def test_time_based_progress_shows_rate(qtbot, make_window):
     from photosim.core.types import Progress, ScanStage
 
     window = make_window()
-    window._processing_started = time.monotonic() - 2
-    window.scan_task = None
-    window._on_scan_progress(Progress(ScanStage.PROCESSING, 50, 100))
-    assert "photos/s" in window.scan_status.label.text() and "ETA" in window.scan_status.label.text()
-    assert window.scan_status.bar.format() == "50 / 100"
+    window.scanner._processing_started = time.monotonic() - 2
+    window.scanner.task = None
+    window.scanner._on_progress(Progress(ScanStage.PROCESSING, 50, 100))
+    assert "photos/s" in window.scanner.status.label.text() and "ETA" in window.scanner.status.label.text()
+    assert window.scanner.status.bar.format() == "50 / 100"
 
 
 def test_results_arriving_after_shutdown_are_ignored(make_window) -> None:  # type: ignore[no-untyped-def]
@@ -358,10 +358,10 @@ def test_scan_status_counts_the_neighbour_search(make_window) -> None:
     from photosim.core.types import Progress, ScanStage
 
     window = make_window()
-    window._on_scan_progress(Progress(ScanStage.INDEXING, 2048, 10_000, "finding neighbours"))
-    bar = window.scan_status.bar
+    window.scanner._on_progress(Progress(ScanStage.INDEXING, 2048, 10_000, "finding neighbours"))
+    bar = window.scanner.status.bar
     assert (bar.minimum(), bar.maximum(), bar.value()) == (0, 10_000, 2048)
-    assert window.scan_status.label.text() == "Indexing: neighbours of 2,048 of 10,000 photos"
-    window._on_scan_progress(Progress(ScanStage.INDEXING, 0, 1, "updating the index"))
+    assert window.scanner.status.label.text() == "Indexing: neighbours of 2,048 of 10,000 photos"
+    window.scanner._on_progress(Progress(ScanStage.INDEXING, 0, 1, "updating the index"))
     assert bar.maximum() == 0  # no count to show: a busy bar
-    assert window.scan_status.label.text() == "Updating the index…"
+    assert window.scanner.status.label.text() == "Updating the index…"

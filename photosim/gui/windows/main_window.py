@@ -9,13 +9,9 @@ decisions (folders, protected flags, "not duplicates" verdicts); workers open th
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtCore import QPoint, Qt, QUrl, Signal, Slot
 from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
@@ -34,24 +30,21 @@ from photosim.gui import tasks
 from photosim.gui.dialogs.cleanup import HistoryDialog
 from photosim.gui.dialogs.settings_dialog import SettingsDialog
 from photosim.gui.dialogs.viewer import ViewerDialog
-from photosim.gui.embedder import hash_only_notice, scan_embedder
 from photosim.gui.models.photos import PHOTO_ROLE, format_bytes
 from photosim.gui.pages.duplicates import DuplicatesPage
 from photosim.gui.pages.library import LibraryPage
 from photosim.gui.pages.problems import ProblemsPage
 from photosim.gui.pages.similar import SimilarPage
+from photosim.gui.scanning import ScanController
 from photosim.gui.settings import AppSettings
 from photosim.gui.thumbnails import ThumbnailCache
-from photosim.gui.widgets.common import Banner, PhotoGrid, ScanStatus
+from photosim.gui.widgets.common import Banner, PhotoGrid
 from photosim.gui.widgets.folders import FoldersPane
 from photosim.library import (
     CleanupPlan,
     CleanupResult,
     Library,
     Photo,
-    Progress,
-    ScanStage,
-    ScanSummary,
     UndoResult,
     sniff,
 )
@@ -59,7 +52,6 @@ from photosim.library import (
 logger = logging.getLogger(__name__)
 
 DEFAULT_SIZE = (1280, 820)
-INCREMENTAL_INTERVAL_S = 0.25
 
 
 def _is_image_file(path: str) -> bool:
@@ -69,22 +61,6 @@ def _is_image_file(path: str) -> bool:
     except OSError:
         return False
 
-
-
-def _while_open(method: Callable[..., Any]) -> Callable[..., Any]:
-    """Skip a result slot when its queued signal arrives after :meth:`MainWindow.shutdown`.
-
-    Workers finish on pool threads and their signals are queued; one can be delivered after
-    the window closed its catalog, and must then do nothing (not raise, not show a dialog).
-    """
-
-    @functools.wraps(method)
-    def slot(self: MainWindow, *args: Any) -> Any:
-        if self.catalog is None:
-            return None
-        return method(self, *args)
-
-    return slot
 
 class MainWindow(QMainWindow):
     """The photosim window.
@@ -121,10 +97,6 @@ class MainWindow(QMainWindow):
         self.catalog = Library(self.catalog_path)
         self.thumbs = ThumbnailCache(
             self.catalog_path, self.settings.get("grid_thumb_size"), self)
-        self.scan_task: tasks.Task | None = None
-        self._scan_queue: list[str] = []
-        self._scan_started = 0.0
-        self._last_incremental = 0.0
         self._tasks: set[tasks.Task] = set()
         self._dialogs: list[QWidget] = []
         self.quiet_errors = False  # tests: failures go to the log and task_failed only
@@ -136,7 +108,7 @@ class MainWindow(QMainWindow):
         self.reload_library()
         self.reload_problems()
         if rescan_on_start and self.catalog.folders():
-            self.start_scan([p for p, _ in self.catalog.folders()], quiet=True)
+            self.scanner.start([p for p, _ in self.catalog.folders()], quiet=True)
 
     # ================================================================== building
     def _build(self) -> None:
@@ -150,8 +122,11 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.banner)
         layout.addWidget(self.tabs, 1)
         self.setCentralWidget(central)
+        self.scanner = ScanController(self)
+        self.scanner.finished.connect(self.scan_finished)
+        self.statusBar().addPermanentWidget(self.scanner.status)
         self.folders = FoldersPane(self)
-        self.folders.scan_requested.connect(self.start_scan)
+        self.folders.scan_requested.connect(self.scanner.start)
         self.folders.removing.connect(self._on_folder_removing)
         self.folders.removed.connect(lambda _folder: self.refresh_after_change())
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.folders)
@@ -167,10 +142,6 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.similar_page, "Similar")
         self.problems_page = ProblemsPage(self)
         self.tabs.addTab(self.problems_page, "Problems")
-        self.scan_status = ScanStatus(self)
-        self.scan_status.pause_toggled.connect(self._on_scan_status_pause_toggled)
-        self.scan_status.cancelled.connect(self.cancel_scan)
-        self.statusBar().addPermanentWidget(self.scan_status)
 
     def _action(self, text: str, slot, shortcut=None, menu: QMenu | None = None) -> QAction:
         action = QAction(text, self)
@@ -229,7 +200,7 @@ class MainWindow(QMainWindow):
         return tasks.start(task, pool)
 
     @Slot(str)
-    @_while_open
+    @tasks.while_open
     def _on_task_failed(self, message: str) -> None:
         self.statusBar().showMessage(message, 15000)
         self.task_failed.emit(message)
@@ -240,121 +211,10 @@ class MainWindow(QMainWindow):
         """True while any background task of this window is running or queued."""
         return bool(self._tasks)
 
-    # ================================================================== scanning
+    # ================================================================== reloads
     def _on_folder_removing(self, _folder: str) -> None:
-        if self.scan_task is not None:
-            self.cancel_scan()
-
-    def start_scan(self, roots: list[str], quiet: bool = False,
-                   workers: int | None = None) -> None:
-        """Scan ``roots`` in the background (queued behind a running scan)."""
-        if self.scan_task is not None:
-            self._scan_queue += [r for r in roots if r not in self._scan_queue]
-            return
-        overrides = {} if workers is None else {"workers": workers}
-        settings = self.settings.core(**overrides)
-        path = self.catalog_path
-
-        def work(control: tasks.TaskControl):
-            embedder = scan_embedder(settings)  # lazy: loads torch only if a file needs it
-            with Library(path) as library:
-                summary = yield from library.scan(roots, settings, embedder,
-                                                  control.cancel_token)
-            if summary.embed_note:
-                task.signals.notice.emit(hash_only_notice(summary.embed_note))
-            return summary
-
-        task = tasks.Task("scan", work)
-        task.signals.progress.connect(self._on_scan_progress)
-        task.signals.finished.connect(self._on_scan_finished)
-        task.signals.failed.connect(self._on_scan_failed)
-        self.scan_task = task
-        self._scan_started = time.monotonic()
-        self._processing_started: float | None = None
-        self.scan_status.start("Looking for photos…")
-        self.library_page.show_scanning()
-        if not quiet:
-            self.statusBar().showMessage(f"Scanning {', '.join(roots)}")
-        self._run(task, "scan")
-
-    def cancel_scan(self) -> None:
-        """Stop the scan at the next batch (finished batches are kept)."""
-        self._scan_queue.clear()
-        if self.scan_task is not None:
-            self.scan_task.control.cancel()
-            self.scan_status.label.setText("Cancelling…")
-
-    def _on_scan_status_pause_toggled(self, paused: bool) -> None:
-        if self.scan_task is None:
-            return
-        if paused:
-            self.scan_task.control.pause()
-            self.scan_status.label.setText("Paused")
-        else:
-            self.scan_task.control.resume()
-
-    @Slot(object)
-    def _on_scan_progress(self, progress: Progress) -> None:
-        if self.catalog is None:
-            return
-        if self.scan_task is not None and self.scan_task.control.paused:
-            return
-        now = time.monotonic()
-        if progress.stage == ScanStage.WALKING:
-            self.scan_status.update_counts(0, 0, f"Looking for photos… {progress.done} found")
-        elif progress.stage == ScanStage.PROCESSING:
-            if self._processing_started is None:
-                self._processing_started = now
-            elapsed = max(1e-6, now - self._processing_started)
-            rate = progress.done / elapsed
-            text = f"Scanning · {rate:.0f} photos/s" if progress.done else "Scanning · starting…"
-            if rate > 0 and progress.total:
-                eta = int((progress.total - progress.done) / rate)
-                text += f" · ETA {eta // 60}:{eta % 60:02d}"
-            if progress.errors:
-                text += f" · {progress.errors} unreadable"
-            self.scan_status.update_counts(progress.done, progress.total, text)
-            if now - self._last_incremental >= INCREMENTAL_INTERVAL_S:
-                self._last_incremental = now
-                self._append_new_photos()
-        elif progress.stage == ScanStage.INDEXING:
-            if progress.total > 1:  # the neighbour search of many new photos: a real count
-                self.scan_status.update_counts(
-                    progress.done, progress.total,
-                    f"Indexing: neighbours of {progress.done:,} of {progress.total:,} photos",
-                )
-            else:
-                self.scan_status.update_counts(0, 0, "Updating the index…")
-
-    def _append_new_photos(self) -> None:
-        """Show the batches committed so far (cheap: rows with a larger id than shown)."""
-        self.library_page.append_photos(self.catalog.photos_after(self.library_page.max_id()))
-
-    @Slot(object)
-    @_while_open
-    def _on_scan_finished(self, summary: ScanSummary) -> None:
-        self.scan_task = None
-        self.scan_status.hide()
-        parts = [f"{summary.seen} files", f"{summary.new} new", f"{summary.changed} changed",
-                 f"{summary.removed} removed"]
-        if summary.errors:
-            parts.append(f"{summary.errors} unreadable (see Problems)")
-        word = "Scan cancelled" if summary.cancelled else "Scan finished"
-        self.statusBar().showMessage(f"{word}: {', '.join(parts)} in {summary.seconds:.1f} s",
-                                     20000)
-        self.thumbs.forget_missing()
-        queued, self._scan_queue = self._scan_queue, []
-        self.refresh_after_change()
-        self.scan_finished.emit(summary)
-        if queued:
-            self.start_scan(queued)
-
-    @Slot(str)
-    @_while_open
-    def _on_scan_failed(self, _message: str) -> None:
-        self.scan_task = None
-        self.scan_status.hide()
-        self.refresh_after_change()
+        if self.scanner.running:
+            self.scanner.cancel()
 
     def refresh_after_change(self) -> None:
         """Reload everything derived from the catalog (after a scan, cleanup or undo)."""
@@ -378,7 +238,7 @@ class MainWindow(QMainWindow):
         self._run(task)
 
     @Slot(object)
-    @_while_open
+    @tasks.while_open
     def _on_library_rows(self, photos: list[Photo]) -> None:
         self.library_page.set_photos(photos)
         self.library_loaded.emit()
@@ -456,7 +316,7 @@ class MainWindow(QMainWindow):
         return self._run(task)
 
     @Slot(object)
-    @_while_open
+    @tasks.while_open
     def _on_cleanup_finished(self, result: CleanupResult) -> None:
         where = "the quarantine folder" if result.destination == "quarantine" else "the Trash"
         text = f"Moved {len(result.moved)} photos ({format_bytes(result.bytes)}) to {where}."
@@ -489,7 +349,7 @@ class MainWindow(QMainWindow):
         return self._run(task)
 
     @Slot(object)
-    @_while_open
+    @tasks.while_open
     def _on_undo_finished(self, result: UndoResult) -> None:
         text = f"Put back {len(result.restored)} photos."
         if result.problems:
@@ -580,7 +440,7 @@ class MainWindow(QMainWindow):
         """Cancel running work, wait for every pool and the thumbnail thread, close."""
         if self.catalog is None:
             return
-        self._scan_queue.clear()
+        self.scanner.clear_queue()
         for task in list(self._tasks):
             task.control.cancel()
         tasks.wait_all()
