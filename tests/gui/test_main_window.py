@@ -112,7 +112,7 @@ def test_auto_mark_cleanup_and_undo_round_trip(qtbot, make_window, dev_copy):
     plan = window.duplicates_page.plan_cleanup()
     assert {r.photo.path for r in plan.removals} == marked and not plan.refused
     with qtbot.waitSignal(window.cleanup_finished, timeout=SCAN_TIMEOUT_MS) as blocker:
-        window.run_cleanup(plan, "quarantine")
+        window.cleanup.run(plan, "quarantine")
     result = blocker.args[0]
     _settle(qtbot, window)
     assert sorted(result.moved) == sorted(marked)
@@ -127,11 +127,11 @@ def test_auto_mark_cleanup_and_undo_round_trip(qtbot, make_window, dev_copy):
     assert window.library_page.library_model.rowCount() == len(before) - len(marked)
     assert window.duplicates_page.dup_models["exact"].rowCount() == 0
 
-    dialog = window.open_history()
+    dialog = window.cleanup.open_history()
     assert dialog.table.rowCount() == 1 and dialog.sessions[0].files == len(marked)
     dialog.close()
     with qtbot.waitSignal(window.undo_finished, timeout=SCAN_TIMEOUT_MS) as blocker:
-        window.undo_last()
+        window.cleanup.undo_last()
     _settle(qtbot, window)
     assert not blocker.args[0].problems
     after = {str(p): _sha(p) for p in _readable(dev_copy)}
@@ -349,8 +349,8 @@ def test_results_arriving_after_shutdown_are_ignored(make_window) -> None:  # ty
     assert window.catalog is None
     window._on_task_failed("late failure")
     window.duplicates_page._on_duplicates_grouped({})
-    window._on_cleanup_finished(CleanupResult("s", "quarantine"))
-    window._on_undo_finished(UndoResult("s"))
+    window.cleanup._on_finished(CleanupResult("s", "quarantine"))
+    window.cleanup._on_undone(UndoResult("s"))
     window._on_library_rows([])
 
 

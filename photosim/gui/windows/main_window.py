@@ -1,4 +1,10 @@
-"""The main window: folders, library grid, duplicates review, similar results, problems.
+"""The main window: the frame around the pages.
+
+The frame holds the menus and their actions, one tab per page (:mod:`photosim.gui.pages`:
+library, duplicates, similar, problems), the folders dock (:class:`FoldersPane`), the status
+bar with the scan's progress (:class:`ScanController`), the banner, drag and drop, settings,
+geometry and shutdown; cleanup, undo and history are the :class:`CleanupController`'s. It runs
+every part's background work (:meth:`MainWindow.run_task`) and reports its failures.
 
 Thin by design: every retrieval decision is a core call run on a named pool
 (:mod:`photosim.gui.tasks`); this module turns results into models and widgets.
@@ -27,10 +33,10 @@ from PySide6.QtWidgets import (
 
 from photosim import __version__
 from photosim.gui import tasks
-from photosim.gui.dialogs.cleanup import HistoryDialog
+from photosim.gui.cleanup_controller import CleanupController
 from photosim.gui.dialogs.settings_dialog import SettingsDialog
 from photosim.gui.dialogs.viewer import ViewerDialog
-from photosim.gui.models.photos import PHOTO_ROLE, format_bytes
+from photosim.gui.models.photos import PHOTO_ROLE
 from photosim.gui.pages.duplicates import DuplicatesPage
 from photosim.gui.pages.library import LibraryPage
 from photosim.gui.pages.problems import ProblemsPage
@@ -40,14 +46,7 @@ from photosim.gui.settings import AppSettings
 from photosim.gui.thumbnails import ThumbnailCache
 from photosim.gui.widgets.common import Banner, PhotoGrid
 from photosim.gui.widgets.folders import FoldersPane
-from photosim.library import (
-    CleanupPlan,
-    CleanupResult,
-    Library,
-    Photo,
-    UndoResult,
-    sniff,
-)
+from photosim.library import Library, Photo, sniff
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +68,11 @@ class MainWindow(QMainWindow):
         catalog_path: The catalog file (opened here and, separately, in every worker).
         settings: Persisted settings (also stores the window geometry).
         rescan_on_start: Quietly rescan the known folders once the window is up.
+
+    Attributes:
+        folders: The folders dock (:class:`FoldersPane`).
+        scanner: Starts, queues, pauses and cancels scans (:class:`ScanController`).
+        cleanup: Runs cleanups and undos, opens the history (:class:`CleanupController`).
 
     Signals:
         scan_finished(object): A scan ended (its :class:`ScanSummary`).
@@ -122,6 +126,9 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.banner)
         layout.addWidget(self.tabs, 1)
         self.setCentralWidget(central)
+        self.cleanup = CleanupController(self)
+        self.cleanup.finished.connect(self.cleanup_finished)
+        self.cleanup.undone.connect(self.undo_finished)
         self.scanner = ScanController(self)
         self.scanner.finished.connect(self.scan_finished)
         self.statusBar().addPermanentWidget(self.scanner.status)
@@ -174,9 +181,9 @@ class MainWindow(QMainWindow):
         self.show_in_folder_action = self._action(
             "Show in &folder", self.show_selected_in_folder, "Ctrl+Shift+O", photo_menu)
         tools = bar.addMenu("&Cleanup")
-        self.undo_action = self._action("&Undo last cleanup", self.undo_last,
+        self.undo_action = self._action("&Undo last cleanup", self.cleanup.undo_last,
                                         QKeySequence.StandardKey.Undo, tools)
-        self._action("Cleanup &history…", self.open_history, "Ctrl+H", tools)
+        self._action("Cleanup &history…", self.cleanup.open_history, "Ctrl+H", tools)
         help_menu = bar.addMenu("&Help")
         self._action("Open &log folder", self._open_log_folder, None, help_menu)
         self._action("&About photosim", self._about, None, help_menu)
@@ -211,7 +218,7 @@ class MainWindow(QMainWindow):
         """True while any background task of this window is running or queued."""
         return bool(self._tasks)
 
-    # ================================================================== reloads
+    # ================================================================== folders, reloads
     def _on_folder_removing(self, _folder: str) -> None:
         if self.scanner.running:
             self.scanner.cancel()
@@ -296,75 +303,10 @@ class MainWindow(QMainWindow):
         self.problems_page.show_errors(errors)
         self.tabs.setTabText(3, f"Problems ({len(errors)})" if errors else "Problems")
 
-    # ================================================================== duplicates, cleanup
+    # ================================================================== duplicates
     def reload_duplicates(self) -> None:
         """Group every tier again (after a scan, a cleanup, an undo or new settings)."""
         self.duplicates_page.reload()
-
-    def run_cleanup(self, plan: CleanupPlan, destination: str) -> tasks.Task:
-        """Move the planned files out in a worker (journaled, undoable)."""
-        path = self.catalog_path
-
-        def work(control: tasks.TaskControl):
-            with Library(path) as library:
-                return (yield from library.cleanup(plan, destination, control.cancel_token))
-
-        task = tasks.Task("cleanup", work)
-        task.signals.progress.connect(
-            lambda p: self.statusBar().showMessage(f"Moving out {p.done} / {p.total}…"))
-        task.signals.finished.connect(self._on_cleanup_finished)
-        return self._run(task)
-
-    @Slot(object)
-    @tasks.while_open
-    def _on_cleanup_finished(self, result: CleanupResult) -> None:
-        where = "the quarantine folder" if result.destination == "quarantine" else "the Trash"
-        text = f"Moved {len(result.moved)} photos ({format_bytes(result.bytes)}) to {where}."
-        if result.skipped:
-            text += f" {len(result.skipped)} skipped: " + "; ".join(
-                f"{os.path.basename(p)}: {r}" for p, r in result.skipped[:5])
-        self.statusBar().showMessage(text + "  (Cleanup ▸ Undo last cleanup puts them back)",
-                                     30000)
-        self.refresh_after_change()
-        self.cleanup_finished.emit(result)
-
-    def undo_last(self) -> None:
-        """Put every file of the newest undoable session back."""
-        session = self.catalog.last_undoable_session()
-        if session is None:
-            self.statusBar().showMessage("Nothing to undo: no cleanup in quarantine.", 8000)
-            return
-        self.undo(session)
-
-    def undo(self, session: str) -> tasks.Task:
-        """Undo one cleanup session in a worker."""
-        path = self.catalog_path
-
-        def work(_control):
-            with Library(path) as library:
-                return library.undo(session)
-
-        task = tasks.Task("undo", work)
-        task.signals.finished.connect(self._on_undo_finished)
-        return self._run(task)
-
-    @Slot(object)
-    @tasks.while_open
-    def _on_undo_finished(self, result: UndoResult) -> None:
-        text = f"Put back {len(result.restored)} photos."
-        if result.problems:
-            text += f" {len(result.problems)} problems: " + "; ".join(
-                f"{os.path.basename(p)}: {r}" for p, r in result.problems[:5])
-        self.statusBar().showMessage(text, 30000)
-        self.refresh_after_change()
-        self.undo_finished.emit(result)
-
-    def open_history(self) -> HistoryDialog:
-        dialog = HistoryDialog(self.catalog.history(), self)
-        dialog.undo_requested.connect(self.undo)
-        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        dialog.show()
-        return dialog
 
     # ================================================================== similar
     def find_similar_selected(self) -> None:
