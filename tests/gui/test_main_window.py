@@ -343,6 +343,7 @@ def test_results_arriving_after_shutdown_are_ignored(make_window) -> None:  # ty
     # Worker signals are queued; one delivered after the window closed its catalog must not
     # raise or open a dialog (offscreen, a modal dialog would hang the app's exit).
     from photosim.core.cleanup import CleanupResult, UndoResult
+    from photosim.core.types import Progress, ScanStage, ScanSummary
 
     window = make_window()
     window.shutdown()
@@ -352,6 +353,9 @@ def test_results_arriving_after_shutdown_are_ignored(make_window) -> None:  # ty
     window.cleanup._on_finished(CleanupResult("s", "quarantine"))
     window.cleanup._on_undone(UndoResult("s"))
     window._on_library_rows([])
+    window.scanner._on_progress(Progress(ScanStage.PROCESSING, 50, 100))
+    window.scanner._on_finished(ScanSummary())
+    window.scanner._on_failed("late failure")
 
 
 def test_scan_status_counts_the_neighbour_search(make_window) -> None:
