@@ -118,7 +118,7 @@ def open_request(window, request: GuiRequest) -> list[str]:
             window.find_similar(path)
             queries.append(path)
         elif os.path.isdir(path) and not request.find_similar:
-            window.add_folder(path)
+            window.folders.add_folder(path)
         else:
             window.statusBar().showMessage(f"Not an image: {path}" if request.find_similar
                                            else f"Not a folder or an image: {path}", 15000)
@@ -157,7 +157,7 @@ def _exit_after_searches(window, queries: list[str]) -> None:
     pending = [len(queries)]
 
     def close_when_idle() -> None:
-        window.cancel_scan()
+        window.scanner.cancel()
         if window.busy():
             QTimer.singleShot(50, close_when_idle)
         else:

@@ -55,7 +55,7 @@ def render(outdir: Path, folder: Path) -> list[Path]:
         out.append(_grab(window, outdir / "empty-first-run.png"))
         finished = []
         window.scan_finished.connect(finished.append)
-        window.add_folder(str(folder))
+        window.folders.add_folder(str(folder))
         _pause(app, 1.3)
         out.append(_grab(window, outdir / "scanning.png"))
         _wait(app, lambda: bool(finished) and not window.busy())

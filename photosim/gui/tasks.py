@@ -15,6 +15,7 @@ Pools (each with a name, a size and a reason; :func:`wait_all` waits for them at
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import threading
@@ -184,3 +185,27 @@ def start(task: Task, pool_name: str = "work") -> Task:
     task.signals.failed.connect(lambda _m: _live.discard(task))
     pool(pool_name).start(task)
     return task
+
+
+def while_open(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Skip a result slot when its queued signal arrives after the window shut down.
+
+    Workers finish on pool threads and their signals are queued; one can be delivered after
+    the window closed its library, and must then do nothing (not raise, not show a dialog).
+    The slot's object is the main window itself or holds it as ``frame``; either way the
+    window's ``closed`` says whether it shut down.
+
+    Args:
+        method: The slot, ``method(self, *args)``.
+
+    Returns:
+        The guarded slot (``None`` once the window is closed).
+    """
+
+    @functools.wraps(method)
+    def slot(self: Any, *args: Any) -> Any:
+        if getattr(self, "frame", self).closed:
+            return None
+        return method(self, *args)
+
+    return slot

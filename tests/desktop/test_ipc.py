@@ -241,7 +241,7 @@ def library_window(qtbot, make_window, tmp_path: Path):
     make_photo(folder / "other.jpg", 5)
     window = make_window(tmp_path / "catalog.db")
     with qtbot.waitSignal(window.scan_finished, timeout=120_000):
-        window.add_folder(str(folder))
+        window.folders.add_folder(str(folder))
     qtbot.waitUntil(lambda: not window.busy(), timeout=120_000)
     return window
 

@@ -24,7 +24,7 @@ SCAN_TIMEOUT_MS = 120_000
 
 def _scan(qtbot, window, folder: Path) -> None:
     with qtbot.waitSignal(window.scan_finished, timeout=SCAN_TIMEOUT_MS):
-        window.add_folder(str(folder))
+        window.folders.add_folder(str(folder))
     _settle(qtbot, window)
 
 
@@ -74,7 +74,7 @@ def test_scan_dev_set_fills_library_problems_and_exact_groups(qtbot, make_window
     clock.start()
     probe.start()
     with qtbot.waitSignal(window.scan_finished, timeout=SCAN_TIMEOUT_MS) as blocker:
-        window.add_folder(str(dev_copy))
+        window.folders.add_folder(str(dev_copy))
     probe.stop()
     _settle(qtbot, window)
     summary = blocker.args[0]
@@ -112,7 +112,7 @@ def test_auto_mark_cleanup_and_undo_round_trip(qtbot, make_window, dev_copy):
     plan = window.duplicates_page.plan_cleanup()
     assert {r.photo.path for r in plan.removals} == marked and not plan.refused
     with qtbot.waitSignal(window.cleanup_finished, timeout=SCAN_TIMEOUT_MS) as blocker:
-        window.run_cleanup(plan, "quarantine")
+        window.cleanup.run(plan, "quarantine")
     result = blocker.args[0]
     _settle(qtbot, window)
     assert sorted(result.moved) == sorted(marked)
@@ -127,11 +127,11 @@ def test_auto_mark_cleanup_and_undo_round_trip(qtbot, make_window, dev_copy):
     assert window.library_page.library_model.rowCount() == len(before) - len(marked)
     assert window.duplicates_page.dup_models["exact"].rowCount() == 0
 
-    dialog = window.open_history()
+    dialog = window.cleanup.open_history()
     assert dialog.table.rowCount() == 1 and dialog.sessions[0].files == len(marked)
     dialog.close()
     with qtbot.waitSignal(window.undo_finished, timeout=SCAN_TIMEOUT_MS) as blocker:
-        window.undo_last()
+        window.cleanup.undo_last()
     _settle(qtbot, window)
     assert not blocker.args[0].problems
     after = {str(p): _sha(p) for p in _readable(dev_copy)}
@@ -143,7 +143,7 @@ def test_protected_folder_and_similar_refusals_are_shown(qtbot, make_window, tmp
     photos = write_photo_set(tmp_path / "lib")
     window = make_window()
     _scan(qtbot, window, tmp_path / "lib")
-    window.set_protected(str(tmp_path / "lib"), True)
+    window.folders.set_protected(str(tmp_path / "lib"), True)
     window.duplicates_page.tier_combo.setCurrentIndex(1)  # near
     window.duplicates_page.apply_rule_to_all("keeper")
     plan = window.duplicates_page.plan_cleanup()
@@ -219,7 +219,7 @@ def test_not_duplicates_is_remembered_across_rescans(qtbot, make_window, tmp_pat
     window.duplicates_page.mark_not_duplicates()
     assert window.duplicates_page.dup_model().rowCount() == 0
     with qtbot.waitSignal(window.scan_finished, timeout=SCAN_TIMEOUT_MS):
-        window.rescan_all()
+        window.folders.rescan_all()
     _settle(qtbot, window)
     groups = window.duplicates_page.dup_models["near"].groups()
     # No two different contents of the judged group are grouped again (a content left out
@@ -295,15 +295,15 @@ def test_library_details_sort_and_thumbnails(qtbot, make_window, tmp_path):
 def test_cancel_and_pause_a_scan(qtbot, make_window, dev_copy):
     window = make_window()
     with qtbot.waitSignal(window.scan_finished, timeout=SCAN_TIMEOUT_MS) as blocker:
-        window.add_folder(str(dev_copy))
-        assert window.scan_status.isVisible()
-        window.scan_status.pause.setChecked(True)
-        assert window.scan_task.control.paused
-        window.scan_status.pause.setChecked(False)
-        window.scan_status.cancel.click()
+        window.folders.add_folder(str(dev_copy))
+        assert window.scanner.status.isVisible()
+        window.scanner.status.pause.setChecked(True)
+        assert window.scanner.task.control.paused
+        window.scanner.status.pause.setChecked(False)
+        window.scanner.status.cancel.click()
     _settle(qtbot, window)
     assert blocker.args[0].cancelled
-    assert not window.scan_status.isVisible()
+    assert not window.scanner.status.isVisible()
 
 
 def test_failed_task_is_reported(qtbot, make_window, tmp_path):
@@ -332,36 +332,40 @@ def test_time_based_progress_shows_rate(qtbot, make_window):
     from photosim.core.types import Progress, ScanStage
 
     window = make_window()
-    window._processing_started = time.monotonic() - 2
-    window.scan_task = None
-    window._on_scan_progress(Progress(ScanStage.PROCESSING, 50, 100))
-    assert "photos/s" in window.scan_status.label.text() and "ETA" in window.scan_status.label.text()
-    assert window.scan_status.bar.format() == "50 / 100"
+    window.scanner._processing_started = time.monotonic() - 2
+    window.scanner.task = None
+    window.scanner._on_progress(Progress(ScanStage.PROCESSING, 50, 100))
+    assert "photos/s" in window.scanner.status.label.text() and "ETA" in window.scanner.status.label.text()
+    assert window.scanner.status.bar.format() == "50 / 100"
 
 
 def test_results_arriving_after_shutdown_are_ignored(make_window) -> None:  # type: ignore[no-untyped-def]
     # Worker signals are queued; one delivered after the window closed its catalog must not
     # raise or open a dialog (offscreen, a modal dialog would hang the app's exit).
     from photosim.core.cleanup import CleanupResult, UndoResult
+    from photosim.core.types import Progress, ScanStage, ScanSummary
 
     window = make_window()
     window.shutdown()
     assert window.catalog is None
     window._on_task_failed("late failure")
     window.duplicates_page._on_duplicates_grouped({})
-    window._on_cleanup_finished(CleanupResult("s", "quarantine"))
-    window._on_undo_finished(UndoResult("s"))
+    window.cleanup._on_finished(CleanupResult("s", "quarantine"))
+    window.cleanup._on_undone(UndoResult("s"))
     window._on_library_rows([])
+    window.scanner._on_progress(Progress(ScanStage.PROCESSING, 50, 100))
+    window.scanner._on_finished(ScanSummary())
+    window.scanner._on_failed("late failure")
 
 
 def test_scan_status_counts_the_neighbour_search(make_window) -> None:
     from photosim.core.types import Progress, ScanStage
 
     window = make_window()
-    window._on_scan_progress(Progress(ScanStage.INDEXING, 2048, 10_000, "finding neighbours"))
-    bar = window.scan_status.bar
+    window.scanner._on_progress(Progress(ScanStage.INDEXING, 2048, 10_000, "finding neighbours"))
+    bar = window.scanner.status.bar
     assert (bar.minimum(), bar.maximum(), bar.value()) == (0, 10_000, 2048)
-    assert window.scan_status.label.text() == "Indexing: neighbours of 2,048 of 10,000 photos"
-    window._on_scan_progress(Progress(ScanStage.INDEXING, 0, 1, "updating the index"))
+    assert window.scanner.status.label.text() == "Indexing: neighbours of 2,048 of 10,000 photos"
+    window.scanner._on_progress(Progress(ScanStage.INDEXING, 0, 1, "updating the index"))
     assert bar.maximum() == 0  # no count to show: a busy bar
-    assert window.scan_status.label.text() == "Updating the index…"
+    assert window.scanner.status.label.text() == "Updating the index…"

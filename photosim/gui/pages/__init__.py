@@ -1,2 +1,2 @@
 """The app's tabs, one module and widget each; :class:`~photosim.gui.windows.main_window.MainWindow`
-keeps the frame (menus, folders, status) and hands each page the services it needs."""
+keeps the frame (menus, tabs, status bar) and hands each page the services it needs."""

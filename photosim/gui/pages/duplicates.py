@@ -38,7 +38,8 @@ class DuplicatesPage(QWidget):
 
     Grouping runs on the window's task pool through :class:`photosim.library.Library`; the
     safety rules of a cleanup are the library's (:meth:`plan_cleanup`), and the cleanup itself
-    runs in the frame (:meth:`MainWindow.run_cleanup`), which also owns undo and history.
+    runs in the window's cleanup controller (:meth:`CleanupController.run`), which also owns
+    undo and history.
 
     Args:
         frame: The main window.
@@ -80,9 +81,9 @@ class DuplicatesPage(QWidget):
         self.move_button.setEnabled(False)
         self.move_button.clicked.connect(self.start_cleanup)
         undo = QPushButton("Undo last cleanup", self)
-        undo.clicked.connect(frame.undo_last)
+        undo.clicked.connect(frame.cleanup.undo_last)
         history = QPushButton("History…", self)
-        history.clicked.connect(frame.open_history)
+        history.clicked.connect(frame.cleanup.open_history)
         self.dup_summary = QLabel(self)
         self.dup_summary.setWordWrap(True)
         top = QHBoxLayout()
@@ -278,4 +279,4 @@ class DuplicatesPage(QWidget):
         plan = self.plan_cleanup()
         dialog = CleanupConfirmDialog(plan, self.frame.settings.get("destination"), self)
         if dialog.exec() == CleanupConfirmDialog.DialogCode.Accepted:
-            self.frame.run_cleanup(plan, dialog.chosen_destination())
+            self.frame.cleanup.run(plan, dialog.chosen_destination())

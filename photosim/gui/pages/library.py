@@ -68,7 +68,7 @@ class LibraryPage(QWidget):
             "Add a folder", "photosim finds duplicate and similar photos in folders you choose. "
             "Add a folder (or drop one on this window) and it is scanned at once.",
             "Add a folder…", self)
-        self.library_empty.activated.connect(frame.add_folder_dialog)
+        self.library_empty.activated.connect(frame.folders.add_folder_dialog)
         self.library_stack = QStackedWidget(self)
         self.library_stack.addWidget(self.library_empty)
         self.library_stack.addWidget(self.library_view)
@@ -127,7 +127,7 @@ class LibraryPage(QWidget):
     def update_state(self) -> None:
         """The empty state or the grid, and the count line."""
         n = self.library_model.rowCount()
-        if not n and self.frame.scan_task is None:
+        if not n and not self.frame.scanner.running:
             self.library_empty.set_text(
                 "Add a folder", "photosim finds duplicate and similar photos in folders you "
                 "choose. Add a folder (or drop one on this window) and it is scanned at once.")

@@ -1,4 +1,10 @@
-"""The main window: folders, library grid, duplicates review, similar results, problems.
+"""The main window: the frame around the pages.
+
+The frame holds the menus and their actions, one tab per page (:mod:`photosim.gui.pages`:
+library, duplicates, similar, problems), the folders dock (:class:`FoldersPane`), the status
+bar with the scan's progress (:class:`ScanController`), the banner, drag and drop, settings,
+geometry and shutdown; cleanup, undo and history are the :class:`CleanupController`'s. It runs
+every part's background work (:meth:`MainWindow.run_task`) and reports its failures.
 
 Thin by design: every retrieval decision is a core call run on a named pool
 (:mod:`photosim.gui.tasks`); this module turns results into models and widgets.
@@ -9,27 +15,17 @@ decisions (folders, protected flags, "not duplicates" verdicts); workers open th
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtCore import QPoint, Qt, QUrl, Signal, Slot
 from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
 from PySide6.QtWidgets import (
-    QDockWidget,
     QFileDialog,
-    QHBoxLayout,
-    QLabel,
-    QListWidget,
-    QListWidgetItem,
     QMainWindow,
     QMenu,
     QMessageBox,
-    QPushButton,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -37,34 +33,24 @@ from PySide6.QtWidgets import (
 
 from photosim import __version__
 from photosim.gui import tasks
-from photosim.gui.dialogs.cleanup import HistoryDialog
+from photosim.gui.cleanup_controller import CleanupController
 from photosim.gui.dialogs.settings_dialog import SettingsDialog
 from photosim.gui.dialogs.viewer import ViewerDialog
-from photosim.gui.embedder import hash_only_notice, scan_embedder
-from photosim.gui.models.photos import PHOTO_ROLE, format_bytes
+from photosim.gui.models.photos import PHOTO_ROLE
 from photosim.gui.pages.duplicates import DuplicatesPage
 from photosim.gui.pages.library import LibraryPage
 from photosim.gui.pages.problems import ProblemsPage
 from photosim.gui.pages.similar import SimilarPage
+from photosim.gui.scanning import ScanController
 from photosim.gui.settings import AppSettings
 from photosim.gui.thumbnails import ThumbnailCache
-from photosim.gui.widgets.common import Banner, PhotoGrid, ScanStatus
-from photosim.library import (
-    CleanupPlan,
-    CleanupResult,
-    Library,
-    Photo,
-    Progress,
-    ScanStage,
-    ScanSummary,
-    UndoResult,
-    sniff,
-)
+from photosim.gui.widgets.common import Banner, PhotoGrid
+from photosim.gui.widgets.folders import FoldersPane
+from photosim.library import Library, Photo, sniff
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_SIZE = (1280, 820)
-INCREMENTAL_INTERVAL_S = 0.25
 
 
 def _is_image_file(path: str) -> bool:
@@ -75,22 +61,6 @@ def _is_image_file(path: str) -> bool:
         return False
 
 
-
-def _while_open(method: Callable[..., Any]) -> Callable[..., Any]:
-    """Skip a result slot when its queued signal arrives after :meth:`MainWindow.shutdown`.
-
-    Workers finish on pool threads and their signals are queued; one can be delivered after
-    the window closed its catalog, and must then do nothing (not raise, not show a dialog).
-    """
-
-    @functools.wraps(method)
-    def slot(self: MainWindow, *args: Any) -> Any:
-        if self.catalog is None:
-            return None
-        return method(self, *args)
-
-    return slot
-
 class MainWindow(QMainWindow):
     """The photosim window.
 
@@ -98,6 +68,11 @@ class MainWindow(QMainWindow):
         catalog_path: The catalog file (opened here and, separately, in every worker).
         settings: Persisted settings (also stores the window geometry).
         rescan_on_start: Quietly rescan the known folders once the window is up.
+
+    Attributes:
+        folders: The folders dock (:class:`FoldersPane`).
+        scanner: Starts, queues, pauses and cancels scans (:class:`ScanController`).
+        cleanup: Runs cleanups and undos, opens the history (:class:`CleanupController`).
 
     Signals:
         scan_finished(object): A scan ended (its :class:`ScanSummary`).
@@ -126,10 +101,6 @@ class MainWindow(QMainWindow):
         self.catalog = Library(self.catalog_path)
         self.thumbs = ThumbnailCache(
             self.catalog_path, self.settings.get("grid_thumb_size"), self)
-        self.scan_task: tasks.Task | None = None
-        self._scan_queue: list[str] = []
-        self._scan_started = 0.0
-        self._last_incremental = 0.0
         self._tasks: set[tasks.Task] = set()
         self._dialogs: list[QWidget] = []
         self.quiet_errors = False  # tests: failures go to the log and task_failed only
@@ -137,11 +108,11 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self._build()
         self._restore_geometry()
-        self.reload_folders()
+        self.folders.reload()
         self.reload_library()
         self.reload_problems()
         if rescan_on_start and self.catalog.folders():
-            self.start_scan([p for p, _ in self.catalog.folders()], quiet=True)
+            self.scanner.start([p for p, _ in self.catalog.folders()], quiet=True)
 
     # ================================================================== building
     def _build(self) -> None:
@@ -155,8 +126,19 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.banner)
         layout.addWidget(self.tabs, 1)
         self.setCentralWidget(central)
+        self.cleanup = CleanupController(self)
+        self.cleanup.finished.connect(self.cleanup_finished)
+        self.cleanup.undone.connect(self.undo_finished)
+        self.scanner = ScanController(self)
+        self.scanner.finished.connect(self.scan_finished)
+        self.statusBar().addPermanentWidget(self.scanner.status)
+        self.folders = FoldersPane(self)
+        self.folders.scan_requested.connect(self.scanner.start)
+        self.folders.removing.connect(self._on_folder_removing)
+        self.folders.removed.connect(lambda _folder: self.refresh_after_change())
+        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.folders)
+        self.resizeDocks([self.folders], [260], Qt.Orientation.Horizontal)
         self._build_actions()
-        self._build_folders()
         self.library_page = LibraryPage(self, thumb)
         self.tabs.addTab(self.library_page, "Library")
         self.duplicates_page = DuplicatesPage(self)
@@ -167,10 +149,6 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.similar_page, "Similar")
         self.problems_page = ProblemsPage(self)
         self.tabs.addTab(self.problems_page, "Problems")
-        self.scan_status = ScanStatus(self)
-        self.scan_status.pause_toggled.connect(self._on_scan_status_pause_toggled)
-        self.scan_status.cancelled.connect(self.cancel_scan)
-        self.statusBar().addPermanentWidget(self.scan_status)
 
     def _action(self, text: str, slot, shortcut=None, menu: QMenu | None = None) -> QAction:
         action = QAction(text, self)
@@ -185,9 +163,9 @@ class MainWindow(QMainWindow):
     def _build_actions(self) -> None:
         bar = self.menuBar()
         file_menu = bar.addMenu("&File")
-        self.add_folder_action = self._action(
-            "&Add folder…", self.add_folder_dialog, QKeySequence.StandardKey.Open, file_menu)
-        self.rescan_action = self._action("&Rescan all", self.rescan_all, "F5", file_menu)
+        self.add_folder_action = self._action("&Add folder…", self.folders.add_folder_dialog,
+                                              QKeySequence.StandardKey.Open, file_menu)
+        self.rescan_action = self._action("&Rescan all", self.folders.rescan_all, "F5", file_menu)
         self.similar_file_action = self._action(
             "Find similar to a &file…", self.find_similar_dialog, "Ctrl+Shift+F", file_menu)
         file_menu.addSeparator()
@@ -203,40 +181,12 @@ class MainWindow(QMainWindow):
         self.show_in_folder_action = self._action(
             "Show in &folder", self.show_selected_in_folder, "Ctrl+Shift+O", photo_menu)
         tools = bar.addMenu("&Cleanup")
-        self.undo_action = self._action("&Undo last cleanup", self.undo_last,
+        self.undo_action = self._action("&Undo last cleanup", self.cleanup.undo_last,
                                         QKeySequence.StandardKey.Undo, tools)
-        self._action("Cleanup &history…", self.open_history, "Ctrl+H", tools)
+        self._action("Cleanup &history…", self.cleanup.open_history, "Ctrl+H", tools)
         help_menu = bar.addMenu("&Help")
         self._action("Open &log folder", self._open_log_folder, None, help_menu)
         self._action("&About photosim", self._about, None, help_menu)
-
-    def _build_folders(self) -> None:
-        dock = QDockWidget("Folders", self)
-        dock.setObjectName("folders")
-        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
-        panel = QWidget(dock)
-        self.folder_list = QListWidget(panel)
-        self.folder_list.setToolTip("Scanned folders. Drop a folder on the window to add it.")
-        self.folder_list.itemChanged.connect(self._on_folder_list_item_changed)
-        buttons = QHBoxLayout()
-        for text, slot, tip in (
-            ("Add…", self.add_folder_dialog, "Add a folder and scan it"),
-            ("Remove", self.remove_selected_folder, "Forget the folder (files stay on disk)"),
-            ("Rescan", self.rescan_selected_folder, "Scan the selected folder again"),
-        ):
-            b = QPushButton(text, panel)
-            b.setToolTip(tip)
-            b.clicked.connect(slot)
-            buttons.addWidget(b)
-        note = QLabel("Tick a folder to protect it: cleanup never touches it.", panel)
-        note.setWordWrap(True)
-        layout = QVBoxLayout(panel)
-        layout.addWidget(self.folder_list, 1)
-        layout.addWidget(note)
-        layout.addLayout(buttons)
-        dock.setWidget(panel)
-        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
-        self.resizeDocks([dock], [260], Qt.Orientation.Horizontal)
 
     # ================================================================== tasks
     @property
@@ -257,7 +207,7 @@ class MainWindow(QMainWindow):
         return tasks.start(task, pool)
 
     @Slot(str)
-    @_while_open
+    @tasks.while_open
     def _on_task_failed(self, message: str) -> None:
         self.statusBar().showMessage(message, 15000)
         self.task_failed.emit(message)
@@ -268,182 +218,10 @@ class MainWindow(QMainWindow):
         """True while any background task of this window is running or queued."""
         return bool(self._tasks)
 
-    # ================================================================== folders
-    def reload_folders(self) -> None:
-        """Refill the folder list from the catalog."""
-        self.folder_list.blockSignals(True)
-        self.folder_list.clear()
-        for path, protected in self.catalog.folders():
-            item = QListWidgetItem(path)
-            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-            item.setCheckState(Qt.CheckState.Checked if protected else Qt.CheckState.Unchecked)
-            item.setToolTip(f"{path}\n{'protected: cleanup never touches it' if protected else ''}")
-            self.folder_list.addItem(item)
-        self.folder_list.blockSignals(False)
-
-    def add_folder_dialog(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Add a folder to scan")
-        if folder:
-            self.add_folder(folder)
-
-    def add_folder(self, folder: str) -> None:
-        """Remember a folder and scan it at once."""
-        folder = os.path.abspath(folder)
-        self.catalog.add_folder(folder)
-        self.reload_folders()
-        self.start_scan([folder])
-
-    def set_protected(self, folder: str, protected: bool) -> None:
-        """Protect a folder (cleanup never touches it) or not."""
-        self.catalog.set_protected(folder, protected)
-        self.reload_folders()
-
-    def _on_folder_list_item_changed(self, item: QListWidgetItem) -> None:
-        self.set_protected(item.text(), item.checkState() == Qt.CheckState.Checked)
-
-    def _selected_folder(self) -> str | None:
-        item = self.folder_list.currentItem()
-        return item.text() if item else None
-
-    def remove_selected_folder(self) -> None:
-        folder = self._selected_folder()
-        if folder is None:
-            return
-        answer = QMessageBox.question(
-            self, "Remove folder",
-            f"Forget {folder}?\n\nIts photos leave the library; nothing is deleted from disk.")
-        if answer == QMessageBox.StandardButton.Yes:
-            self.remove_folder(folder)
-
-    def remove_folder(self, folder: str) -> None:
-        """Forget a folder and its photos (files stay on disk)."""
-        if self.scan_task is not None:
-            self.cancel_scan()
-        self.catalog.remove_folder(folder)
-        self.reload_folders()
-        self.refresh_after_change()
-
-    def rescan_selected_folder(self) -> None:
-        folder = self._selected_folder()
-        if folder:
-            self.start_scan([folder])
-
-    def rescan_all(self) -> None:
-        roots = [p for p, _ in self.catalog.folders()]
-        if roots:
-            self.start_scan(roots)
-
-    # ================================================================== scanning
-    def start_scan(self, roots: list[str], quiet: bool = False,
-                   workers: int | None = None) -> None:
-        """Scan ``roots`` in the background (queued behind a running scan)."""
-        if self.scan_task is not None:
-            self._scan_queue += [r for r in roots if r not in self._scan_queue]
-            return
-        overrides = {} if workers is None else {"workers": workers}
-        settings = self.settings.core(**overrides)
-        path = self.catalog_path
-
-        def work(control: tasks.TaskControl):
-            embedder = scan_embedder(settings)  # lazy: loads torch only if a file needs it
-            with Library(path) as library:
-                summary = yield from library.scan(roots, settings, embedder,
-                                                  control.cancel_token)
-            if summary.embed_note:
-                task.signals.notice.emit(hash_only_notice(summary.embed_note))
-            return summary
-
-        task = tasks.Task("scan", work)
-        task.signals.progress.connect(self._on_scan_progress)
-        task.signals.finished.connect(self._on_scan_finished)
-        task.signals.failed.connect(self._on_scan_failed)
-        self.scan_task = task
-        self._scan_started = time.monotonic()
-        self._processing_started: float | None = None
-        self.scan_status.start("Looking for photos…")
-        self.library_page.show_scanning()
-        if not quiet:
-            self.statusBar().showMessage(f"Scanning {', '.join(roots)}")
-        self._run(task, "scan")
-
-    def cancel_scan(self) -> None:
-        """Stop the scan at the next batch (finished batches are kept)."""
-        self._scan_queue.clear()
-        if self.scan_task is not None:
-            self.scan_task.control.cancel()
-            self.scan_status.label.setText("Cancelling…")
-
-    def _on_scan_status_pause_toggled(self, paused: bool) -> None:
-        if self.scan_task is None:
-            return
-        if paused:
-            self.scan_task.control.pause()
-            self.scan_status.label.setText("Paused")
-        else:
-            self.scan_task.control.resume()
-
-    @Slot(object)
-    def _on_scan_progress(self, progress: Progress) -> None:
-        if self.catalog is None:
-            return
-        if self.scan_task is not None and self.scan_task.control.paused:
-            return
-        now = time.monotonic()
-        if progress.stage == ScanStage.WALKING:
-            self.scan_status.update_counts(0, 0, f"Looking for photos… {progress.done} found")
-        elif progress.stage == ScanStage.PROCESSING:
-            if self._processing_started is None:
-                self._processing_started = now
-            elapsed = max(1e-6, now - self._processing_started)
-            rate = progress.done / elapsed
-            text = f"Scanning · {rate:.0f} photos/s" if progress.done else "Scanning · starting…"
-            if rate > 0 and progress.total:
-                eta = int((progress.total - progress.done) / rate)
-                text += f" · ETA {eta // 60}:{eta % 60:02d}"
-            if progress.errors:
-                text += f" · {progress.errors} unreadable"
-            self.scan_status.update_counts(progress.done, progress.total, text)
-            if now - self._last_incremental >= INCREMENTAL_INTERVAL_S:
-                self._last_incremental = now
-                self._append_new_photos()
-        elif progress.stage == ScanStage.INDEXING:
-            if progress.total > 1:  # the neighbour search of many new photos: a real count
-                self.scan_status.update_counts(
-                    progress.done, progress.total,
-                    f"Indexing: neighbours of {progress.done:,} of {progress.total:,} photos",
-                )
-            else:
-                self.scan_status.update_counts(0, 0, "Updating the index…")
-
-    def _append_new_photos(self) -> None:
-        """Show the batches committed so far (cheap: rows with a larger id than shown)."""
-        self.library_page.append_photos(self.catalog.photos_after(self.library_page.max_id()))
-
-    @Slot(object)
-    @_while_open
-    def _on_scan_finished(self, summary: ScanSummary) -> None:
-        self.scan_task = None
-        self.scan_status.hide()
-        parts = [f"{summary.seen} files", f"{summary.new} new", f"{summary.changed} changed",
-                 f"{summary.removed} removed"]
-        if summary.errors:
-            parts.append(f"{summary.errors} unreadable (see Problems)")
-        word = "Scan cancelled" if summary.cancelled else "Scan finished"
-        self.statusBar().showMessage(f"{word}: {', '.join(parts)} in {summary.seconds:.1f} s",
-                                     20000)
-        self.thumbs.forget_missing()
-        queued, self._scan_queue = self._scan_queue, []
-        self.refresh_after_change()
-        self.scan_finished.emit(summary)
-        if queued:
-            self.start_scan(queued)
-
-    @Slot(str)
-    @_while_open
-    def _on_scan_failed(self, _message: str) -> None:
-        self.scan_task = None
-        self.scan_status.hide()
-        self.refresh_after_change()
+    # ================================================================== folders, reloads
+    def _on_folder_removing(self, _folder: str) -> None:
+        if self.scanner.running:
+            self.scanner.cancel()
 
     def refresh_after_change(self) -> None:
         """Reload everything derived from the catalog (after a scan, cleanup or undo)."""
@@ -467,7 +245,7 @@ class MainWindow(QMainWindow):
         self._run(task)
 
     @Slot(object)
-    @_while_open
+    @tasks.while_open
     def _on_library_rows(self, photos: list[Photo]) -> None:
         self.library_page.set_photos(photos)
         self.library_loaded.emit()
@@ -525,75 +303,10 @@ class MainWindow(QMainWindow):
         self.problems_page.show_errors(errors)
         self.tabs.setTabText(3, f"Problems ({len(errors)})" if errors else "Problems")
 
-    # ================================================================== duplicates, cleanup
+    # ================================================================== duplicates
     def reload_duplicates(self) -> None:
         """Group every tier again (after a scan, a cleanup, an undo or new settings)."""
         self.duplicates_page.reload()
-
-    def run_cleanup(self, plan: CleanupPlan, destination: str) -> tasks.Task:
-        """Move the planned files out in a worker (journaled, undoable)."""
-        path = self.catalog_path
-
-        def work(control: tasks.TaskControl):
-            with Library(path) as library:
-                return (yield from library.cleanup(plan, destination, control.cancel_token))
-
-        task = tasks.Task("cleanup", work)
-        task.signals.progress.connect(
-            lambda p: self.statusBar().showMessage(f"Moving out {p.done} / {p.total}…"))
-        task.signals.finished.connect(self._on_cleanup_finished)
-        return self._run(task)
-
-    @Slot(object)
-    @_while_open
-    def _on_cleanup_finished(self, result: CleanupResult) -> None:
-        where = "the quarantine folder" if result.destination == "quarantine" else "the Trash"
-        text = f"Moved {len(result.moved)} photos ({format_bytes(result.bytes)}) to {where}."
-        if result.skipped:
-            text += f" {len(result.skipped)} skipped: " + "; ".join(
-                f"{os.path.basename(p)}: {r}" for p, r in result.skipped[:5])
-        self.statusBar().showMessage(text + "  (Cleanup ▸ Undo last cleanup puts them back)",
-                                     30000)
-        self.refresh_after_change()
-        self.cleanup_finished.emit(result)
-
-    def undo_last(self) -> None:
-        """Put every file of the newest undoable session back."""
-        session = self.catalog.last_undoable_session()
-        if session is None:
-            self.statusBar().showMessage("Nothing to undo: no cleanup in quarantine.", 8000)
-            return
-        self.undo(session)
-
-    def undo(self, session: str) -> tasks.Task:
-        """Undo one cleanup session in a worker."""
-        path = self.catalog_path
-
-        def work(_control):
-            with Library(path) as library:
-                return library.undo(session)
-
-        task = tasks.Task("undo", work)
-        task.signals.finished.connect(self._on_undo_finished)
-        return self._run(task)
-
-    @Slot(object)
-    @_while_open
-    def _on_undo_finished(self, result: UndoResult) -> None:
-        text = f"Put back {len(result.restored)} photos."
-        if result.problems:
-            text += f" {len(result.problems)} problems: " + "; ".join(
-                f"{os.path.basename(p)}: {r}" for p, r in result.problems[:5])
-        self.statusBar().showMessage(text, 30000)
-        self.refresh_after_change()
-        self.undo_finished.emit(result)
-
-    def open_history(self) -> HistoryDialog:
-        dialog = HistoryDialog(self.catalog.history(), self)
-        dialog.undo_requested.connect(self.undo)
-        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        dialog.show()
-        return dialog
 
     # ================================================================== similar
     def find_similar_selected(self) -> None:
@@ -625,7 +338,7 @@ class MainWindow(QMainWindow):
     def handle_dropped_path(self, path: str) -> None:
         """A folder is added and scanned; an image file is used as a similar-search query."""
         if os.path.isdir(path):
-            self.add_folder(path)
+            self.folders.add_folder(path)
         elif os.path.isfile(path) and _is_image_file(path):
             self.find_similar(path)
         else:
@@ -669,7 +382,7 @@ class MainWindow(QMainWindow):
         """Cancel running work, wait for every pool and the thumbnail thread, close."""
         if self.catalog is None:
             return
-        self._scan_queue.clear()
+        self.scanner.clear_queue()
         for task in list(self._tasks):
             task.control.cancel()
         tasks.wait_all()
