@@ -1,4 +1,4 @@
-"""The speed and memory benchmarks B1 to B8 (``python -m benchmarks``, see its ``--help``).
+"""The speed and memory benchmarks B1 to B9 (``python -m benchmarks``, see its ``--help``).
 
 Speed goals are checked here, never by timed tests. Every figure that is compared with a goal
 is a *ratio measured in the same run* (these machines are shared and noisy), or a latency whose
@@ -38,9 +38,11 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks import versus
+
 logger = logging.getLogger(__name__)
 
-BENCHMARKS = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8")
+BENCHMARKS = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B9")
 #: Keys each benchmark's JSON section always has (null when not measurable here).
 REPORT_KEYS: dict[str, tuple[str, ...]] = {
     "B1": ("files", "mean_file_mb", "images_per_s", "bound_images_per_s", "pipeline_efficiency",
@@ -53,6 +55,7 @@ REPORT_KEYS: dict[str, tuple[str, ...]] = {
     "B6": ("scan_peak_mb", "scan_photos", "index_mb", "index_vectors", "index_dim"),
     "B7": ("version_s", "import_cli_s", "python_s", "gui_window_s"),
     "B8": ("gpu", "embeddings_per_s", "images_per_s"),
+    "B9": ("sets",),
 }
 GOALS = {
     "B1": 0.85, "B2_bare": 0.8, "B2_fid": 3.0, "B3": 2.0, "B4_p99_ms": 1.0, "B4_recall": 0.99,
@@ -84,13 +87,15 @@ class Scale:
     startup_runs: int
     scan_runs: int  # B1 scans (best of), B2 scan/bare-loop pairs (best of each)
     b6_model_photos: int  # B6's scan with the model (of B3's small files)
+    b9_scenes: int  # B9: generated scenes to copy (0: the calibration photos, and the dev set)
 
 
 FULL = Scale(jpegs=400, small_files=20_000, b4_small=100_000, b4_large=1_000_000,
              b4_large_dim=256, queries=1000, graph_sample=50_000, startup_runs=7, scan_runs=2,
-             b6_model_photos=10_000)
+             b6_model_photos=10_000, b9_scenes=0)
 QUICK = Scale(jpegs=8, small_files=600, b4_small=5_000, b4_large=20_000, b4_large_dim=256,
-              queries=100, graph_sample=5_000, startup_runs=2, scan_runs=1, b6_model_photos=200)
+              queries=100, graph_sample=5_000, startup_runs=2, scan_runs=1, b6_model_photos=200,
+              b9_scenes=3)
 
 
 # ============================================================================ data
@@ -1108,7 +1113,7 @@ def bench_b8(ctx: Context) -> dict[str, Any]:
 
 RUNNERS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "B1": bench_b1, "B2": bench_b2, "B3": bench_b3, "B4": bench_b4,
-    "B5": bench_b5, "B6": bench_b6, "B7": bench_b7, "B8": bench_b8,
+    "B5": bench_b5, "B6": bench_b6, "B7": bench_b7, "B8": bench_b8, "B9": versus.bench_b9,
 }
 
 
@@ -1234,6 +1239,8 @@ def summary_rows(b: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         rows.append(("B8 GPU", r["note"] if r["gpu"] is None else
                      f"{r['gpu']}: {r['embeddings_per_s']} embeddings/s fp16 channels_last, "
                      f"{r['images_per_s']} img/s end to end", "record", "-"))
+    if "B9" in b and "error" not in b["B9"]:
+        rows += versus.summary_rows(b["B9"])
     for key, r in b.items():
         if "error" in r:
             rows.append((key, f"failed: {r['error']}", "-", "**no**"))
