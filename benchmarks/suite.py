@@ -1334,6 +1334,8 @@ def run(
     # A partial run keeps the other benchmarks of the last full-mode report in ``out`` (each
     # result says when it ran), so RESULTS.md stays one table.
     previous = _previous_results(out / "bench.json", quick) if set(only) != set(BENCHMARKS) else {}
+    if work is not None:
+        work.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="photosim-bench-", dir=work) as tmp:
         ctx = Context(QUICK if quick else FULL, Path(tmp), device, log)
         for name in BENCHMARKS:
