@@ -8,6 +8,7 @@ a few shapes, mild noise), never flat: flat images are deliberately excluded fro
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -139,6 +140,20 @@ def byte_copy(src: Path, dst: Path) -> Path:
     """An exact byte copy (newer mtime than the original)."""
     shutil.copyfile(src, dst)
     return dst
+
+
+def file_sha256(path: Path | str) -> str:
+    """SHA-256 hex digest of a file's bytes (to check that a file came back unchanged)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def drain(gen: Any) -> Any:
+    """Run a generator (a cleanup, an undo, a scan) to its end; return its return value."""
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return stop.value
 
 
 def set_mtime(path: Path, mtime_ns: int) -> None:

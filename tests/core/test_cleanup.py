@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
 import pytest
-from helpers import catalog_rows, make_photo_obj, write_photo_set
+from helpers import catalog_rows, drain, file_sha256, make_photo_obj, write_photo_set
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -30,16 +29,6 @@ from photosim.core.scan.pipeline import run_scan, scan
 SETTINGS = Settings(workers=1)
 
 
-def _sha(path: Path | str) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def _run(gen):  # type: ignore[no-untyped-def]
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            return stop.value
 
 
 @pytest.fixture
@@ -54,7 +43,7 @@ def library(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 def test_keeper_rule_cleanup_moves_duplicates_to_quarantine_and_undo_restores(library) -> None:  # type: ignore[no-untyped-def]
     folder, paths, catalog = library
-    before = {p: _sha(p) for p in folder.iterdir() if p.is_file()}
+    before = {p: file_sha256(p) for p in folder.iterdir() if p.is_file()}
     groups = find_duplicates(catalog, "near").groups
     assert len(groups) == 1
     marked = auto_mark(groups, "keeper")
@@ -62,14 +51,14 @@ def test_keeper_rule_cleanup_moves_duplicates_to_quarantine_and_undo_restores(li
     assert str(paths["different"]) not in marked
     plan = plan_cleanup(catalog, groups, marked)
     assert {r.photo.path for r in plan.removals} == marked and not plan.refused
-    result = _run(execute_cleanup(catalog, plan))
+    result = drain(execute_cleanup(catalog, plan))
 
     assert sorted(result.moved) == sorted(marked) and not result.skipped
     assert result.bytes == plan.bytes > 0
     for path in marked:
         assert not os.path.exists(path)
         moved = folder / QUARANTINE_DIRNAME / result.session / Path(path).name
-        assert moved.is_file() and _sha(moved) == before[Path(path)]
+        assert moved.is_file() and file_sha256(moved) == before[Path(path)]
     assert set(catalog_rows(catalog)) == {str(paths["original"]), str(paths["different"])}
     journal = catalog.db.execute(
         "SELECT state FROM journal WHERE session=?", [result.session]
@@ -82,7 +71,7 @@ def test_keeper_rule_cleanup_moves_duplicates_to_quarantine_and_undo_restores(li
     assert last_undoable_session(catalog) == result.session
     undone = undo_session(catalog, result.session)
     assert sorted(undone.restored) == sorted(marked) and not undone.problems
-    after = {p: _sha(p) for p in folder.iterdir() if p.is_file()}
+    after = {p: file_sha256(p) for p in folder.iterdir() if p.is_file()}
     assert after == before  # every file back, byte-identical, nothing else left behind
     assert not (folder / QUARANTINE_DIRNAME).exists()
     assert set(catalog_rows(catalog)) == {str(p) for p in paths.values()}
@@ -96,7 +85,7 @@ def test_file_changed_after_the_scan_is_skipped(library) -> None:  # type: ignor
     victim = paths["resized"]
     victim.write_bytes(victim.read_bytes() + b"\0")  # changed after it was judged
     plan = plan_cleanup(catalog, groups, {str(victim)})
-    result = _run(execute_cleanup(catalog, plan))
+    result = drain(execute_cleanup(catalog, plan))
     assert result.moved == [] and victim.exists()
     assert result.skipped == [(str(victim), "file changed since the scan (rescan first)")]
 
@@ -107,7 +96,7 @@ def test_missing_keeper_blocks_the_move(library) -> None:  # type: ignore[no-unt
     keeper = groups[0].members[0].photo.path
     other = groups[0].members[1].photo.path
     os.remove(keeper)  # the copy that should stay vanished behind our back
-    result = _run(execute_cleanup(catalog, plan_cleanup(catalog, groups, {other})))
+    result = drain(execute_cleanup(catalog, plan_cleanup(catalog, groups, {other})))
     assert result.moved == [] and os.path.exists(other)
     assert "not intact" in result.skipped[0][1]
 
@@ -136,7 +125,7 @@ def test_protected_folder_is_never_touched(tmp_path: Path) -> None:
         marked = {m.photo.path for g in groups for m in g.members} - {str(paths["original"])}
         plan = plan_cleanup(catalog, groups, marked)
         assert (str(backup / "copy2.jpg"), "in a protected folder") in plan.refused
-        result = _run(execute_cleanup(catalog, plan))
+        result = drain(execute_cleanup(catalog, plan))
         assert (backup / "copy2.jpg").exists() and str(backup / "copy2.jpg") not in result.moved
 
 
@@ -163,8 +152,8 @@ def test_trash_destination_and_unknown_destination(library, monkeypatch) -> None
     groups = find_duplicates(catalog, "exact").groups
     plan = plan_cleanup(catalog, groups, {str(paths["copy"])})
     with pytest.raises(CleanupError):
-        _run(execute_cleanup(catalog, plan, destination="shredder"))
-    result = _run(execute_cleanup(catalog, plan, destination="trash"))
+        drain(execute_cleanup(catalog, plan, destination="shredder"))
+    result = drain(execute_cleanup(catalog, plan, destination="trash"))
     assert trashed == [str(paths["copy"])] and result.moved == trashed
     undone = undo_session(catalog, result.session)
     assert undone.restored == [] and "Trash" in undone.problems[0][1]
@@ -174,7 +163,7 @@ def test_trash_destination_and_unknown_destination(library, monkeypatch) -> None
 def test_undo_never_overwrites(library) -> None:  # type: ignore[no-untyped-def]
     _, paths, catalog = library
     groups = find_duplicates(catalog, "exact").groups
-    result = _run(execute_cleanup(catalog, plan_cleanup(catalog, groups, {str(paths["copy"])})))
+    result = drain(execute_cleanup(catalog, plan_cleanup(catalog, groups, {str(paths["copy"])})))
     paths["copy"].write_bytes(b"something new the user put there")
     undone = undo_session(catalog, result.session)
     assert undone.restored == [] and "original path" in undone.problems[0][1]

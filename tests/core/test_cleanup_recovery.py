@@ -8,13 +8,12 @@ from inside the move. ``tests/crash_trials.py`` does the same with real SIGKILLs
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import shutil
 from pathlib import Path
 
 import pytest
-from helpers import catalog_rows, write_photo_set
+from helpers import catalog_rows, drain, file_sha256, write_photo_set
 
 from photosim.config import Settings
 from photosim.core import cleanup
@@ -37,16 +36,6 @@ class Killed(BaseException):
     """Stands for SIGKILL: nothing after it runs, no handler catches it."""
 
 
-def _sha(path: Path | str) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def _drain(gen):  # type: ignore[no-untyped-def]
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            return stop.value
 
 
 @pytest.fixture
@@ -55,7 +44,7 @@ def library(tmp_path: Path):  # type: ignore[no-untyped-def]
     write_photo_set(folder)
     catalog = Catalog(tmp_path / "c.db")
     run_scan(scan(catalog, [str(folder)], Settings(workers=1)))
-    before = {str(p): _sha(p) for p in folder.iterdir() if p.is_file()}
+    before = {str(p): file_sha256(p) for p in folder.iterdir() if p.is_file()}
     yield folder, catalog, before
     catalog.close()
 
@@ -82,7 +71,7 @@ def _killed_on_move(monkeypatch: pytest.MonkeyPatch, nth: int, after_move: bool)
 
 
 def _assert_library_restored(folder: Path, catalog: Catalog, before: dict[str, str]) -> None:
-    now = {str(p): _sha(p) for p in folder.iterdir() if p.is_file()}
+    now = {str(p): file_sha256(p) for p in folder.iterdir() if p.is_file()}
     assert now == before  # every photo back at its path, byte for byte
     assert not (folder / QUARANTINE_DIRNAME).exists()
     assert set(catalog_rows(catalog)) == set(before)
@@ -98,7 +87,7 @@ def test_cleanup_killed_around_a_move_then_undo_restores_everything(
     assert len(plan.removals) >= 3
     _killed_on_move(monkeypatch, 2, after_move)
     with pytest.raises(Killed):
-        _drain(execute_cleanup(catalog, plan))
+        drain(execute_cleanup(catalog, plan))
     monkeypatch.undo()
     second = plan.removals[1].photo.path
     state = catalog.db.execute("SELECT state FROM journal WHERE src=?", [second]).fetchone()[0]
@@ -125,7 +114,7 @@ def test_undo_killed_after_moving_a_file_back(
     library, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]
     folder, catalog, before = library
-    result = _drain(execute_cleanup(catalog, _plan(catalog)))
+    result = drain(execute_cleanup(catalog, _plan(catalog)))
     assert len(result.moved) >= 3
     real = cleanup._mark_restored
     calls = [0]
@@ -153,7 +142,7 @@ def test_undo_killed_before_moving_a_file_back(
     library, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]
     folder, catalog, before = library
-    result = _drain(execute_cleanup(catalog, _plan(catalog)))
+    result = drain(execute_cleanup(catalog, _plan(catalog)))
     real = shutil.move
     calls = [0]
 
@@ -175,14 +164,14 @@ def test_undo_killed_before_moving_a_file_back(
 
 def test_undo_puts_back_a_file_the_journal_does_not_know(library) -> None:  # type: ignore[no-untyped-def]
     folder, catalog, before = library
-    result = _drain(execute_cleanup(catalog, _plan(catalog)))
+    result = drain(execute_cleanup(catalog, _plan(catalog)))
     # A file in the session's quarantine without a 'done' entry (journal written by an older
     # version, or edited by hand): undo still puts it back; the next scan reads it.
     moved = result.moved[0]
     catalog.db.execute("UPDATE journal SET state='failed' WHERE src=?", [moved])
     outcome = undo_session(catalog, result.session)
     assert moved in outcome.restored and not outcome.problems
-    assert {str(p): _sha(p) for p in folder.iterdir() if p.is_file()} == before
+    assert {str(p): file_sha256(p) for p in folder.iterdir() if p.is_file()} == before
     assert not (folder / QUARANTINE_DIRNAME).exists()
     run_scan(scan(catalog, [str(folder)], Settings(workers=1)))
     assert set(catalog_rows(catalog)) == set(before)
@@ -204,10 +193,10 @@ def test_partial_copy_across_volumes_is_removed_only_when_the_original_is_whole(
 
     monkeypatch.setattr(cleanup, "_move_out", copy_then_die)
     with pytest.raises(Killed):
-        _drain(execute_cleanup(catalog, plan))
+        drain(execute_cleanup(catalog, plan))
     monkeypatch.undo()
     reconcile_journal(catalog)
-    assert {str(p): _sha(p) for p in folder.iterdir() if p.is_file()} == before
+    assert {str(p): file_sha256(p) for p in folder.iterdir() if p.is_file()} == before
     leftovers = [f for _, _, files in os.walk(folder / QUARANTINE_DIRNAME) for f in files]
     assert leftovers == []
 
@@ -231,7 +220,7 @@ def test_a_move_the_system_refuses_is_skipped_with_its_reason(
         real(src, dst)
 
     monkeypatch.setattr(cleanup, "_move_out", move)
-    result = _drain(execute_cleanup(catalog, plan))
+    result = drain(execute_cleanup(catalog, plan))
     assert result.skipped == [(refused, f"could not move: {words}")]
     assert len(result.moved) == len(plan.removals) - 1
     assert os.path.exists(refused) and refused in catalog_rows(catalog)

@@ -3,14 +3,13 @@ photos: scan, library, duplicates, auto-mark, cleanup, undo, find similar, probl
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from collections import defaultdict
 from pathlib import Path
 
 import pytest
-from helpers import write_photo_set
+from helpers import file_sha256, write_photo_set
 from PySide6.QtCore import QElapsedTimer, QMimeData, QPoint, Qt, QTimer, QUrl
 from PySide6.QtGui import QDropEvent
 
@@ -46,10 +45,6 @@ def _readable(folder: Path) -> list[Path]:
                 continue
             out.append(path)
     return out
-
-
-def _sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def test_first_run_shows_add_a_folder(make_window) -> None:
@@ -93,7 +88,7 @@ def test_scan_dev_set_fills_library_problems_and_exact_groups(qtbot, make_window
 
     by_hash = defaultdict(set)
     for path in readable:
-        by_hash[_sha(path)].add(str(path))
+        by_hash[file_sha256(path)].add(str(path))
     expected = {frozenset(s) for s in by_hash.values() if len(s) > 1}
     got = {frozenset(m.photo.path for m in g.members) for g in window.duplicates_page.dup_models["exact"].groups()}
     assert got == expected
@@ -104,7 +99,7 @@ def test_scan_dev_set_fills_library_problems_and_exact_groups(qtbot, make_window
 def test_auto_mark_cleanup_and_undo_round_trip(qtbot, make_window, dev_copy):
     window = make_window()
     _scan(qtbot, window, dev_copy)
-    before = {str(p): _sha(p) for p in _readable(dev_copy)}
+    before = {str(p): file_sha256(p) for p in _readable(dev_copy)}
     window.duplicates_page.tier_combo.setCurrentIndex(0)  # exact
     marked = window.duplicates_page.apply_rule_to_all("oldest")
     assert marked and window.duplicates_page.move_button.isEnabled()
@@ -134,7 +129,7 @@ def test_auto_mark_cleanup_and_undo_round_trip(qtbot, make_window, dev_copy):
         window.cleanup.undo_last()
     _settle(qtbot, window)
     assert not blocker.args[0].problems
-    after = {str(p): _sha(p) for p in _readable(dev_copy)}
+    after = {str(p): file_sha256(p) for p in _readable(dev_copy)}
     assert after == before
     assert window.library_page.library_model.rowCount() == len(before)
 
