@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
@@ -349,7 +349,11 @@ def average_precision(relevant: np.ndarray) -> float:
 
 
 def retrieval_report(
-    catalog: Any, folder: str | os.PathLike[str], truth: Truth, model: str | None = None
+    catalog: Any,
+    folder: str | os.PathLike[str],
+    truth: Truth,
+    model: str | None = None,
+    transform: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Retrieval quality of "find similar" on a scanned folder with ground truth.
 
@@ -369,6 +373,9 @@ def retrieval_report(
         truth: Ground truth.
         model: Model id of the vectors; None: the catalog's model if it stored descriptors,
             else the perceptual-hash vectors (``mode`` says which).
+        transform: Applied to the ``(N, D)`` float32 matrix of the scored photos' vectors
+            before ranking (e.g. a PCA-whitening, :meth:`photosim.core.index.pca.PCA.transform`);
+            returns ``(N, d)``, whose rows are then L2-normalised. None: rank the stored vectors.
 
     Returns:
         ``{"queries", "mAP", "recall_at_10", "relevant_in_top_10", "mode", "model",
@@ -404,6 +411,9 @@ def retrieval_report(
     if not queries:
         return out
     matrix = np.stack(vectors).astype(np.float32)
+    if transform is not None:
+        matrix = np.asarray(transform(matrix), dtype=np.float32)
+        matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
     aps, hits, shares = [], [], []
     for q in queries:
         sims = matrix @ matrix[q]

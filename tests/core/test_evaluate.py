@@ -239,3 +239,26 @@ def test_retrieval_report_ranks_by_stored_vectors(truth_folder: Path, tmp_path: 
         assert 4 / 6 <= report["mAP"] <= 1.0
     # The colour-grid embedder cannot see through a grey copy or a 20° rotation.
     assert by_descriptors["mAP"] < 1.0
+
+
+def test_retrieval_report_ranks_transformed_vectors(truth_folder: Path, tmp_path: Path) -> None:
+    """A transform (e.g. a whitening) is applied before ranking and its rows re-normalised:
+    a rotation and a scaling change nothing, a projection that drops information does."""
+    from helpers import ColorGridEmbedder
+
+    from photosim.core.evaluate import retrieval_report
+
+    truth = load_truth(truth_folder / "groundtruth.json")
+    with Catalog(tmp_path / "c.db") as catalog:
+        run_scan(scan(catalog, [str(truth_folder)], Settings(workers=1), ColorGridEmbedder()))
+        plain = retrieval_report(catalog, truth_folder, truth)
+        dim = catalog.embeddings("test-colorgrid")[2][0].shape[0]
+        rotation, _ = np.linalg.qr(np.random.default_rng(0).standard_normal((dim, dim)))
+        rotated = retrieval_report(catalog, truth_folder, truth,
+                                   transform=lambda m: 7.0 * m @ rotation.astype(np.float32))
+        squashed = retrieval_report(catalog, truth_folder, truth,
+                                    transform=lambda m: np.abs(m[:, :1]) + 1.0)
+    assert rotated["mAP"] == pytest.approx(plain["mAP"], abs=1e-4)
+    assert rotated["recall_at_10"] == plain["recall_at_10"]
+    # One constant-sign coordinate: every photo is equally similar, the order is the catalog's.
+    assert squashed["mAP"] != plain["mAP"]
