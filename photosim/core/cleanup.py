@@ -192,7 +192,9 @@ def auto_mark(groups: Iterable[Group], rule: str = "keeper", folder: str | None 
 
     In each group the rule picks one copy to keep among the duplicates (keeper, exact and
     near members); the other duplicates are marked. Members that are only similar are never
-    marked by a rule.
+    marked by a rule. The ``keeper`` rule keeps the group's keeper, which grouping chose by
+    :func:`~photosim.core.dedup.keeper.keeper_key` and by edit evidence (the copy the others
+    match without an edited region).
 
     Args:
         groups: Duplicate groups.
@@ -205,7 +207,7 @@ def auto_mark(groups: Iterable[Group], rule: str = "keeper", folder: str | None 
     marked: set[str] = set()
     for group in groups:
         duplicates = [m.photo for m in group.members if m.match != "similar"]
-        keep = choose_keep(duplicates, rule, folder)
+        keep = group.keeper if rule == "keeper" else choose_keep(duplicates, rule, folder)
         marked.update(p.path for p in duplicates if p.path != keep.path)
     return marked
 

@@ -6,9 +6,10 @@ import dataclasses
 import json
 import os
 import sqlite3
-from collections.abc import Generator, Iterable
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import (
@@ -21,10 +22,11 @@ from helpers import (
     set_mtime,
     write_photo_set,
 )
-from test_verify import COPIES, _logo_rgba, scene
+from test_verify import COPIES, _logo, _logo_rgba, _overlay, scene
 
 from photosim.config import Settings, Thresholds
 from photosim.core.catalog import Catalog
+from photosim.core.cleanup import auto_mark
 from photosim.core.dedup.grouping import (
     SKETCH_SUFFIX,
     DuplicatesError,
@@ -326,6 +328,48 @@ def test_logos_on_transparency_match_by_silhouette(tmp_path: Path) -> None:
             (member,) = (m for m in group.members if m.match == "near")
             assert member.evidence["source"] == "silhouette"
             assert "alpha silhouette" in member.why
+
+
+def _edited_library(folder: Path, edits: dict[str, Callable[..., Any]]) -> None:
+    """An original (q88), a half-size copy, a q75 re-encode, and edited copies saved at q97
+    (same pixels, larger files: the keeper rule alone would keep an edited one)."""
+    from PIL import Image
+
+    folder.mkdir()
+    original = scene(5)
+    original.save(folder / "IMG_0001.jpg", quality=88)
+    original.resize((320, 240), Image.Resampling.LANCZOS).save(folder / "small.jpg", quality=90)
+    original.save(folder / "export.jpg", quality=75)
+    for name, edit in edits.items():
+        edit(original).save(folder / f"{name}.jpg", quality=97)
+
+
+def test_the_keeper_is_the_copy_the_others_match_without_an_edit(tmp_path: Path) -> None:
+    """A captioned copy saved as a larger file is not kept: the other copies differ from it
+    by an edited region and match the original without one."""
+    _edited_library(tmp_path / "lib", {"captioned": _overlay})
+    with Catalog(tmp_path / "c.db") as catalog:
+        run_scan(scan(catalog, [str(tmp_path / "lib")], SETTINGS, None))
+        (group,) = find_duplicates(catalog, "near").groups
+    names = [Path(m.photo.path).stem for m in group.members]
+    assert names[0] == "IMG_0001", [m.why for m in group.members]
+    assert sorted(names) == ["IMG_0001", "captioned", "export", "small"]
+    assert "without an edit" in group.members[0].why and "captioned.jpg" in group.members[0].why
+    captioned = group.members[names.index("captioned")]
+    assert captioned.match == "near" and "% edited" in captioned.why
+    # Cleanup's keeper rule keeps the group's keeper, not the largest file.
+    assert {Path(p).stem for p in auto_mark([group], "keeper")} == {"captioned", "export", "small"}
+
+
+def test_two_differently_edited_copies_keep_their_group(tmp_path: Path) -> None:
+    """With two edits (a caption, a logo) no copy is matched by all the others without an
+    edit: the group stays whole, around the copy the keeper rule picks."""
+    _edited_library(tmp_path / "lib", {"captioned": _overlay, "logo": _logo})
+    with Catalog(tmp_path / "c.db") as catalog:
+        run_scan(scan(catalog, [str(tmp_path / "lib")], SETTINGS, None))
+        groups = find_duplicates(catalog, "near").groups
+    assert [sorted(Path(m.photo.path).stem for m in g.members) for g in groups] == [
+        ["IMG_0001", "captioned", "export", "logo", "small"]]
 
 
 # ----------------------------------------------------------------------------- crafted catalogs

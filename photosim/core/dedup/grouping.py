@@ -50,6 +50,7 @@ import contextlib
 import gc
 import json
 import logging
+import os
 import time
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable, Iterator
@@ -83,6 +84,10 @@ _VERDICTS: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
 _NEW_VERDICTS: list[tuple[Any, ...]] = []  # computed since the last save_verdicts
 # Bump when verification changes what it accepts: stored verdicts of other versions are ignored.
 VERIFY_VERSION = 1
+# A verified copy with at least this fraction of the picture changed is an edited copy (an
+# overlay, a retouch); why_line says "N % edited" from the same fraction.
+EDITED_FRACTION = 0.02
+_ANCHOR_TRIES = 2  # edited-against copies tried as the keeper instead (_unedited_anchor)
 
 
 class DuplicatesError(Error):
@@ -741,7 +746,7 @@ def _geometry_words(evidence: dict[str, Any]) -> list[str]:
     aniso = float(evidence.get("anisotropy", 1.0))
     if max(aniso, 1 / aniso) > 1.03:
         words.append(f"stretched {max(aniso, 1 / aniso):.2f}x")
-    if float(evidence.get("changed", 0.0)) >= 0.02:
+    if float(evidence.get("changed", 0.0)) >= EDITED_FRACTION:
         words.append(f"{evidence['changed'] * 100:.0f} % edited")
     return words
 
@@ -1294,12 +1299,79 @@ def _assign_groups(
                                       assigned, tally)
         if len(members) < 2:
             continue
-        assigned.update(joined)
+        edited = _edited(members)
         members = _ordered(members)
+        if len(edited) >= 2:
+            anchored = _unedited_anchor(content, members, joined, edited, contents, found, tier,
+                                        th, verifier, verdicts, assigned, tally)
+            if anchored is not None:
+                members, joined = anchored
+        assigned.update(joined)
         loosest = max((m.match for m in members[1:]), key=_TIER_RANK.__getitem__)
         tally.groups.append(Group(0, loosest, members))
     _number(tally.groups)
     return tally
+
+
+def _edited(members: list[Member]) -> list[str]:
+    """Contents of the members that verification found edited against the keeper: a region
+    of at least :data:`EDITED_FRACTION` changed (an overlay, a retouch; either side may be
+    the edited one)."""
+    out: list[str] = []
+    for m in members[1:]:
+        h = m.photo.content_hash
+        if m.evidence.get("changed", 0.0) >= EDITED_FRACTION and h not in out:
+            out.append(h)  # type: ignore[arg-type]
+    return out
+
+
+def _unedited_anchor(
+    content: Content,
+    members: list[Member],
+    joined: list[str],
+    edited: list[str],
+    contents: dict[str, Content],
+    found: _Candidates,
+    tier: str,
+    th: Thresholds,
+    verifier: Any,
+    verdicts: set[tuple[str, str]],
+    assigned: set[str],
+    tally: _Tally,
+) -> tuple[list[Member], list[str]] | None:
+    """The same group kept by another copy, when the keeper is the edited one.
+
+    Verification says that a region differs between two copies, not which of them was
+    edited. When several copies differ from the keeper by an edit, the keeper may be the
+    edited copy (a caption or watermark added to the original, saved as a larger file) and
+    they the unedited ones. Each of the best (by :func:`keeper_key`) of those copies is tried
+    as the keeper: it keeps the group if every content still matches it and fewer differ
+    from it by an edit (the copy the others match without an edit is the original).
+
+    Returns:
+        ``(members ordered, contents joined)`` of the group around the new keeper, or None
+        to keep the group as it is.
+    """
+    tried = sorted((contents[h] for h in edited), key=lambda c: keeper_key(c.best))
+    for candidate in tried[:_ANCHOR_TRIES]:
+        if candidate.flat:
+            continue
+        scratch = _Tally()
+        _verify_ahead(candidate, contents, found, tier, th, verifier, verdicts, assigned)
+        others, rejoined = _members_of(candidate, contents, found, tier, th, verifier,
+                                       verdicts, assigned, scratch)
+        tally.comparisons += scratch.comparisons
+        if not set(joined) <= set(rejoined) or len(_edited(others)) >= len(edited):
+            continue
+        tally.confirmed += scratch.confirmed
+        tally.rebutted |= scratch.rebutted
+        others = _ordered(others)
+        others[0].why = (
+            f"kept: the others match it without an edit ({len(edited)} differ from "
+            f"{os.path.basename(content.best.path)} by an edited region)"
+        )
+        return others, rejoined
+    return None
 
 
 def _ordered(members: list[Member]) -> list[Member]:

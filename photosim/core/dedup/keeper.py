@@ -66,7 +66,8 @@ def keeper_reason(keeper: Photo, other: Photo) -> str:
 
 # ---------------------------------------------------------------------------- auto-mark rules
 RULES: dict[str, str] = {
-    "keeper": "keep the copy chosen by the keeper rule (most pixels, format, size, age)",
+    "keeper": "keep the copy chosen by the keeper rule (unedited, most pixels, format, size, "
+              "age)",
     "most_pixels": "keep the copy with the most pixels",
     "largest_file": "keep the largest file",
     "oldest": "keep the oldest file (modification time)",
