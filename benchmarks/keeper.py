@@ -7,7 +7,8 @@ logo, a brightness change or a greyscale copy, in turn. A second library holds o
 original and its edited copy (a pair: which of two differs by an edit cannot be told). Both
 are scanned hash-only and grouped (near tier, default thresholds, keypoint verification);
 a group's keeper is correct when it is the original. The same grouping is run with the
-"unedited anchor" rule off (``grouping._ANCHOR_TRIES = 0``) for comparison.
+"unedited anchor" rule off (``grouping._ANCHOR_TRIES = 0``) for comparison (the colour over
+greyscale rule of :func:`photosim.core.dedup.keeper.keeper_key` is on in both).
 """
 
 from __future__ import annotations
@@ -119,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
             kinds = build(folder, sources, pairs_only)
             db = Path(tmp) / f"{folder.name}.db"
             subprocess.run([sys.executable, "-m", "photosim", "--catalog", str(db), "scan",
-                            "-q", "--model", "none", str(folder)], check=True)
+                            "-q", "--model", "none", str(folder)], check=True,
+                           stdout=subprocess.DEVNULL)
             tries = grouping._ANCHOR_TRIES
             grouping._ANCHOR_TRIES = 0
             before = score(db, folder, kinds)

@@ -5,7 +5,8 @@ Tables (schema version :data:`SCHEMA_VERSION`):
 - ``meta(key, value)``: schema version and bookkeeping.
 - ``folders(path, protected, added_at)``: roots the user scans.
 - ``photos``: one row per file path, with stat data, content hash, metadata, perceptual
-  hashes and a status (``ok`` or ``error`` with a reason).
+  hashes, whether the picture is greyscale (schema 5) and a status (``ok`` or ``error`` with a
+  reason).
 - ``embeddings(id, content_hash, model, vector)``: one float16 descriptor per content and
   model. ``id`` is the label of the descriptor in the hnswlib index; AUTOINCREMENT so a
   deleted id is never handed out again (a persisted index would keep its old vector).
@@ -49,7 +50,7 @@ from photosim.core.types import Error
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 STATUS_OK = "ok"
 STATUS_ERROR = "error"
 
@@ -150,12 +151,20 @@ CREATE TABLE IF NOT EXISTS knn_graph (
 ) WITHOUT ROWID;
 """
 
+# Version 5: whether a photo is greyscale (the keeper rule prefers colour); NULL for photos
+# scanned before, until a rescan decodes them again.
+_SCHEMA_V5 = """
+ALTER TABLE photos ADD COLUMN grey INTEGER;
+"""
+
 # Step-wise forward migrations: MIGRATIONS[n] turns schema n-1 into schema n.
-MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3, 4: _SCHEMA_V4}
+MIGRATIONS: dict[int, str] = {
+    1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3, 4: _SCHEMA_V4, 5: _SCHEMA_V5,
+}
 
 _PHOTO_COLUMNS = (
     "id, path, folder, size, mtime_ns, content_hash, width, height, format, taken_at, "
-    "camera, phash, dhash, status, error, variants"
+    "camera, phash, dhash, status, error, variants, grey"
 )
 
 
@@ -202,6 +211,8 @@ class Photo:
         status: ``"ok"`` or ``"error"``.
         error: Reason when status is ``"error"``.
         variants: pHash and dHash of the 7 other orientations, 14 int64 (112 bytes), or None.
+        grey: The picture carries no colour (schema 5); None when not known (scanned by an
+            older photosim).
     """
 
     id: int
@@ -220,6 +231,7 @@ class Photo:
     status: str
     error: str | None
     variants: bytes | None = None
+    grey: bool | None = None
 
     @property
     def pixels(self) -> int:
@@ -232,6 +244,8 @@ class Photo:
         values = list(row)
         values[1] = py_path(values[1])
         values[2] = py_path(values[2])
+        if len(values) > 16 and values[16] is not None:
+            values[16] = bool(values[16])
         return cls(*values)
 
 
@@ -482,13 +496,14 @@ class Catalog:
     def known_content(self, content_hash: str) -> dict[str, Any] | None:
         """Decoded metadata of any photo with this content, for reuse by a copy; else None."""
         row = self.db.execute(
-            "SELECT width, height, format, taken_at, camera, phash, dhash, variants FROM photos "
-            "WHERE content_hash=? AND status='ok' LIMIT 1",
+            "SELECT width, height, format, taken_at, camera, phash, dhash, variants, grey "
+            "FROM photos WHERE content_hash=? AND status='ok' LIMIT 1",
             [content_hash],
         ).fetchone()
         if row is None:
             return None
-        keys = ("width", "height", "format", "taken_at", "camera", "phash", "dhash", "variants")
+        keys = ("width", "height", "format", "taken_at", "camera", "phash", "dhash", "variants",
+                "grey")
         return dict(zip(keys, row))
 
     def counts(self) -> dict[str, int]:

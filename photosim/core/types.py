@@ -90,6 +90,8 @@ class DecodedImage:
         variants: ``(phash, dhash)`` of the 7 other orientations (see
             :func:`photosim.core.scan.hashing.orientation_hashes`), signed int64.
         model_input: ``(S, S, 3)`` uint8 RGB array for the embedder, or None.
+        grey: True when the picture carries no colour (a greyscale file, or colour channels
+            equal within compression noise; see :func:`photosim.core.scan.imageio.is_grey`).
     """
 
     content_hash: str
@@ -104,6 +106,7 @@ class DecodedImage:
     thumbnail: bytes
     model_input: np.ndarray | None = None
     variants: tuple[tuple[int, int], ...] = ()
+    grey: bool = False
 
 
 class ScanStage(str, enum.Enum):

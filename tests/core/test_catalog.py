@@ -145,6 +145,7 @@ def test_schema_3_catalog_gains_the_rescan_indexes(tmp_path: Path) -> None:
     conn = sqlite3.connect(path)
     conn.execute("DROP INDEX photos_stat")
     conn.execute("DROP INDEX photos_errors")
+    conn.execute("ALTER TABLE photos DROP COLUMN grey")  # schema 5
     conn.execute("UPDATE meta SET value='3' WHERE key='schema_version'")
     conn.commit()
     conn.close()
@@ -159,6 +160,26 @@ def test_schema_3_catalog_gains_the_rescan_indexes(tmp_path: Path) -> None:
         )
         assert "COVERING INDEX photos_stat" in plan
         assert catalog.stat_rows("/p") == [("/p/a.jpg", 100_000, BASE_MTIME_NS)]
+
+
+def test_schema_4_catalog_gains_the_grey_column(tmp_path: Path) -> None:
+    """Photos scanned before schema 5 read back with ``grey`` unknown (None); new rows keep
+    what the scan found."""
+    path = tmp_path / "c.db"
+    with Catalog(path) as catalog:
+        catalog.upsert_photos([photo_row("/p/a.jpg", H1, 1, 2, folder="/p")])
+    conn = sqlite3.connect(path)
+    conn.execute("ALTER TABLE photos DROP COLUMN grey")
+    conn.execute("UPDATE meta SET value='4' WHERE key='schema_version'")
+    conn.commit()
+    conn.close()
+    with Catalog(path) as catalog:
+        assert catalog.schema_version() == SCHEMA_VERSION
+        (old,) = catalog.photos()
+        assert old.grey is None
+        catalog.upsert_photos([{**photo_row("/p/b.jpg", H2, 1, 2, folder="/p"), "grey": 1}])
+        assert {p.path: p.grey for p in catalog.photos()} == {"/p/a.jpg": None, "/p/b.jpg": True}
+        assert catalog.known_content(H2)["grey"] == 1  # type: ignore[index]
 
 
 def test_embeddings_float16_round_trip(tmp_path: Path) -> None:

@@ -361,6 +361,21 @@ def test_the_keeper_is_the_copy_the_others_match_without_an_edit(tmp_path: Path)
     assert {Path(p).stem for p in auto_mark([group], "keeper")} == {"captioned", "export", "small"}
 
 
+def test_a_colour_photo_is_kept_over_its_greyscale_copy(tmp_path: Path) -> None:
+    """The greyscale copy is the larger file at the same pixels; the colour photo is kept."""
+    folder = tmp_path / "lib"
+    folder.mkdir()
+    original = scene(9)
+    original.save(folder / "colour.jpg", quality=80)
+    original.convert("L").convert("RGB").save(folder / "grey.jpg", quality=98)
+    assert (folder / "grey.jpg").stat().st_size > (folder / "colour.jpg").stat().st_size
+    with Catalog(tmp_path / "c.db") as catalog:
+        run_scan(scan(catalog, [str(folder)], SETTINGS, None))
+        (group,) = find_duplicates(catalog, "near").groups
+    assert [Path(m.photo.path).stem for m in group.members] == ["colour", "grey"]
+    assert group.members[0].why == "kept: colour, not greyscale"
+
+
 def test_two_differently_edited_copies_keep_their_group(tmp_path: Path) -> None:
     """With two edits (a caption, a logo) no copy is matched by all the others without an
     edit: the group stays whole, around the copy the keeper rule picks."""

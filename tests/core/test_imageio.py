@@ -857,3 +857,28 @@ def test_dev_set_decodes_except_the_unreadable() -> None:
         if meta.get("transform") == "exif_orientation" and meta.get("derived_from") in decoded:
             source = decoded[str(meta["derived_from"])]
             assert hamming(decoded[rel].phash, source.phash) <= 4, rel
+
+
+def _jpeg(img: Image.Image, quality: int = 90) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def test_greyscale_copies_are_told_from_colour_photos() -> None:
+    """A greyscale file, or a greyscale picture saved as RGB, is grey; a colour photo is
+    not, even with its colour faded to a sixth (a foggy or snowy scene)."""
+    from helpers import photo_array
+
+    colour = Image.fromarray(photo_array(3, (800, 600)), "RGB")
+    grey = colour.convert("L")
+    arr = np.asarray(colour, np.float32)
+    mean = arr.mean(axis=2, keepdims=True)
+    faded = Image.fromarray(np.clip(mean + (arr - mean) / 6, 0, 255).astype(np.uint8), "RGB")
+    assert dec(_jpeg(grey)).grey
+    assert dec(_jpeg(grey.convert("RGB"), quality=75)).grey
+    png = io.BytesIO()
+    grey.convert("RGB").save(png, "PNG")
+    assert dec(png.getvalue()).grey
+    assert not dec(_jpeg(colour)).grey
+    assert not dec(_jpeg(faded)).grey

@@ -2,13 +2,15 @@
 
 The rule is deterministic and explainable (shown to the user as the keeper's reason):
 
-1. most pixels (a downscaled copy never wins over the original);
-2. format priority (:data:`FORMAT_PRIORITY`): camera-original formats first (HEIF, JPEG, then
+1. colour over greyscale (a greyscale copy of a colour photo has lost information; unknown,
+   for photos scanned before photosim recorded it, counts as colour);
+2. most pixels (a downscaled copy never wins over the original);
+3. format priority (:data:`FORMAT_PRIORITY`): camera-original formats first (HEIF, JPEG, then
    lossless TIFF/PNG, then WebP/AVIF, then GIF/BMP/netpbm): a PNG made from a JPEG has no more
    information than the JPEG but is often the later export;
-3. largest file (at equal pixels and format, the higher-quality encode);
-4. oldest modification time (the original usually predates its copies);
-5. shortest path, then path (a stable tie-break).
+4. largest file (at equal pixels and format, the higher-quality encode);
+5. oldest modification time (the original usually predates its copies);
+6. shortest path, then path (a stable tie-break).
 """
 
 from __future__ import annotations
@@ -32,9 +34,10 @@ FORMAT_PRIORITY: dict[str, int] = {
 _UNKNOWN_FORMAT = 4
 
 
-def keeper_key(photo: Photo) -> tuple[int, int, int, int, int, str]:
+def keeper_key(photo: Photo) -> tuple[int, int, int, int, int, int, str]:
     """Sort key: the smallest key is the best copy to keep (see the module docstring)."""
     return (
+        1 if photo.grey else 0,
         -photo.pixels,
         FORMAT_PRIORITY.get(photo.format or "", _UNKNOWN_FORMAT),
         -photo.size,
@@ -51,6 +54,8 @@ def rank(photos: Iterable[Photo]) -> list[Photo]:
 
 def keeper_reason(keeper: Photo, other: Photo) -> str:
     """Why ``keeper`` was kept rather than ``other``, in a few words."""
+    if bool(keeper.grey) != bool(other.grey):
+        return "colour, not greyscale"
     if keeper.pixels != other.pixels:
         return "more pixels"
     kf = FORMAT_PRIORITY.get(keeper.format or "", _UNKNOWN_FORMAT)
@@ -66,8 +71,8 @@ def keeper_reason(keeper: Photo, other: Photo) -> str:
 
 # ---------------------------------------------------------------------------- auto-mark rules
 RULES: dict[str, str] = {
-    "keeper": "keep the copy chosen by the keeper rule (unedited, most pixels, format, size, "
-              "age)",
+    "keeper": "keep the copy chosen by the keeper rule (unedited, colour, most pixels, format, "
+              "size, age)",
     "most_pixels": "keep the copy with the most pixels",
     "largest_file": "keep the largest file",
     "oldest": "keep the oldest file (modification time)",

@@ -51,6 +51,9 @@ SNIFF_BYTES = 32  # bytes of a file's head that sniff() needs
 MAX_FILE_BYTES = 1 << 30  # 1 GiB: no photo is larger; refusing early avoids reading a 4 GiB blob
 WORK_MAX_SIDE = 512  # longest side of the copy the perceptual hashes are computed from
 HASH_MIN_SIDE = 64  # never draft below this: hashes need some detail above their 32x32 grid
+GREY_PROBE_SIDE = 128  # pixels: is_grey looks at a copy this small
+GREY_MEAN_SPREAD = 1.5  # levels: mean channel spread of a greyscale picture, at most
+GREY_MAX_SPREAD = 6  # levels: its 99th percentile, at most
 REDUCING_GAP = 2.0  # box-reduce only down to 2x the target, then resample (Pillow's thumbnail rule)
 THUMB_QUALITY = 85
 MAX_REASON_CHARS = 160
@@ -331,7 +334,33 @@ def _decode(data: bytes, req: DecodeRequest) -> DecodedImage:
         variants=tuple(hashes[1:]),
         thumbnail=thumbnail,
         model_input=model_input,
+        grey=is_grey(work),
     )
+
+
+def is_grey(img: Image.Image) -> bool:
+    """True when an RGB picture carries no colour: a greyscale copy of a photo.
+
+    Measured on a box-reduced copy of at most :data:`GREY_PROBE_SIDE` pixels a side: the
+    spread of the three channels (max - min, 0..255) must stay within compression noise on
+    average (:data:`GREY_MEAN_SPREAD`) and almost everywhere (its 99th percentile at most
+    :data:`GREY_MAX_SPREAD`). A colour photo of a grey scene (fog, snow, concrete) still has
+    a few levels of spread everywhere and a few strongly coloured pixels.
+
+    Args:
+        img: An RGB (or greyscale) image.
+
+    Returns:
+        Whether the picture is greyscale.
+    """
+    if img.mode in ("1", "L", "LA", "I", "I;16", "F"):
+        return True
+    longest = max(img.size)
+    probe = img.reduce(math.ceil(longest / GREY_PROBE_SIDE)) if longest > GREY_PROBE_SIDE else img
+    arr = np.asarray(probe.convert("RGB"), dtype=np.int16)
+    spread = arr.max(axis=2) - arr.min(axis=2)
+    return bool(spread.mean() <= GREY_MEAN_SPREAD
+                and np.percentile(spread, 99) <= GREY_MAX_SPREAD)
 
 
 def _open_fitted(data: bytes, max_side: int) -> Image.Image:

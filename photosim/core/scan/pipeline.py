@@ -62,7 +62,9 @@ PROGRESS_INTERVAL_S = 0.1
 LOOKAHEAD_PER_WORKER = 4
 BACKLOG_BATCHES = 8  # decoded images that may wait for inference, in batches
 DECODE_NICENESS = 19  # decode workers next to CPU inference: see DecodePool(niceness=)
-_METADATA = ("width", "height", "format", "taken_at", "camera", "phash", "dhash", "variants")
+_METADATA = (
+    "width", "height", "format", "taken_at", "camera", "phash", "dhash", "variants", "grey",
+)
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,7 @@ def _row(item: _Item, content_hash: str | None, meta: dict[str, Any] | None, err
 def _image_meta(image: DecodedImage) -> dict[str, Any]:
     meta = {key: getattr(image, key) for key in _METADATA}
     meta["variants"] = np.array(image.variants, dtype=np.int64).tobytes() or None
+    meta["grey"] = int(image.grey)
     return meta
 
 
