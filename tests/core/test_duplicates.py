@@ -376,6 +376,27 @@ def test_a_colour_photo_is_kept_over_its_greyscale_copy(tmp_path: Path) -> None:
     assert group.members[0].why == "kept: colour, not greyscale"
 
 
+def test_the_camera_original_is_kept_over_a_larger_stripped_export(tmp_path: Path) -> None:
+    """At the same pixels, the copy with the camera's EXIF is kept over an export without
+    it saved as a larger file."""
+    from PIL import Image
+
+    folder = tmp_path / "lib"
+    folder.mkdir()
+    original = scene(11)
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0110] = "Canon", "Canon EOS 80D"
+    original.save(folder / "IMG_4711.jpg", quality=82, exif=exif.tobytes())
+    original.save(folder / "export.jpg", quality=98)
+    assert (folder / "export.jpg").stat().st_size > (folder / "IMG_4711.jpg").stat().st_size
+    with Catalog(tmp_path / "c.db") as catalog:
+        run_scan(scan(catalog, [str(folder)], SETTINGS, None))
+        (group,) = find_duplicates(catalog, "near").groups
+    assert [Path(m.photo.path).stem for m in group.members] == ["IMG_4711", "export"]
+    assert group.members[0].photo.camera == "Canon EOS 80D"
+    assert group.members[0].why == "kept: camera metadata kept"
+
+
 def test_two_differently_edited_copies_keep_their_group(tmp_path: Path) -> None:
     """With two edits (a caption, a logo) no copy is matched by all the others without an
     edit: the group stays whole, around the copy the keeper rule picks."""

@@ -5,12 +5,14 @@ The rule is deterministic and explainable (shown to the user as the keeper's rea
 1. colour over greyscale (a greyscale copy of a colour photo has lost information; unknown,
    for photos scanned before photosim recorded it, counts as colour);
 2. most pixels (a downscaled copy never wins over the original);
-3. format priority (:data:`FORMAT_PRIORITY`): camera-original formats first (HEIF, JPEG, then
+3. camera metadata kept (EXIF make and model, or the date taken) over stripped: at the same
+   pixels, a copy without them is an export or an edit, however large its file;
+4. format priority (:data:`FORMAT_PRIORITY`): camera-original formats first (HEIF, JPEG, then
    lossless TIFF/PNG, then WebP/AVIF, then GIF/BMP/netpbm): a PNG made from a JPEG has no more
    information than the JPEG but is often the later export;
-4. largest file (at equal pixels and format, the higher-quality encode);
-5. oldest modification time (the original usually predates its copies);
-6. shortest path, then path (a stable tie-break).
+5. largest file (at equal pixels and format, the higher-quality encode);
+6. oldest modification time (the original usually predates its copies);
+7. shortest path, then path (a stable tie-break).
 """
 
 from __future__ import annotations
@@ -34,11 +36,12 @@ FORMAT_PRIORITY: dict[str, int] = {
 _UNKNOWN_FORMAT = 4
 
 
-def keeper_key(photo: Photo) -> tuple[int, int, int, int, int, int, str]:
+def keeper_key(photo: Photo) -> tuple[int, int, int, int, int, int, int, str]:
     """Sort key: the smallest key is the best copy to keep (see the module docstring)."""
     return (
         1 if photo.grey else 0,
         -photo.pixels,
+        0 if photo.camera or photo.taken_at else 1,
         FORMAT_PRIORITY.get(photo.format or "", _UNKNOWN_FORMAT),
         -photo.size,
         photo.mtime_ns,
@@ -58,6 +61,8 @@ def keeper_reason(keeper: Photo, other: Photo) -> str:
         return "colour, not greyscale"
     if keeper.pixels != other.pixels:
         return "more pixels"
+    if bool(keeper.camera or keeper.taken_at) != bool(other.camera or other.taken_at):
+        return "camera metadata kept"
     kf = FORMAT_PRIORITY.get(keeper.format or "", _UNKNOWN_FORMAT)
     of = FORMAT_PRIORITY.get(other.format or "", _UNKNOWN_FORMAT)
     if kf != of:
@@ -71,8 +76,8 @@ def keeper_reason(keeper: Photo, other: Photo) -> str:
 
 # ---------------------------------------------------------------------------- auto-mark rules
 RULES: dict[str, str] = {
-    "keeper": "keep the copy chosen by the keeper rule (unedited, colour, most pixels, format, "
-              "size, age)",
+    "keeper": "keep the copy chosen by the keeper rule (unedited, colour, most pixels, camera "
+              "metadata, format, size, age)",
     "most_pixels": "keep the copy with the most pixels",
     "largest_file": "keep the largest file",
     "oldest": "keep the oldest file (modification time)",
