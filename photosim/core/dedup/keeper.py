@@ -5,8 +5,9 @@ The rule is deterministic and explainable (shown to the user as the keeper's rea
 1. colour over greyscale (a greyscale copy of a colour photo has lost information; unknown,
    for photos scanned before photosim recorded it, counts as colour);
 2. most pixels (a downscaled copy never wins over the original);
-3. camera metadata kept (EXIF make and model, or the date taken) over stripped: at the same
-   pixels, a copy without them is an export or an edit, however large its file;
+3. the camera's make and model kept (EXIF) over stripped: at the same pixels, a copy
+   without them is an export or an edit, however large its file (the date taken is no
+   evidence: editors write a date of their own);
 4. format priority (:data:`FORMAT_PRIORITY`): camera-original formats first (HEIF, JPEG, then
    lossless TIFF/PNG, then WebP/AVIF, then GIF/BMP/netpbm): a PNG made from a JPEG has no more
    information than the JPEG but is often the later export;
@@ -41,7 +42,7 @@ def keeper_key(photo: Photo) -> tuple[int, int, int, int, int, int, int, str]:
     return (
         1 if photo.grey else 0,
         -photo.pixels,
-        0 if photo.camera or photo.taken_at else 1,
+        0 if photo.camera else 1,
         FORMAT_PRIORITY.get(photo.format or "", _UNKNOWN_FORMAT),
         -photo.size,
         photo.mtime_ns,
@@ -61,7 +62,7 @@ def keeper_reason(keeper: Photo, other: Photo) -> str:
         return "colour, not greyscale"
     if keeper.pixels != other.pixels:
         return "more pixels"
-    if bool(keeper.camera or keeper.taken_at) != bool(other.camera or other.taken_at):
+    if bool(keeper.camera) != bool(other.camera):
         return "camera metadata kept"
     kf = FORMAT_PRIORITY.get(keeper.format or "", _UNKNOWN_FORMAT)
     of = FORMAT_PRIORITY.get(other.format or "", _UNKNOWN_FORMAT)
