@@ -151,10 +151,11 @@ CREATE TABLE IF NOT EXISTS knn_graph (
 ) WITHOUT ROWID;
 """
 
-# Version 5: whether a photo is greyscale (the keeper rule prefers colour); NULL for photos
-# scanned before, until a rescan decodes them again.
+# Version 5: whether a photo is greyscale (the keeper rule prefers colour) and the camera's
+# record of the exposure (two shots are never copies); NULL for photos scanned before.
 _SCHEMA_V5 = """
 ALTER TABLE photos ADD COLUMN grey INTEGER;
+ALTER TABLE photos ADD COLUMN capture TEXT;
 """
 
 # Step-wise forward migrations: MIGRATIONS[n] turns schema n-1 into schema n.
@@ -164,7 +165,7 @@ MIGRATIONS: dict[int, str] = {
 
 _PHOTO_COLUMNS = (
     "id, path, folder, size, mtime_ns, content_hash, width, height, format, taken_at, "
-    "camera, phash, dhash, status, error, variants, grey"
+    "camera, phash, dhash, status, error, variants, grey, capture"
 )
 
 
@@ -213,6 +214,8 @@ class Photo:
         variants: pHash and dHash of the 7 other orientations, 14 int64 (112 bytes), or None.
         grey: The picture carries no colour (schema 5); None when not known (scanned by an
             older photosim).
+        capture: The camera's record of the exposure (schema 5, see
+            :class:`photosim.core.types.DecodedImage`), or None.
     """
 
     id: int
@@ -232,6 +235,7 @@ class Photo:
     error: str | None
     variants: bytes | None = None
     grey: bool | None = None
+    capture: str | None = None
 
     @property
     def pixels(self) -> int:
@@ -496,14 +500,14 @@ class Catalog:
     def known_content(self, content_hash: str) -> dict[str, Any] | None:
         """Decoded metadata of any photo with this content, for reuse by a copy; else None."""
         row = self.db.execute(
-            "SELECT width, height, format, taken_at, camera, phash, dhash, variants, grey "
-            "FROM photos WHERE content_hash=? AND status='ok' LIMIT 1",
+            "SELECT width, height, format, taken_at, camera, phash, dhash, variants, grey, "
+            "capture FROM photos WHERE content_hash=? AND status='ok' LIMIT 1",
             [content_hash],
         ).fetchone()
         if row is None:
             return None
         keys = ("width", "height", "format", "taken_at", "camera", "phash", "dhash", "variants",
-                "grey")
+                "grey", "capture")
         return dict(zip(keys, row))
 
     def counts(self) -> dict[str, int]:

@@ -92,6 +92,8 @@ class DecodedImage:
         model_input: ``(S, S, 3)`` uint8 RGB array for the embedder, or None.
         grey: True when the picture carries no colour (a greyscale file, or colour channels
             equal within compression noise; see :func:`photosim.core.scan.imageio.is_grey`).
+        capture: The camera's record of the exposure (date taken to the sub-second,
+            exposure time, f-number, ISO, bias), or None without one.
     """
 
     content_hash: str
@@ -107,6 +109,7 @@ class DecodedImage:
     model_input: np.ndarray | None = None
     variants: tuple[tuple[int, int], ...] = ()
     grey: bool = False
+    capture: str | None = None
 
 
 class ScanStage(str, enum.Enum):

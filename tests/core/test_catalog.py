@@ -146,6 +146,7 @@ def test_schema_3_catalog_gains_the_rescan_indexes(tmp_path: Path) -> None:
     conn.execute("DROP INDEX photos_stat")
     conn.execute("DROP INDEX photos_errors")
     conn.execute("ALTER TABLE photos DROP COLUMN grey")  # schema 5
+    conn.execute("ALTER TABLE photos DROP COLUMN capture")
     conn.execute("UPDATE meta SET value='3' WHERE key='schema_version'")
     conn.commit()
     conn.close()
@@ -170,6 +171,7 @@ def test_schema_4_catalog_gains_the_grey_column(tmp_path: Path) -> None:
         catalog.upsert_photos([photo_row("/p/a.jpg", H1, 1, 2, folder="/p")])
     conn = sqlite3.connect(path)
     conn.execute("ALTER TABLE photos DROP COLUMN grey")
+    conn.execute("ALTER TABLE photos DROP COLUMN capture")
     conn.execute("UPDATE meta SET value='4' WHERE key='schema_version'")
     conn.commit()
     conn.close()

@@ -397,6 +397,59 @@ def test_the_camera_original_is_kept_over_a_larger_stripped_export(tmp_path: Pat
     assert group.members[0].why == "kept: camera metadata kept"
 
 
+def test_capture_difference_reads_the_camera_record() -> None:
+    from photosim.core.dedup.grouping import capture_difference
+
+    shot = "2024-05-01T10:00:00.37|t=0.004|f=2.8|iso=200|ev=0"
+    assert capture_difference(shot, shot) is None
+    assert capture_difference(shot, None) is None and capture_difference(None, None) is None
+    assert capture_difference(shot, shot.replace("t=0.004", "t=0.008")) == (
+        "different captures: exposure 0.004 s vs 0.008 s")
+    assert capture_difference(shot, shot.replace("ev=0", "ev=-1")) == (
+        "different captures: exposure bias 0 EV vs -1 EV")
+    assert capture_difference(shot, shot.replace("|iso=200", "|iso=")) is None  # not recorded
+    burst = shot.replace("10:00:00.37", "10:00:00.62")
+    assert capture_difference(shot, burst) == "different captures: taken 0.25 s apart"
+    moved_clock = shot.replace("T10:", "T12:")  # a time-zone fix of the same record
+    assert capture_difference(shot, moved_clock) is None
+    assert capture_difference(shot, shot.replace("T10:00:00.37", "T10:00:07.37")) == (
+        "different captures: taken 7.00 s apart")
+
+
+def test_exposure_brackets_are_not_near_duplicates(tmp_path: Path) -> None:
+    """Three bracketed exposures of one tripod scene (same framing, nothing moved) are three
+    photos, not copies; a re-encode that kept the middle one's EXIF is its copy."""
+    import numpy as np
+    from PIL import Image, TiffImagePlugin
+
+    folder = tmp_path / "brackets"
+    folder.mkdir()
+    base = np.asarray(scene(13), np.float32)
+
+    def exif(exposure: int) -> bytes:
+        record = Image.Exif()
+        record[0x010F], record[0x0110] = "Canon", "Canon EOS 80D"
+        ifd = record.get_ifd(0x8769)
+        ifd[0x9003] = "2024:05:01 10:00:00"
+        ifd[0x829A] = TiffImagePlugin.IFDRational(1, exposure)
+        return record.tobytes()
+
+    for name, gain, exposure in (("dark", 0.8, 500), ("mid", 1.0, 250), ("bright", 1.2, 125)):
+        img = Image.fromarray(np.clip(base * gain, 0, 255).astype(np.uint8), "RGB")
+        img.save(folder / f"{name}.jpg", quality=90, exif=exif(exposure))
+    Image.open(folder / "mid.jpg").save(folder / "mid_copy.jpg", quality=70, exif=exif(250))
+    with Catalog(tmp_path / "c.db") as catalog:
+        run_scan(scan(catalog, [str(folder)], SETTINGS, None))
+        groups = find_duplicates(catalog, "near").groups
+        no_exif = find_duplicates(catalog, "near", Thresholds(verify=False)).groups
+    assert names_of_groups(groups) == [{"mid", "mid_copy"}]
+    assert names_of_groups(no_exif) == [{"mid", "mid_copy"}]
+
+
+def names_of_groups(groups: list) -> list[set[str]]:
+    return [{Path(m.photo.path).stem for m in g.members} for g in groups]
+
+
 def test_two_differently_edited_copies_keep_their_group(tmp_path: Path) -> None:
     """With two edits (a caption, a logo) no copy is matched by all the others without an
     edit: the group stays whole, around the copy the keeper rule picks."""

@@ -882,3 +882,37 @@ def test_greyscale_copies_are_told_from_colour_photos() -> None:
     assert dec(png.getvalue()).grey
     assert not dec(_jpeg(colour)).grey
     assert not dec(_jpeg(faded)).grey
+
+
+def _camera_exif(when: str, subsec: str | None = None, exposure: tuple[int, int] | None = (1, 250),
+                 iso: int | None = 200) -> bytes:
+    from PIL import TiffImagePlugin
+
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0110] = "Canon", "Canon EOS 80D"
+    ifd = exif.get_ifd(0x8769)
+    ifd[0x9003] = when
+    if subsec is not None:
+        ifd[0x9291] = subsec
+    if exposure is not None:
+        ifd[0x829A] = TiffImagePlugin.IFDRational(*exposure)
+    if iso is not None:
+        ifd[0x8827] = iso
+    return exif.tobytes()
+
+
+def test_capture_record_from_camera_exif() -> None:
+    """Date taken to the sub-second and the exposure settings; no record without
+    DateTimeOriginal, or with a date alone (editors write dates of their own)."""
+    img = Image.fromarray(np.full((48, 64, 3), 90, np.uint8), "RGB")
+
+    def capture(exif: bytes) -> str | None:
+        buf = io.BytesIO()
+        img.save(buf, "JPEG", exif=exif)
+        return dec(buf.getvalue()).capture
+
+    assert capture(_camera_exif("2024:05:01 10:00:00", "37")) == (
+        "2024-05-01T10:00:00.37|t=0.004|f=|iso=200|ev=")
+    assert capture(_camera_exif("2024:05:01 10:00:00", exposure=None, iso=None)) is None
+    assert capture(_camera_exif("0000:00:00 00:00:00")) is None
+    assert capture(b"") is None

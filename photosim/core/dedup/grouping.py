@@ -55,6 +55,7 @@ import time
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -176,7 +177,8 @@ class Member:
             ``orientation``, ``aspect_difference``, ``scale``, ``cosine``, ``source`` (the
             candidate source), ``band`` (``"presumed"`` or ``"loose"``) and, when verified,
             ``verification`` (``"copy"`` or ``"unknown"``), ``inliers``, ``rotation``,
-            ``mirrored``, ``crop``, ``moved``, ``changed``.
+            ``mirrored``, ``crop``, ``moved``, ``changed``; ``capture`` when the camera's
+            records show two captures (:func:`capture_difference`).
     """
 
     photo: Photo
@@ -347,7 +349,7 @@ def match(
     evidence = hash_evidence(a, b, cosine, cache)
     matched = presumed_tier(
         evidence["phash_distance"], evidence["dhash_distance"], evidence["aspect_difference"],
-        "orientation" in evidence, a.flat or b.flat, cosine, tier, th,
+        "orientation" in evidence, a.flat or b.flat or _captures_differ(a, b), cosine, tier, th,
     )
     return None if matched is None else (matched, evidence)
 
@@ -369,7 +371,9 @@ def presumed_tier(
         dhash_distance: dHash Hamming distance (bits of 64) at that orientation.
         aspect_difference: Relative aspect-ratio difference after the orientation.
         oriented: The best orientation is not upright.
-        flat: Either photo's hashes carry no structure (:attr:`Content.flat`).
+        flat: The pair cannot be near-duplicates: either photo's hashes carry no structure
+            (:attr:`Content.flat`), or the camera recorded two captures
+            (:func:`capture_difference`).
         cosine: Descriptor cosine similarity, or None.
         tier: Loosest tier accepted.
         th: Thresholds.
@@ -499,6 +503,12 @@ def judge(
     presumption = match(a, b, cosine, tier, th, cache)
     evidence = presumption[1] if presumption else hash_evidence(a, b, cosine, cache)
     evidence["source"] = source
+    captures = capture_difference(a.best.capture, b.best.capture)
+    if captures is not None:  # two shots, whatever the pixels say: never verified as a copy
+        evidence["band"], evidence["capture"] = "loose", captures
+        if presumption is not None and presumption[0] == "similar":
+            return Judgement("similar", "similar", evidence)
+        return Judgement(None, "rejected", evidence)
     presumed = presumption is not None and presumption[0] == "near"
     evidence["band"] = "presumed" if presumed else "loose"
     similar = tier == "similar" and cosine is not None and cosine >= th.similar_cosine
@@ -523,6 +533,55 @@ def judge(
     if presumed:
         return Judgement(otherwise.tier if otherwise else None, "rebutted", evidence)
     return otherwise or Judgement(None, "rejected", evidence)
+
+
+_CAPTURE_LABELS = {"t": ("exposure", " s"), "f": ("f-number", ""), "iso": ("ISO", ""),
+                   "ev": ("exposure bias", " EV")}
+_CLOCK_CORRECTION_S = 900  # whole quarter hours: a time-zone or camera-clock correction
+
+
+def capture_difference(a: str | None, b: str | None) -> str | None:
+    """Why two photos are different captures by the camera's own record, or None.
+
+    Exposure brackets, bursts and tripod series look like copies (same framing, nothing
+    moved) but are different photos: the camera records each exposure
+    (:attr:`photosim.core.catalog.Photo.capture`: date taken to the sub-second, exposure time,
+    f-number, ISO, bias), and copies carry the record of the shot they copy. Two records that
+    differ in a setting both have, or in the time taken (beyond a correction by whole quarter
+    hours, as a time-zone fix makes), are two captures. Missing records prove nothing.
+
+    Args:
+        a: One photo's capture record, or None.
+        b: The other's.
+
+    Returns:
+        A short reason (``"different captures: exposure 0.004 s vs 0.0167 s"``), or None.
+    """
+    if not a or not b or a == b:
+        return None
+    when_a, *settings_a = a.split("|")
+    when_b, *settings_b = b.split("|")
+    for x, y in zip(settings_a, settings_b, strict=False):
+        name, _, va = x.partition("=")
+        vb = y.partition("=")[2]
+        if va and vb and va != vb and name in _CAPTURE_LABELS:
+            label, unit = _CAPTURE_LABELS[name]
+            return f"different captures: {label} {va}{unit} vs {vb}{unit}"
+    try:
+        (da, _, sub_a), (db, _, sub_b) = when_a.partition("."), when_b.partition(".")
+        seconds = (datetime.fromisoformat(da) - datetime.fromisoformat(db)).total_seconds()
+    except ValueError:
+        return None
+    if sub_a and sub_b:
+        seconds += float("0." + sub_a) - float("0." + sub_b)
+    seconds = abs(seconds)
+    if seconds < 1e-6 or (seconds % _CLOCK_CORRECTION_S == 0 and sub_a == sub_b):
+        return None
+    return f"different captures: taken {seconds:.2f} s apart"
+
+
+def _captures_differ(a: Content, b: Content) -> bool:
+    return capture_difference(a.best.capture, b.best.capture) is not None
 
 
 def _verify(
@@ -700,7 +759,8 @@ def why_line(
     hashes = f"pHash {evidence['phash_distance']}/64, dHash {evidence['dhash_distance']}/64"
     if match_tier == "similar" and "cosine" in evidence:
         floor = f" (similar from {similar_from:.2f})" if similar_from is not None else ""
-        return f"same scene, another shot: cosine {evidence['cosine']:.3f}{floor}; {hashes}"
+        line = f"same scene, another shot: cosine {evidence['cosine']:.3f}{floor}; {hashes}"
+        return line + (f"; {evidence['capture']}" if "capture" in evidence else "")
     if evidence.get("source") == "silhouette":
         hashes += " of the alpha silhouette"
     orientation = f" {evidence['orientation']}" if "orientation" in evidence else ""
@@ -1406,6 +1466,7 @@ def _verify_ahead(
     todo = [
         o for o, cosine in found.pairs.get(h, {}).items()
         if o not in assigned and not contents[o].flat
+        and not _captures_differ(content, contents[o])
         and tuple(sorted((h, o))) not in verdicts
         and not _remembered(h, o, th)
         and _worth_verifying(
@@ -1599,7 +1660,7 @@ class _PairTable:
         if measured is None:
             e = hash_evidence(a, b, None, self.found.evidence)
             measured = (e["phash_distance"], e["dhash_distance"], e["aspect_difference"],
-                        "orientation" in e, a.flat or b.flat)
+                        "orientation" in e, a.flat or b.flat or _captures_differ(a, b))
             self._evidence[key] = measured
         return presumed_tier(*measured, cosine, tier, th)
 

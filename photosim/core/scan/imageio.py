@@ -64,6 +64,12 @@ TAG_DATETIME_ORIGINAL = 36867
 TAG_MAKE = 271
 TAG_MODEL = 272
 MAX_CAMERA_CHARS = 80
+# Capture settings in the EXIF IFD (CIPA DC-008): what tells two shots of one scene apart.
+TAG_EXPOSURE_TIME = 0x829A
+TAG_FNUMBER = 0x829D
+TAG_ISO = 0x8827
+TAG_EXPOSURE_BIAS = 0x9204
+TAG_SUBSEC_ORIGINAL = 0x9291
 
 #: Pillow format names photosim decodes. "MPO" is what Pillow calls a multi-picture JPEG
 #: (most camera and phone JPEGs with an embedded preview); "PPM" covers PBM/PGM/PPM.
@@ -335,6 +341,7 @@ def _decode(data: bytes, req: DecodeRequest) -> DecodedImage:
         thumbnail=thumbnail,
         model_input=model_input,
         grey=is_grey(work),
+        capture=_capture(exif),
     )
 
 
@@ -569,6 +576,39 @@ def _taken_at(exif: Image.Exif | None) -> str | None:
             except ValueError:
                 continue
     return None
+
+
+def _capture(exif: Image.Exif | None) -> str | None:
+    """The camera's record of the exposure: ``"<DateTimeOriginal>[.subsec]|t=|f=|iso=|ev="``.
+
+    Exposure time (seconds), f-number, ISO and exposure bias, each empty when absent; None
+    without a DateTimeOriginal in the EXIF IFD or without any exposure value (a date alone
+    is often an editor's). Copies keep it (re-encodes, resizes and edits copy the EXIF);
+    another shot has its own (see :func:`photosim.core.dedup.grouping.capture_difference`).
+    """
+    m = _EXIF_DATE.match(_exif_text(_exif_get(exif, TAG_DATETIME_ORIGINAL, EXIF_IFD)))
+    if not m:
+        return None
+    try:
+        when = datetime(*(int(g) for g in m.groups())).isoformat()
+    except ValueError:
+        return None
+    subsec = "".join(c for c in _exif_text(_exif_get(exif, TAG_SUBSEC_ORIGINAL, EXIF_IFD))
+                     if c.isdigit())[:6]
+    values = []
+    for tag in (TAG_EXPOSURE_TIME, TAG_FNUMBER, TAG_ISO, TAG_EXPOSURE_BIAS):
+        value = _exif_get(exif, tag, EXIF_IFD)
+        if isinstance(value, tuple):
+            value = value[0] if value else None
+        try:
+            number = float(value) if value is not None else None
+        except (TypeError, ValueError, ZeroDivisionError):
+            number = None
+        values.append("" if number is None or number != number else f"{number:.6g}")
+    if not any(values):
+        return None
+    t, f, iso, ev = values
+    return f"{when}{'.' + subsec if subsec else ''}|t={t}|f={f}|iso={iso}|ev={ev}"
 
 
 def _camera(exif: Image.Exif | None) -> str | None:

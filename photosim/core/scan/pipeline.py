@@ -64,6 +64,7 @@ BACKLOG_BATCHES = 8  # decoded images that may wait for inference, in batches
 DECODE_NICENESS = 19  # decode workers next to CPU inference: see DecodePool(niceness=)
 _METADATA = (
     "width", "height", "format", "taken_at", "camera", "phash", "dhash", "variants", "grey",
+    "capture",
 )
 
 
