@@ -1361,7 +1361,7 @@ def _assign_groups(
             continue
         edited = _edited(members)
         members = _ordered(members)
-        if len(edited) >= 2:
+        if edited:
             anchored = _unedited_anchor(content, members, joined, edited, contents, found, tier,
                                         th, verifier, verdicts, assigned, tally)
             if anchored is not None:
@@ -1402,11 +1402,13 @@ def _unedited_anchor(
     """The same group kept by another copy, when the keeper is the edited one.
 
     Verification says that a region differs between two copies, not which of them was
-    edited. When several copies differ from the keeper by an edit, the keeper may be the
-    edited copy (a caption or watermark added to the original, saved as a larger file) and
-    they the unedited ones. Each of the best (by :func:`keeper_key`) of those copies is tried
-    as the keeper: it keeps the group if every content still matches it and fewer differ
-    from it by an edit (the copy the others match without an edit is the original).
+    edited. When copies differ from the keeper by an edit, the keeper may be the edited copy
+    (a caption or watermark added to the original, saved as a larger file) and they the
+    unedited ones. Each of the best (by :func:`keeper_key`) of those copies is tried as the
+    keeper: it keeps the group if every content still matches it and either fewer differ
+    from it by an edit (the copy the others match without an edit is the original), or as
+    few differ and it gathers more copies (an edit that changed the hashes hides the other
+    copies from the edited keeper: they would split into a group of their own).
 
     Returns:
         ``(members ordered, contents joined)`` of the group around the new keeper, or None
@@ -1421,14 +1423,19 @@ def _unedited_anchor(
         others, rejoined = _members_of(candidate, contents, found, tier, th, verifier,
                                        verdicts, assigned, scratch)
         tally.comparisons += scratch.comparisons
-        if not set(joined) <= set(rejoined) or len(_edited(others)) >= len(edited):
+        still = len(_edited(others))
+        if not set(joined) <= set(rejoined) or still > len(edited) or (
+            still == len(edited) and len(rejoined) == len(joined)
+        ):
             continue
         tally.confirmed += scratch.confirmed
         tally.rebutted |= scratch.rebutted
         others = _ordered(others)
+        n = len(edited)
         others[0].why = (
-            f"kept: the others match it without an edit ({len(edited)} differ from "
-            f"{os.path.basename(content.best.path)} by an edited region)"
+            f"kept: the others match it without an edit ({n} "
+            f"{'differs' if n == 1 else 'differ'} from {os.path.basename(content.best.path)} "
+            "by an edited region)"
         )
         return others, rejoined
     return None
