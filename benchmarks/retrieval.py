@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -36,7 +37,7 @@ def _eval(folder: Path, catalog: Path, model: str, pooling: str) -> dict[str, An
             str(folder / "groundtruth.json"), "--catalog", str(catalog), "--model", model,
             "--pooling", pooling, "--json", "-q"]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=3600,
-                          env={**__import__("os").environ, "PHOTOSIM_OFFLINE": "1"})
+                          env={**os.environ, "PHOTOSIM_OFFLINE": "1"})
     if proc.returncode != 0:
         raise RuntimeError(f"photosim eval failed: {proc.stderr.strip()[-400:]}")
     return json.loads(proc.stdout)

@@ -22,6 +22,7 @@ bytes), so the other shots of a scene are near-misses, not duplicates.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -126,7 +127,7 @@ def _run(argv: list[str]) -> tuple[str, float]:
     """
     started = time.perf_counter()
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=7200,
-                          env={**__import__("os").environ, "PHOTOSIM_OFFLINE": "1"})
+                          env={**os.environ, "PHOTOSIM_OFFLINE": "1"})
     wall = time.perf_counter() - started
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(argv[:4])} failed: {proc.stderr.strip()[-300:]}")

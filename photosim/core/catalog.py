@@ -167,6 +167,7 @@ _PHOTO_COLUMNS = (
     "id, path, folder, size, mtime_ns, content_hash, width, height, format, taken_at, "
     "camera, phash, dhash, status, error, variants, grey, capture"
 )
+_GREY = _PHOTO_COLUMNS.split(", ").index("grey")  # stored as 0/1, read back as a bool
 
 
 class CatalogError(Error):
@@ -248,8 +249,8 @@ class Photo:
         values = list(row)
         values[1] = py_path(values[1])
         values[2] = py_path(values[2])
-        if len(values) > 16 and values[16] is not None:
-            values[16] = bool(values[16])
+        if values[_GREY] is not None:
+            values[_GREY] = bool(values[_GREY])
         return cls(*values)
 
 

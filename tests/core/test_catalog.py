@@ -138,18 +138,30 @@ def test_error_paths_under_filters_root_and_reason(tmp_path: Path) -> None:
         assert catalog.error_paths_under("/p", ()) == set()
 
 
-def test_schema_3_catalog_gains_the_rescan_indexes(tmp_path: Path) -> None:
+# What each schema added, undone to make a catalog as an older photosim left it.
+_ADDED_BY = {
+    4: ("DROP INDEX photos_stat", "DROP INDEX photos_errors"),
+    5: ("ALTER TABLE photos DROP COLUMN grey", "ALTER TABLE photos DROP COLUMN capture"),
+}
+
+
+def _older_catalog(tmp_path: Path, version: int) -> Path:
+    """A catalog with one photo, as schema ``version`` wrote it."""
     path = tmp_path / "c.db"
     with Catalog(path) as catalog:
         catalog.upsert_photos([photo_row("/p/a.jpg", H1, 1, 2, folder="/p")])
     conn = sqlite3.connect(path)
-    conn.execute("DROP INDEX photos_stat")
-    conn.execute("DROP INDEX photos_errors")
-    conn.execute("ALTER TABLE photos DROP COLUMN grey")  # schema 5
-    conn.execute("ALTER TABLE photos DROP COLUMN capture")
-    conn.execute("UPDATE meta SET value='3' WHERE key='schema_version'")
+    for later in range(SCHEMA_VERSION, version, -1):
+        for statement in _ADDED_BY.get(later, ()):
+            conn.execute(statement)
+    conn.execute("UPDATE meta SET value=? WHERE key='schema_version'", [str(version)])
     conn.commit()
     conn.close()
+    return path
+
+
+def test_schema_3_catalog_gains_the_rescan_indexes(tmp_path: Path) -> None:
+    path = _older_catalog(tmp_path, 3)
     with Catalog(path) as catalog:
         assert catalog.schema_version() == SCHEMA_VERSION
         plan = " ".join(
@@ -166,15 +178,7 @@ def test_schema_3_catalog_gains_the_rescan_indexes(tmp_path: Path) -> None:
 def test_schema_4_catalog_gains_the_grey_column(tmp_path: Path) -> None:
     """Photos scanned before schema 5 read back with ``grey`` unknown (None); new rows keep
     what the scan found."""
-    path = tmp_path / "c.db"
-    with Catalog(path) as catalog:
-        catalog.upsert_photos([photo_row("/p/a.jpg", H1, 1, 2, folder="/p")])
-    conn = sqlite3.connect(path)
-    conn.execute("ALTER TABLE photos DROP COLUMN grey")
-    conn.execute("ALTER TABLE photos DROP COLUMN capture")
-    conn.execute("UPDATE meta SET value='4' WHERE key='schema_version'")
-    conn.commit()
-    conn.close()
+    path = _older_catalog(tmp_path, 4)
     with Catalog(path) as catalog:
         assert catalog.schema_version() == SCHEMA_VERSION
         (old,) = catalog.photos()

@@ -1347,26 +1347,22 @@ def _assign_groups(
     each candidate judged against the keeper itself (groups never chain); contents already in
     a group are not considered again."""
     tally = _Tally()
-    assigned: set[str] = set()
-    pairs = found.pairs
+    ctx = _Judging(contents, found, tier, th, verifier, verdicts)
     for content in order:
         h = content.content_hash
-        if h in assigned or (len(content.photos) < 2 and not pairs.get(h)):
+        if h in ctx.assigned or (len(content.photos) < 2 and not found.pairs.get(h)):
             continue
-        if verifier is not None and not content.flat:
-            _verify_ahead(content, contents, found, tier, th, verifier, verdicts, assigned)
-        members, joined = _members_of(content, contents, found, tier, th, verifier, verdicts,
-                                      assigned, tally)
+        _verify_ahead(content, ctx)
+        members, joined = _members_of(content, ctx, tally)
         if len(members) < 2:
             continue
         edited = _edited(members)
         members = _ordered(members)
         if edited:
-            anchored = _unedited_anchor(content, members, joined, edited, contents, found, tier,
-                                        th, verifier, verdicts, assigned, tally)
+            anchored = _unedited_anchor(content, joined, edited, ctx, tally)
             if anchored is not None:
                 members, joined = anchored
-        assigned.update(joined)
+        ctx.assigned.update(joined)
         loosest = max((m.match for m in members[1:]), key=_TIER_RANK.__getitem__)
         tally.groups.append(Group(0, loosest, members))
     _number(tally.groups)
@@ -1385,18 +1381,34 @@ def _edited(members: list[Member]) -> list[str]:
     return out
 
 
+@dataclass
+class _Judging:
+    """What the steps of one grouping's assignment share.
+
+    Attributes:
+        contents: Contents by hash.
+        found: The candidate pairs.
+        tier: Loosest tier accepted.
+        th: Thresholds.
+        verifier: A :class:`photosim.core.dedup.verify.Verifier`, or None.
+        verdicts: The user's "not duplicates" pairs, each ``(smaller hash, larger hash)``.
+        assigned: Contents already in a group.
+    """
+
+    contents: dict[str, Content]
+    found: _Candidates
+    tier: str
+    th: Thresholds
+    verifier: Any
+    verdicts: set[tuple[str, str]]
+    assigned: set[str] = field(default_factory=set)
+
+
 def _unedited_anchor(
     content: Content,
-    members: list[Member],
     joined: list[str],
     edited: list[str],
-    contents: dict[str, Content],
-    found: _Candidates,
-    tier: str,
-    th: Thresholds,
-    verifier: Any,
-    verdicts: set[tuple[str, str]],
-    assigned: set[str],
+    ctx: _Judging,
     tally: _Tally,
 ) -> tuple[list[Member], list[str]] | None:
     """The same group kept by another copy, when the keeper is the edited one.
@@ -1414,14 +1426,13 @@ def _unedited_anchor(
         ``(members ordered, contents joined)`` of the group around the new keeper, or None
         to keep the group as it is.
     """
-    tried = sorted((contents[h] for h in edited), key=lambda c: keeper_key(c.best))
+    tried = sorted((ctx.contents[h] for h in edited), key=lambda c: keeper_key(c.best))
     for candidate in tried[:_ANCHOR_TRIES]:
         if candidate.flat:
             continue
         scratch = _Tally()
-        _verify_ahead(candidate, contents, found, tier, th, verifier, verdicts, assigned)
-        others, rejoined = _members_of(candidate, contents, found, tier, th, verifier,
-                                       verdicts, assigned, scratch)
+        _verify_ahead(candidate, ctx)
+        others, rejoined = _members_of(candidate, ctx, scratch)
         tally.comparisons += scratch.comparisons
         still = len(_edited(others))
         if not set(joined) <= set(rejoined) or still > len(edited) or (
@@ -1457,18 +1468,13 @@ def _number(groups: list[Group]) -> None:
         group.id = number
 
 
-def _verify_ahead(
-    content: Content,
-    contents: dict[str, Content],
-    found: _Candidates,
-    tier: str,
-    th: Thresholds,
-    verifier: Any,
-    verdicts: set[tuple[str, str]],
-    assigned: set[str],
-) -> None:
+def _verify_ahead(content: Content, ctx: _Judging) -> None:
     """Decode this keeper and the candidates it will verify, and verify them, on all cores
-    (:func:`_members_of` then finds the verdicts ready)."""
+    (:func:`_members_of` then finds the verdicts ready); nothing without a verifier."""
+    if ctx.verifier is None or content.flat:
+        return
+    contents, found, tier, th = ctx.contents, ctx.found, ctx.tier, ctx.th
+    assigned, verdicts, verifier = ctx.assigned, ctx.verdicts, ctx.verifier
     h = content.content_hash
     todo = [
         o for o, cosine in found.pairs.get(h, {}).items()
@@ -1490,21 +1496,15 @@ def _verify_ahead(
 
 
 def _members_of(
-    content: Content,
-    contents: dict[str, Content],
-    found: _Candidates,
-    tier: str,
-    th: Thresholds,
-    verifier: Any,
-    verdicts: set[tuple[str, str]],
-    assigned: set[str],
-    tally: _Tally,
+    content: Content, ctx: _Judging, tally: _Tally
 ) -> tuple[list[Member], list[str]]:
     """The group ``content`` keeps: its own copies and every candidate judged a match.
 
     Returns:
         ``(members, contents joined)``, the keeper first.
     """
+    contents, found, tier, th = ctx.contents, ctx.found, ctx.tier, ctx.th
+    assigned, verdicts, verifier = ctx.assigned, ctx.verdicts, ctx.verifier
     members = _own_members(content)
     joined = [content.content_hash]
     for other_hash, cosine in found.pairs.get(content.content_hash, {}).items():
