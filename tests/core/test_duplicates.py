@@ -22,7 +22,7 @@ from helpers import (
     set_mtime,
     write_photo_set,
 )
-from test_verify import COPIES, _logo, _logo_rgba, _overlay, scene
+from test_verify import COPIES, _caption_bar, _logo, _logo_rgba, _overlay, _padded, scene
 
 from photosim.config import Settings, Thresholds
 from photosim.core.catalog import Catalog
@@ -293,7 +293,7 @@ def test_verdicts_are_remembered_between_groupings(local: Library) -> None:
 
 def test_verdicts_are_stored_in_the_catalog_for_later_sessions(local: Library) -> None:
     # A new app session (a new process: empty memo) must not decode judged pairs again.
-    from photosim.core.dedup.grouping import forget_verdicts
+    from photosim.core.dedup.grouping import VERIFY_VERSION, forget_verdicts
 
     forget_verdicts()  # the module's library was grouped before: start unjudged
     local.catalog.db.execute("DELETE FROM verifications")
@@ -306,7 +306,9 @@ def test_verdicts_are_stored_in_the_catalog_for_later_sessions(local: Library) -
     assert later.verified == 0 and later.decoded == 0 and later.remembered > 0
     # Another algorithm version's verdicts are ignored, not trusted.
     forget_verdicts()
-    local.catalog.db.execute("UPDATE verifications SET key = replace(key, '[1,', '[0,')")
+    version = VERIFY_VERSION
+    local.catalog.db.execute(
+        f"UPDATE verifications SET key = replace(key, '[{version},', '[{version - 1},')")
     fresh = find_duplicates(local.catalog, "near")
     assert fresh.verified > 0 and local.groups(fresh) == local.groups(first)
 
@@ -359,6 +361,26 @@ def test_the_keeper_is_the_copy_the_others_match_without_an_edit(tmp_path: Path)
     assert captioned.match == "near" and "% edited" in captioned.why
     # Cleanup's keeper rule keeps the group's keeper, not the largest file.
     assert {Path(p).stem for p in auto_mark([group], "keeper")} == {"captioned", "export", "small"}
+
+
+@pytest.mark.parametrize("framed", ["padded", "meme"])
+def test_the_keeper_is_the_photo_not_a_copy_with_a_frame_around_it(
+    tmp_path: Path, framed: str
+) -> None:
+    """Bars or a caption bar around the photo make a copy with more pixels (and a
+    larger file); the photo itself is kept, and the others still match it directly."""
+    edit = {"padded": _padded, "meme": _caption_bar}[framed]
+    _edited_library(tmp_path / "lib", {framed: edit})
+    with Catalog(tmp_path / "c.db") as catalog:
+        run_scan(scan(catalog, [str(tmp_path / "lib")], SETTINGS, None))
+        photos = {Path(p.path).stem: p for p in catalog.photos()}
+        assert photos[framed].pixels > photos["IMG_0001"].pixels
+        (group,) = find_duplicates(catalog, "near").groups
+    names = [Path(m.photo.path).stem for m in group.members]
+    assert sorted(names) == sorted(["IMG_0001", framed, "export", "small"])
+    assert names[0] == "IMG_0001", [m.why for m in group.members]
+    assert "the photo itself" in group.members[0].why and f"{framed}.jpg" in group.members[0].why
+    assert {Path(p).stem for p in auto_mark([group], "keeper")} == {framed, "export", "small"}
 
 
 def test_a_colour_photo_is_kept_over_its_greyscale_copy(tmp_path: Path) -> None:

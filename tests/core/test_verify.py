@@ -134,6 +134,36 @@ def _gamma(img: Image.Image) -> Image.Image:
     return Image.fromarray((255 * arr**1.6).astype(np.uint8), "RGB")
 
 
+def _caption_bar(img: Image.Image) -> Image.Image:
+    """A meme: a white bar with a caption above the photo."""
+    w, h = img.size
+    out = Image.new("RGB", (w, h + 120), (255, 255, 255))
+    out.paste(img, (0, 120))
+    ImageDraw.Draw(out).text((30, 35), "when the photos load", fill=(0, 0, 0),
+                             font=ImageFont.load_default(size=40))
+    return out
+
+
+def _padded(img: Image.Image) -> Image.Image:
+    """Black bars to a square."""
+    w, h = img.size
+    out = Image.new("RGB", (w, w), (0, 0, 0))
+    out.paste(img, (0, (w - h) // 2))
+    return out
+
+
+def _poster(img: Image.Image) -> Image.Image:
+    """The photo at 45 % of the width, pasted into a flat poster with shapes of its own."""
+    rng = np.random.default_rng(77)
+    out = Image.new("RGB", (900, 700), (40, 90, 160))
+    draw = ImageDraw.Draw(out)
+    for _ in range(10):
+        x, y, r = rng.uniform(0, 900), rng.uniform(0, 700), rng.uniform(30, 160)
+        draw.ellipse((x - r, y - r, x + r, y + r), fill=tuple(int(c) for c in rng.integers(0, 256, 3)))
+    out.paste(img.resize((405, 304), Image.Resampling.LANCZOS), (300, 220))
+    return out
+
+
 #: Copy kind -> (transform, the copy is mirrored).
 COPIES: dict[str, tuple[Callable[[Image.Image], Image.Image], bool]] = {
     "crop 20 %": (lambda im: im.crop((64, 48, 576, 432)), False),  # 80 % of each side
@@ -156,7 +186,15 @@ COPIES: dict[str, tuple[Callable[[Image.Image], Image.Image], bool]] = {
     "logo pasted": (_logo, False),
     "downscaled 30 %": (lambda im: im.resize((192, 144), Image.Resampling.LANCZOS), False),
     "squashed to square": (lambda im: im.resize((480, 480), Image.Resampling.LANCZOS), False),
+    "stretched to 7:3": (lambda im: im.resize((840, 360), Image.Resampling.LANCZOS), False),
+    "crop to 30 % of the area": (lambda im: im.crop((200, 150, 551, 413)), False),
+    "padded to a square": (_padded, False),
+    "caption bar above": (_caption_bar, False),
+    "pasted into a poster": (_poster, False),
 }
+#: Kinds whose copy shows the original's whole picture with something around it.
+FRAMED = ("padded to a square", "caption bar above", "pasted into a poster",
+          "rotate -30° expanded")
 
 
 def _write(img: Image.Image, path: Path, quality: int = 88) -> Path:
@@ -319,7 +357,8 @@ def test_implausible_transforms() -> None:
     assert verify._implausible(geometry([[c, -s], [s, c]])) is None  # any rotation
     assert verify._implausible(geometry([[1.3, 0], [0, 1]])) is None  # resize along an axis
     assert "sheared" in verify._implausible(geometry([[1, 0.3], [0, 1]]))  # type: ignore[operator]
-    assert "stretched" in verify._implausible(geometry([[2.5, 0], [0, 1]]))  # type: ignore[operator]
+    assert verify._implausible(geometry([[2.2, 0], [0, 1]])) is None  # an aspect change
+    assert "stretched" in verify._implausible(geometry([[3.0, 0], [0, 1]]))  # type: ignore[operator]
     assert "scale" in verify._implausible(geometry([[0.1, 0], [0, 0.1]]))  # type: ignore[operator]
     assert verify._decompose(np.array([[-1.0, 0], [0, 1]])) is None  # a mirror
 
@@ -417,3 +456,37 @@ def test_sketch_cache_round_trip(tmp_path: Path) -> None:
     path.write_bytes(b"not an npz")
     assert SketchCache(path).get("a" * 32) is None  # unreadable cache: rebuilt, no error
     SketchCache(None).save(["a" * 32])  # in memory only: no file, no error
+
+
+# ----------------------------------------------------------------------------- frames
+@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("kind", FRAMED)
+def test_a_framed_copy_shows_the_original_pasted_inside(
+    verifier: Verifier, kind: str, seed: int
+) -> None:
+    # The original's frame is a step edge in the copy (bars, caption, poster, black corners).
+    e = _verdict(verifier, seed, kind).evidence
+    assert e["inner"] == "a" and e["inside_a"] > 0.9
+    assert e["inside_b"] < 0.9
+    assert e["pasted"] >= verify.PASTED_SIDES, e
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("kind", ["crop 20 %", "crop 25 % off one corner",
+                                  "crop to 30 % of the area"])
+def test_a_crops_frame_is_no_pasted_edge(verifier: Verifier, kind: str, seed: int) -> None:
+    # The crop lies inside the original, but its frame runs through the scene.
+    e = _verdict(verifier, seed, kind).evidence
+    assert e["inner"] == "b" and e["scene_a"] > 0.05
+    assert e["pasted"] < verify.PASTED_SIDES, e
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_crop_smaller_than_a_quarter_is_not_a_copy(tmp_path: Path, seed: int) -> None:
+    original = scene(seed)
+    a = _write(original, tmp_path / "a.jpg", 92)
+    b = _write(original.crop((220, 160, 460, 340)), tmp_path / "b.jpg")  # 14 % of the area
+    verdict = Verifier({"a": (str(a), "JPEG"), "b": (str(b), "JPEG")}).verify("a", "b")
+    assert verdict.status == "different", verdict
+    assert verdict.reason == "too small a part of one photo"
+    assert verdict.evidence["pasted"] < verify.PASTED_SIDES

@@ -84,7 +84,7 @@ VERDICT_MEMO = 50_000  # verification verdicts remembered per process (see _veri
 _VERDICTS: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
 _NEW_VERDICTS: list[tuple[Any, ...]] = []  # computed since the last save_verdicts
 # Bump when verification changes what it accepts: stored verdicts of other versions are ignored.
-VERIFY_VERSION = 1
+VERIFY_VERSION = 3
 # A verified copy with at least this fraction of the picture changed is an edited copy (an
 # overlay, a retouch); why_line says "N % edited" from the same fraction.
 EDITED_FRACTION = 0.02
@@ -1362,6 +1362,9 @@ def _assign_groups(
             anchored = _unedited_anchor(content, joined, edited, ctx, tally)
             if anchored is not None:
                 members, joined = anchored
+        anchored = _framed_anchor(members, joined, ctx, tally)
+        if anchored is not None:
+            members, joined = anchored
         ctx.assigned.update(joined)
         loosest = max((m.match for m in members[1:]), key=_TIER_RANK.__getitem__)
         tally.groups.append(Group(0, loosest, members))
@@ -1447,6 +1450,65 @@ def _unedited_anchor(
             f"kept: the others match it without an edit ({n} "
             f"{'differs' if n == 1 else 'differ'} from {os.path.basename(content.best.path)} "
             "by an edited region)"
+        )
+        return others, rejoined
+    return None
+
+
+def _framed_picture(keeper: Member, member: Member) -> bool:
+    """True when the keeper shows the member's picture inside a frame of its own.
+
+    Padding, black corners of a rotated copy, a caption bar above a meme, a web page around
+    a screenshot, a poster around a pasted photo: verification finds the member's whole
+    picture inside the keeper, with its frame a step edge in the keeper (``pasted``, see
+    :func:`photosim.core.dedup.verify._pasted`; a crop's frame is not). The keeper then won
+    the rule by pixels that are not picture: the member is the photo, unless the keeper
+    shows the picture itself with more pixels (picture pixels: the photo's pixels times the
+    fraction of its frame that is the shared picture).
+    """
+    from photosim.core.dedup.verify import PASTED_SIDES
+
+    e = member.evidence
+    if e.get("verification") != "copy" or e.get("inner") != "b":
+        return False
+    if e.get("pasted", 0.0) < PASTED_SIDES:
+        return False
+    outer = keeper.photo.pixels * float(e.get("inside_a", 1.0))
+    inner = member.photo.pixels * float(e.get("inside_b", 1.0))
+    return inner >= 0.9 * outer
+
+
+def _framed_anchor(
+    members: list[Member], joined: list[str], ctx: _Judging, tally: _Tally
+) -> tuple[list[Member], list[str]] | None:
+    """The same group kept by the picture the keeper frames (see :func:`_framed_picture`).
+
+    The best such member (by :func:`keeper_key`) is tried as the keeper: it keeps the group
+    when every content still matches it directly (groups never chain).
+
+    Returns:
+        ``(members ordered, contents joined)`` of the group around the new keeper, or None
+        to keep the group as it is.
+    """
+    keeper = members[0]
+    framed = sorted((m for m in members[1:] if _framed_picture(keeper, m)),
+                    key=lambda m: keeper_key(m.photo))
+    for member in framed[:_ANCHOR_TRIES]:
+        candidate = ctx.contents[member.photo.content_hash]  # type: ignore[index]
+        if candidate.flat:
+            continue
+        scratch = _Tally()
+        _verify_ahead(candidate, ctx)
+        others, rejoined = _members_of(candidate, ctx, scratch)
+        tally.comparisons += scratch.comparisons
+        if not set(joined) <= set(rejoined):
+            continue
+        tally.confirmed += scratch.confirmed
+        tally.rebutted |= scratch.rebutted
+        others = _ordered(others)
+        others[0].why = (
+            f"kept: the photo itself; {os.path.basename(keeper.photo.path)} shows it with a "
+            "frame, bars or a caption around it"
         )
         return others, rejoined
     return None

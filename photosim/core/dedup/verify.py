@@ -91,10 +91,13 @@ RANSAC_PX = 4.0  # reprojection threshold, working pixels (ORB's coarse octaves 
 MIN_INLIERS = 15  # fewer consistent matches than this proves nothing
 MIN_INLIER_RATIO = 0.25  # of the ratio-test matches
 MAX_SHEAR = 0.05  # |shear| of the affine transform (copies are never sheared)
-MAX_ANISOTROPY = 1.6  # max ratio of the x and y scale of a non-uniform resize
+MAX_ANISOTROPY = 2.5  # max ratio of the x and y scale of a non-uniform resize
 SCALE_RANGE = (0.25, 4.0)  # relative scale of the two working images
 MIN_CONTAINED = 0.80  # the shared region covers at least this much of one photo (the crop)
-MIN_SHARED = 0.40  # ... and at least this much of the other (a crop keeps 40 % of a photo)
+MIN_SHARED = 0.25  # ... and at least this much of the other (a crop keeps 30 % of a photo)
+MIN_PASTED = 0.04  # ... or this much, when the inner photo's frame is a pasted edge in the other
+PASTED_SIDES = 0.5  # fraction of the frame (inside the other photo) that must be such an edge
+PASTED_STEP = 2.0  # a pasted edge's grey-level step over that of the lines just inside it
 MIN_SPREAD = 0.05  # convex hull of the inliers / shared region (not degenerate)
 # ----------------------------------------------------------------------------- photometric
 CELL_PX = 16  # cell side at comparison resolution
@@ -658,6 +661,102 @@ def _coverage(a: View, b_content: np.ndarray, g: _Geometry) -> dict[str, float]:
     }
 
 
+def _pasted(outer: np.ndarray, to_outer: np.ndarray, inner_shape: tuple[int, ...]) -> float:
+    """How much of the inner photo's frame is a pasted edge in the outer photo.
+
+    A photo shown inside a screenshot, a collage or a poster, or under a caption bar, ends at
+    a step edge: outside its frame the other photo shows something else. A crop's frame is
+    an arbitrary line through the scene: across it the grey levels change no more than
+    across the lines just inside it. The inner frame is mapped into the outer photo; along
+    each side that lies inside the outer photo, points are sampled every few pixels, and a
+    point is on a pasted edge when the step across the frame (2-3 px on either side) is at
+    least 8 grey levels and :data:`PASTED_STEP` times the larger step between parallel
+    lines 2-3, 6-7 and 10-11 px inside.
+
+    Args:
+        outer: ``(H, W)`` uint8 working image of the outer photo.
+        to_outer: ``(2, 3)`` affine transform, inner working pixels -> outer working pixels.
+        inner_shape: ``(h, w)`` of the inner working image.
+
+    Returns:
+        The fraction of the sampled frame points on a pasted edge; 0.0 when fewer than 16
+        points of the frame lie inside the outer photo.
+    """
+    h, w = inner_shape[:2]
+    corners = cv2.transform(_quad(w, h)[None], to_outer)[0].astype(np.float64)
+    centre = corners.mean(axis=0)
+    img = _gauss(outer.astype(np.float32), 1.0)
+    height, width = img.shape
+    hits = total = 0
+    for i in range(4):
+        p, q = corners[i], corners[(i + 1) % 4]
+        length = float(np.hypot(*(q - p)))
+        if length < 16:
+            continue
+        d = (q - p) / length
+        n = np.array([-d[1], d[0]])
+        if np.dot(centre - (p + q) / 2, n) < 0:
+            n = -n  # n points into the inner photo
+        t = np.linspace(0.05, 0.95, max(8, int(length / 4)))
+        line = p[None] + t[:, None] * (q - p)[None]
+
+        def band(near: float, far: float, line: np.ndarray = line, n: np.ndarray = n) -> Any:
+            xy = np.concatenate([line + near * n, line + far * n]).astype(np.float32)
+            values = cv2.remap(img, xy[None, :, 0], xy[None, :, 1], cv2.INTER_LINEAR)[0]
+            return (values[: len(line)] + values[len(line):]) / 2, xy
+
+        outside, xy = band(-2.5, -3.5)
+        inside, _ = band(2.0, 3.0)
+        ok = ((xy[:, 0] >= 1) & (xy[:, 0] <= width - 2) & (xy[:, 1] >= 1)
+              & (xy[:, 1] <= height - 2)).reshape(2, -1).all(axis=0)
+        if not ok.any():
+            continue
+        inner1, _ = band(6.0, 7.0)
+        inner2, _ = band(10.0, 11.0)
+        step = np.abs(outside - inside)
+        texture = np.maximum(np.abs(inside - inner1), np.abs(inner1 - inner2))
+        edge = (step >= 8.0) & (step >= PASTED_STEP * texture)
+        hits += int(edge[ok].sum())
+        total += int(ok.sum())
+    return hits / total if total >= 16 else 0.0
+
+
+def _frames(
+    a: np.ndarray, a_content: np.ndarray, b: np.ndarray, b_content: np.ndarray,
+    matrix: np.ndarray,
+) -> dict[str, float]:
+    """What each photo shows around the picture the two share.
+
+    Args:
+        a: ``(Ha, Wa)`` uint8 working image of the first photo; ``a_content`` its picture
+            mask (:func:`fill_mask` excluded).
+        b: The same for the second photo (as matched: mirrored or not).
+        matrix: ``(2, 3)`` affine transform, b working pixels -> a working pixels.
+
+    Returns:
+        ``inside_a`` (fraction of a's whole frame, fill included, that is the shared
+        picture), ``scene_a`` (fraction of a's frame outside it that shows structure: more of
+        the scene, or other content), and the same for b. ``1 - inside - scene`` is a frame
+        around the picture: border fill, flat bars.
+    """
+    out: dict[str, float] = {}
+    inverse = cv2.invertAffineTransform(matrix)
+    for name, grey, content, other_content, warp in (
+        ("a", a, a_content, b_content, matrix), ("b", b, b_content, a_content, inverse),
+    ):
+        h, w = grey.shape
+        other = cv2.warpAffine(other_content.astype(np.uint8), warp, (w, h),
+                               flags=cv2.INTER_NEAREST) > 0
+        shared = content & other
+        g = grey.astype(np.float32)
+        mean = cv2.blur(g, (9, 9))
+        std = np.sqrt(np.maximum(cv2.blur(g * g, (9, 9)) - mean * mean, 0.0))
+        structure = content & ~shared & (std >= MIN_TEXTURE)
+        out[f"inside_{name}"] = float(shared.mean())
+        out[f"scene_{name}"] = float(structure.mean())
+    return out
+
+
 def _gauss(img: np.ndarray, sigma: float) -> np.ndarray:
     return cv2.GaussianBlur(img, (0, 0), sigma)
 
@@ -1118,7 +1217,18 @@ class Verifier:
         if max(cover["shared_a"], cover["shared_b"]) < MIN_CONTAINED:
             return Verdict("different", "neither photo lies inside the other", evidence)
         if min(cover["shared_a"], cover["shared_b"]) < MIN_SHARED:
-            return Verdict("different", "too small a part of one photo", evidence)
+            # Smaller than a crop is ever kept: only a photo pasted into another one (a
+            # screenshot, a collage, a poster) still counts as its copy.
+            pasted = 0.0
+            if min(cover["shared_a"], cover["shared_b"]) >= MIN_PASTED:
+                if cover["shared_b"] >= cover["shared_a"]:  # b lies inside a
+                    pasted = _pasted(a.grey, geometry.matrix, b_grey.shape)
+                else:
+                    pasted = _pasted(b_grey, cv2.invertAffineTransform(geometry.matrix),
+                                     a.grey.shape)
+            evidence["pasted"] = round(pasted, 3)
+            if pasted < PASTED_SIDES:
+                return Verdict("different", "too small a part of one photo", evidence)
         if cover["spread"] < MIN_SPREAD:
             return Verdict("different", "matches cover only a small part", evidence)
         photometry = self._photometry(a, b, b_grey, b_content, geometry, cover)
@@ -1133,6 +1243,20 @@ class Verifier:
             return Verdict("different", "parts of the picture moved (another shot)", evidence)
         if photometry["changed"] > self.max_changed:
             return Verdict("different", "much of the picture differs", evidence)
+        frames = _frames(a.grey, a.content(), b_grey, b_content, geometry.matrix)
+        evidence.update({k: round(v, 3) for k, v in frames.items()})
+        # Which photo shows the other with something around it (bars, black corners, a
+        # caption, a page)? The one whose frame holds more than the shared picture, when the
+        # other's frame is a pasted edge in it (a crop's frame is not).
+        inner = "b" if frames["inside_b"] >= frames["inside_a"] else "a"
+        evidence["inner"] = inner
+        if "pasted" not in evidence and min(frames["inside_a"], frames["inside_b"]) < 0.95:
+            if inner == "b":
+                pasted = _pasted(a.grey, geometry.matrix, b_grey.shape)
+            else:
+                pasted = _pasted(b_grey, cv2.invertAffineTransform(geometry.matrix),
+                                 a.grey.shape)
+            evidence["pasted"] = round(pasted, 3)
         return Verdict("copy", "", evidence)
 
     @staticmethod
