@@ -46,6 +46,16 @@ from photosim.core.cancel import CancelToken
 from photosim.core.catalog import Catalog, Photo, db_path, py_path
 from photosim.core.dedup.grouping import Group
 from photosim.core.dedup.keeper import choose_keep
+from photosim.core.metadata import (
+    MetadataError,
+    MetadataMerge,
+    PhotoMetadata,
+    available,
+    missing,
+    read_metadata,
+    sidecar_of,
+    write_sidecar,
+)
 from photosim.core.scan.hashing import file_content_hash
 from photosim.core.types import Error, Progress, ScanStage
 
@@ -83,10 +93,16 @@ class CleanupPlan:
     Attributes:
         removals: Files that will move.
         refused: ``(path, reason)`` of marked files that must stay.
+        merges: Metadata (keywords, rating, caption, GPS, date taken) that moving copies
+            carry and their keeper lacks, written into the keeper's XMP sidecar before they
+            move (:mod:`photosim.core.metadata`).
+        notes: Remarks for the user (e.g. that metadata could not be compared).
     """
 
     removals: list[Removal] = field(default_factory=list)
     refused: list[tuple[str, str]] = field(default_factory=list)
+    merges: list[MetadataMerge] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def bytes(self) -> int:
@@ -105,6 +121,7 @@ class CleanupResult:
         bytes: Bytes moved out.
         skipped: ``(path, reason)`` of planned files left in place.
         cancelled: True if stopped early on request.
+        merged: Sidecars that received the metadata of copies that moved out.
     """
 
     session: str
@@ -112,6 +129,7 @@ class CleanupResult:
     moved: list[str] = field(default_factory=list)
     bytes: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    merged: list[str] = field(default_factory=list)
     cancelled: bool = False
 
 
@@ -150,6 +168,7 @@ def plan_cleanup(
     groups: Iterable[Group],
     marked: Iterable[str],
     allow_similar: bool = False,
+    merge_metadata: bool = True,
 ) -> CleanupPlan:
     """Check marked files against the safety rules.
 
@@ -158,6 +177,9 @@ def plan_cleanup(
         groups: The groups the marks refer to.
         marked: Paths the user (or an auto-mark rule) wants moved out.
         allow_similar: Also move members that are only similar, not duplicates.
+        merge_metadata: Read the metadata of the copies and their keeper (a few milliseconds
+            per file) and plan the merges of :func:`plan_merges`; without it, metadata is
+            neither compared nor kept.
 
     Returns:
         The plan: every marked file either in ``removals`` or in ``refused`` with a reason.
@@ -184,7 +206,76 @@ def plan_cleanup(
                 plan.refused.append((path, "only similar (another shot), not a duplicate"))
             else:
                 plan.removals.append(Removal(member.photo, keeper, group.id, member.match))
+    if merge_metadata:
+        plan_merges(plan)
     return plan
+
+
+def plan_merges(plan: CleanupPlan) -> None:
+    """Find what the copies about to move carry and their keeper lacks; plan keeping it.
+
+    For each keeper, its metadata (with its sidecar) is compared with that of its moving
+    copies (with theirs). What only copies carry becomes a :class:`MetadataMerge` into the
+    keeper's XMP sidecar. When that sidecar cannot be written (read-only folder, an existing
+    sidecar exiv2 cannot read), the copies that carry the metadata are refused instead: they
+    stay, nothing is lost. Copies whose metadata cannot be read are moved as before (their
+    pixels are a duplicate; the reason is logged).
+    """
+    if not plan.removals:
+        return
+    if not available():
+        plan.notes.append(
+            "metadata of the copies (keywords, ratings, captions, GPS) is not compared or "
+            'kept: install it with pip install "photosim[metadata]"')
+        return
+    by_keeper: dict[str, list[Removal]] = {}
+    for removal in plan.removals:
+        by_keeper.setdefault(removal.keeper.path, []).append(removal)
+    refused: dict[str, str] = {}
+    for keeper, removals in by_keeper.items():
+        copies = [(r.photo.path, _metadata_or_empty(r.photo.path)) for r in removals]
+        if not any(md for _, md in copies):
+            continue
+        sidecar = sidecar_of(keeper)
+        have, error = PhotoMetadata(), _unwritable(sidecar)
+        if error is None:
+            try:
+                have = read_metadata(keeper)
+            except MetadataError as exc:
+                error = f"cannot read the keeper's metadata: {exc}"
+        added, sources = missing(have, copies)
+        if not added:
+            continue
+        plan.merges.append(MetadataMerge(keeper, sidecar, added, sources, error))
+        if error:
+            for path in sources:
+                refused[path] = f"carries metadata its keeper lacks, which cannot be kept: {error}"
+    if refused:
+        plan.refused.extend(refused.items())
+        plan.removals = [r for r in plan.removals if r.photo.path not in refused]
+
+
+def _metadata_or_empty(path: str) -> PhotoMetadata:
+    try:
+        return read_metadata(path)
+    except MetadataError as exc:
+        logger.info("metadata not compared: %s", exc)
+        return PhotoMetadata()
+
+
+def _unwritable(sidecar: str) -> str | None:
+    """Why the sidecar cannot be written, or None."""
+    folder = os.path.dirname(sidecar) or "."
+    if os.path.exists(sidecar):
+        try:
+            read_metadata(sidecar, sidecar=False)
+        except MetadataError:
+            return f"{os.path.basename(sidecar)} exists and is not a readable XMP sidecar"
+        if not os.access(sidecar, os.W_OK) or not os.access(folder, os.W_OK):
+            return f"{os.path.basename(sidecar)} is read-only"
+    elif not os.access(folder, os.W_OK):
+        return f"the folder {folder} is read-only"
+    return None
 
 
 def auto_mark(groups: Iterable[Group], rule: str = "keeper", folder: str | None = None) -> set[str]:
@@ -299,14 +390,18 @@ def _move_each(
     cancel: CancelToken,
     result: CleanupResult,
 ) -> Generator[Progress, None, None]:
-    """The moves of :func:`execute_cleanup`: journal the intent, move, mark it done."""
+    """The moves of :func:`execute_cleanup`: journal the intent, move, mark it done.
+
+    The metadata merges go first: a copy moves only after what only it carried is in its
+    keeper's sidecar."""
     total = len(plan.removals)
+    blocked = _merge_each(catalog, plan, session, result)
     for done, removal in enumerate(plan.removals):
         if cancel.cancelled():
             result.cancelled = True
             break
         yield Progress(ScanStage.PROCESSING, done, total, removal.photo.path)
-        reason = _check(removal)
+        reason = blocked.get(removal.photo.path) or _check(removal)
         if reason is not None:
             result.skipped.append((removal.photo.path, reason))
             continue
@@ -346,6 +441,55 @@ def _move_each(
             catalog.delete_paths([photo.path])
         result.moved.append(photo.path)
         result.bytes += photo.size
+
+
+def _merge_each(
+    catalog: Catalog, plan: CleanupPlan, session: str, result: CleanupResult
+) -> dict[str, str]:
+    """Write the plan's metadata merges, each journaled (``metadata``) before it happens.
+
+    An existing sidecar is first copied into the session's quarantine folder (the journal's
+    ``dst``), so undo puts it back byte for byte; a new sidecar is removed by undo. The
+    journal's ``content_hash`` is the sidecar's hash after the merge: undo leaves a sidecar
+    that was edited since.
+
+    Returns:
+        ``{copy path: reason}`` of the copies that must stay because their merge failed.
+    """
+    blocked: dict[str, str] = {}
+    for merge in plan.merges:
+        if merge.error:
+            continue  # the plan refused its copies already
+        sidecar = merge.sidecar
+        backup = _quarantine_path(catalog, session, sidecar) if os.path.exists(sidecar) else None
+        cur = catalog.db.execute(
+            "INSERT INTO journal(session, action, src, dst, size, mtime_ns, content_hash, keeper, "
+            "photo_json, state, updated_at) VALUES (?, 'metadata', ?, ?, 0, 0, '', ?, ?, "
+            "'pending', ?)",
+            [session, db_path(sidecar), db_path(backup) if backup else None, db_path(merge.keeper),
+             json.dumps({"added": merge.added.describe(), "sources": merge.sources}), time.time()],
+        )
+        entry = cur.lastrowid
+        try:
+            if backup:
+                os.makedirs(os.path.dirname(backup), exist_ok=True)
+                shutil.copy2(sidecar, backup)
+            write_sidecar(sidecar, merge.added)
+            written, _ = file_content_hash(sidecar)
+        except (MetadataError, OSError) as exc:
+            reason = f"its metadata could not be kept in {sidecar}: {exc}"
+            if backup and os.path.exists(backup):
+                os.replace(backup, sidecar)  # whatever the write did, the old sidecar is back
+            _set_state(catalog, entry, "failed", reason)
+            for path in merge.sources:
+                blocked[path] = reason
+            continue
+        catalog.db.execute(
+            "UPDATE journal SET state='done', content_hash=?, updated_at=? WHERE id=?",
+            [written, time.time(), entry],
+        )
+        result.merged.append(sidecar)
+    return blocked
 
 
 @contextlib.contextmanager
@@ -423,6 +567,9 @@ def undo_session(catalog: Catalog, session: str) -> UndoResult:
     with _synced(catalog):
         for entry, action, src_v, dst_v, record in entries:
             src = py_path(src_v)
+            if action == "metadata":
+                _undo_merge(catalog, entry, src, py_path(dst_v) if dst_v else None, result)
+                continue
             if action == "trash" or dst_v is None:
                 result.problems.append((src, "in the system Trash: restore it from there"))
                 continue
@@ -451,6 +598,33 @@ def undo_session(catalog: Catalog, session: str) -> UndoResult:
         status = "undone" if not result.problems else "partly undone"
         catalog.db.execute("UPDATE cleanup_sessions SET status=? WHERE id=?", [status, session])
     return result
+
+
+def _undo_merge(
+    catalog: Catalog, entry: int, sidecar: str, backup: str | None, result: UndoResult
+) -> None:
+    """Take a metadata merge back: the old sidecar returns, a new one goes (unless edited)."""
+    (written,) = catalog.db.execute(
+        "SELECT content_hash FROM journal WHERE id=?", [entry]).fetchone()
+    try:
+        now = file_content_hash(sidecar)[0] if os.path.exists(sidecar) else None
+    except OSError as exc:
+        result.problems.append((sidecar, f"cannot read it: {exc.strerror or exc}"))
+        return
+    if now is not None and now != written:
+        kept = f"; the one before the merge is {backup}" if backup else ""
+        result.problems.append((sidecar, f"edited since the cleanup merged into it: left{kept}"))
+        return
+    try:
+        if backup:
+            os.replace(backup, sidecar)
+            _remove_empty_parents(os.path.dirname(backup), QUARANTINE_DIRNAME)
+        elif now is not None:
+            os.remove(sidecar)
+    except OSError as exc:
+        result.problems.append((sidecar, f"could not undo the merge: {exc.strerror or exc}"))
+        return
+    _set_state(catalog, entry, "undone")
 
 
 def _mark_restored(catalog: Catalog, entry: int, record: str) -> None:
@@ -524,6 +698,9 @@ def reconcile_journal(catalog: Catalog) -> list[str]:
     for entry, action, src_v, dst_v, size, record, state in rows:
         src, dst = py_path(src_v), (py_path(dst_v) if dst_v else None)
         at_src, at_dst = os.path.lexists(src), bool(dst) and os.path.lexists(dst)  # type: ignore[arg-type]
+        if action == "metadata":
+            notes.append(_settle_merge(catalog, entry, src, dst, state))
+            continue
         if state == "pending":
             moved = not at_src and (action == "trash" or at_dst)
             if moved:
@@ -555,6 +732,23 @@ def reconcile_journal(catalog: Catalog) -> list[str]:
     for note in notes:
         logger.warning("journal: %s", note)
     return notes
+
+
+def _settle_merge(
+    catalog: Catalog, entry: int, sidecar: str, backup: str | None, state: str
+) -> str:
+    """A metadata merge cut short: the sidecar goes back to what it was before it (the
+    copies it was for never moved: they move only after the merge is done)."""
+    if state == "restoring":  # undo never marks merges so; settle as done
+        _set_state(catalog, entry, "done")
+        return f"{sidecar}: merge kept"
+    if backup and os.path.exists(backup):
+        os.replace(backup, sidecar)
+        _remove_empty_parents(os.path.dirname(backup), QUARANTINE_DIRNAME)
+    elif not backup and os.path.exists(sidecar):
+        os.remove(sidecar)  # created by the interrupted merge
+    _set_state(catalog, entry, "dropped", "interrupted before the merge was done")
+    return f"{sidecar}: metadata merge rolled back (interrupted)"
 
 
 def _set_state(catalog: Catalog, entry: int, state: str, error: str | None = None) -> None:
@@ -590,6 +784,7 @@ def sessions(catalog: Catalog) -> list[SessionInfo]:
         "SELECT s.id, s.created_at, s.destination, s.status, "
         "count(j.id), coalesce(sum(j.size), 0) FROM cleanup_sessions s "
         "LEFT JOIN journal j ON j.session = s.id AND j.state IN ('done', 'undone') "
+        "AND j.action != 'metadata' "
         "GROUP BY s.id ORDER BY s.created_at DESC, s.id DESC"
     )
     return [SessionInfo(*r) for r in rows]
@@ -601,7 +796,7 @@ def last_undoable_session(catalog: Catalog) -> str | None:
     reconcile_journal(catalog)
     row = catalog.db.execute(
         "SELECT s.id FROM cleanup_sessions s JOIN journal j ON j.session = s.id "
-        "WHERE j.state = 'done' AND s.destination = 'quarantine' "
+        "WHERE j.state = 'done' AND s.destination = 'quarantine' AND j.action != 'metadata' "
         "ORDER BY s.created_at DESC, s.id DESC LIMIT 1"
     ).fetchone()
     return row[0] if row else None
