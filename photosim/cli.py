@@ -513,6 +513,13 @@ def cmd_cleanup(args: argparse.Namespace, settings: Settings) -> int:
         )
         for path, reason in plan.refused:
             print(f"  stays: {path}: {reason}")
+        for merge in plan.merges:
+            if not merge.error:
+                print(f"  keeps metadata: {merge.added.describe()} from "
+                      f"{', '.join(os.path.basename(p) for p in merge.sources)} "
+                      f"-> {merge.sidecar}")
+        for note in plan.notes:
+            print(f"  note: {note}")
         if args.dry_run or not plan.removals:
             for removal in plan.removals:
                 print(f"  would move: {removal.photo.path}  (keeps {removal.keeper.path})")
@@ -529,6 +536,8 @@ def cmd_cleanup(args: argparse.Namespace, settings: Settings) -> int:
     print(f"Moved {len(result.moved)} photos ({_human_bytes(result.bytes)}); session {result.session}.")
     for path, reason in result.skipped:
         print(f"  skipped: {path}: {reason}")
+    for sidecar in result.merged:
+        print(f"  metadata of the moved copies kept in {sidecar}")
     if args.to == "quarantine" and result.moved:
         print("Undo with: photosim undo")
     return EXIT_OK

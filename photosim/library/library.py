@@ -276,11 +276,24 @@ class Library:
         return _cleanup.auto_mark(groups, rule, folder)
 
     def plan_cleanup(
-        self, groups: Iterable[Group], marked: Iterable[str], allow_similar: bool = False
+        self,
+        groups: Iterable[Group],
+        marked: Iterable[str],
+        allow_similar: bool = False,
+        merge_metadata: bool = True,
     ) -> _cleanup.CleanupPlan:
-        """Check marked files against the safety rules (see
-        :func:`photosim.core.cleanup.plan_cleanup`)."""
-        return _cleanup.plan_cleanup(self.catalog, groups, marked, allow_similar)
+        """Check marked files against the safety rules and plan keeping the metadata only
+        the moving copies carry (see :func:`photosim.core.cleanup.plan_cleanup`; reading
+        metadata takes a few milliseconds per file: call it off the GUI thread)."""
+        return _cleanup.plan_cleanup(self.catalog, groups, marked, allow_similar, merge_metadata)
+
+    @staticmethod
+    def plan_merges(plan: _cleanup.CleanupPlan) -> _cleanup.CleanupPlan:
+        """Add the metadata merges to a plan made with ``merge_metadata=False`` (reads files
+        only, no catalog: run it in a worker; see :func:`photosim.core.cleanup.plan_merges`).
+        Returns the same plan."""
+        _cleanup.plan_merges(plan)
+        return plan
 
     def cleanup(
         self,

@@ -466,3 +466,25 @@ def test_model_help_names_every_registered_backbone() -> None:
     named = re.search(r"backbone \(([^)]*)\)", " ".join(action.help.split())).group(1)
     assert [n.strip() for n in named.split(",")] == available_models()
     assert action.help.endswith(f"else {DEFAULT_MODEL}")
+
+
+def test_cleanup_says_which_metadata_it_keeps(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pyexiv2 = pytest.importorskip("pyexiv2", reason='needs pip install "photosim[metadata]"')
+    paths = write_photo_set(tmp_path / "photos")
+    image = pyexiv2.Image(str(paths["resized"]))
+    image.modify_xmp({"Xmp.dc.subject": ["pier"]})
+    image.close()
+    cat = ["--catalog", str(tmp_path / "c.db")]
+    assert run(capsys, "scan", str(tmp_path / "photos"), "--model", "none", "-q",
+               "--workers", "1", *cat)[0] == EXIT_OK
+    sidecar = f"{paths['original']}.xmp"
+    rc, out, _ = run(capsys, "cleanup", "--tier", "near", "--dry-run", *cat)
+    assert rc == EXIT_OK
+    assert f"keeps metadata: 1 keyword (pier) from resized.jpg -> {sidecar}" in out
+    assert not Path(sidecar).exists()
+    rc, out, _ = run(capsys, "cleanup", "--tier", "near", "--yes", *cat)
+    assert rc == EXIT_OK and f"metadata of the moved copies kept in {sidecar}" in out
+    assert "pier" in Path(sidecar).read_text()
+    assert run(capsys, "undo", *cat)[0] == EXIT_OK and not Path(sidecar).exists()

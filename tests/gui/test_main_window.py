@@ -364,3 +364,33 @@ def test_scan_status_counts_the_neighbour_search(make_window) -> None:
     window.scanner._on_progress(Progress(ScanStage.INDEXING, 0, 1, "updating the index"))
     assert bar.maximum() == 0  # no count to show: a busy bar
     assert window.scanner.status.label.text() == "Updating the index…"
+
+
+def test_cleanup_compares_metadata_in_a_worker_and_shows_what_it_keeps(
+    qtbot, make_window, tmp_path, monkeypatch
+):
+    pyexiv2 = pytest.importorskip("pyexiv2", reason='needs pip install "photosim[metadata]"')
+    from photosim.gui.dialogs.cleanup import CleanupConfirmDialog
+
+    photos = write_photo_set(tmp_path / "lib")
+    image = pyexiv2.Image(str(photos["reencoded"]))
+    image.modify_xmp({"Xmp.dc.subject": ["beach"], "Xmp.xmp.Rating": "5"})
+    image.close()
+    window = make_window()
+    _scan(qtbot, window, tmp_path / "lib")
+    window.duplicates_page.tier_combo.setCurrentIndex(1)  # near
+    window.duplicates_page.apply_rule_to_all("keeper")
+    shown: list[CleanupConfirmDialog] = []
+
+    def record(dialog: CleanupConfirmDialog) -> int:  # the user looks, then cancels
+        shown.append(dialog)
+        return CleanupConfirmDialog.DialogCode.Rejected
+
+    monkeypatch.setattr(CleanupConfirmDialog, "exec", record)
+    window.duplicates_page.start_cleanup()
+    qtbot.waitUntil(lambda: bool(shown), timeout=SCAN_TIMEOUT_MS)
+    (merge,) = shown[0].plan.merges
+    assert merge.sources == [str(photos["reencoded"])] and merge.keeper == str(photos["original"])
+    assert shown[0].merges.rowCount() == 1
+    assert shown[0].merges.item(0, 1).text() == "1 keyword (beach), rating 5"
+    assert os.path.exists(photos["reencoded"]) and not os.path.exists(merge.sidecar)

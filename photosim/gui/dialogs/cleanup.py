@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 from PySide6.QtCore import Qt, Signal
@@ -28,7 +29,8 @@ def move_label(count: int, size: int) -> str:
 
 
 class CleanupConfirmDialog(QDialog):
-    """States what will move (counts and bytes), where, and what is refused and why."""
+    """States what will move (counts and bytes), where, what is refused and why, and what
+    metadata of the moving copies is kept in their keepers' sidecars."""
 
     def __init__(self, plan: CleanupPlan, destination: str, parent=None) -> None:
         super().__init__(parent)
@@ -68,8 +70,31 @@ class CleanupConfirmDialog(QDialog):
             self.refused.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
             layout.addWidget(label)
             layout.addWidget(self.refused, 1)
-        else:
-            self.resize(640, 170)
+        kept = [m for m in plan.merges if not m.error]
+        if kept:
+            label = QLabel(
+                "Kept before the copies move: what only they carry goes into the keeper's XMP "
+                "sidecar (undo takes it back):", self)
+            label.setWordWrap(True)
+            self.merges = QTableWidget(len(kept), 3, self)
+            self.merges.setHorizontalHeaderLabels(["Sidecar", "Metadata", "From"])
+            for r, merge in enumerate(kept):
+                self.merges.setItem(r, 0, QTableWidgetItem(merge.sidecar))
+                self.merges.setItem(r, 1, QTableWidgetItem(merge.added.describe()))
+                self.merges.setItem(r, 2, QTableWidgetItem(
+                    ", ".join(os.path.basename(p) for p in merge.sources)))
+            self.merges.setColumnWidth(0, 300)
+            self.merges.setColumnWidth(1, 280)
+            self.merges.horizontalHeader().setStretchLastSection(True)
+            self.merges.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+            layout.addWidget(label)
+            layout.addWidget(self.merges, 1)
+        for note in plan.notes:
+            remark = QLabel(note, self)
+            remark.setWordWrap(True)
+            layout.addWidget(remark)
+        if not plan.refused and not kept:
+            self.resize(640, 170 + 40 * len(plan.notes))
         buttons = QDialogButtonBox(self)
         self.ok = buttons.addButton(move_label(n, plan.bytes), QDialogButtonBox.ButtonRole.AcceptRole)
         self.ok.setEnabled(n > 0)

@@ -271,12 +271,31 @@ class DuplicatesPage(QWidget):
         return dialog
 
     def plan_cleanup(self) -> CleanupPlan:
-        """Check the visible tier's marks against core's safety rules."""
+        """Check the visible tier's marks against core's safety rules (metadata not yet
+        compared: :meth:`start_cleanup` does that in a worker)."""
         model = self.dup_model()
-        return self.frame.catalog.plan_cleanup(model.groups(), model.marked())
+        return self.frame.catalog.plan_cleanup(model.groups(), model.marked(),
+                                               merge_metadata=False)
 
-    def start_cleanup(self) -> None:
+    def start_cleanup(self) -> tasks.Task:
+        """Plan the cleanup, compare the copies' metadata in a worker (it reads every file to
+        move), then ask for confirmation.
+
+        Returns:
+            The started task.
+        """
         plan = self.plan_cleanup()
+        self.frame.statusBar().showMessage("Comparing the metadata of the copies to move…")
+        task = tasks.Task("compare metadata", lambda _control: Library.plan_merges(plan))
+        task.signals.finished.connect(self.confirm_cleanup)
+        return self.frame.run_task(task)
+
+    @Slot(object)
+    @tasks.while_open
+    def confirm_cleanup(self, plan: CleanupPlan) -> None:
+        """Show what the cleanup will do (moves, refusals, metadata kept) and run it if
+        confirmed."""
+        self.frame.statusBar().clearMessage()
         dialog = CleanupConfirmDialog(plan, self.frame.settings.get("destination"), self)
         if dialog.exec() == CleanupConfirmDialog.DialogCode.Accepted:
             self.frame.cleanup.run(plan, dialog.chosen_destination())
