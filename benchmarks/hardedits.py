@@ -24,6 +24,9 @@ pixelize      ``augly.image.pixelization`` (ratio 0.3)
 perspective   a keystone warp (corners moved by 6 %), Pillow
 ============  ===================================================================
 
+With ``--distractors N``, N distinct generated pictures (:func:`distractor`) fill the library
+up (``--distractors 9656``: 10,000 photos), for the cost of a first grouping at that size.
+
 The library is scanned with the default model (descriptors are candidates too) and grouped
 in the near tier with the library's default thresholds. Reported: per edit kind, the share
 of edited copies grouped with their original (recall); pair precision of the near tier (every
@@ -45,6 +48,8 @@ from collections import defaultdict
 from itertools import combinations
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 MAX_SIDE = 1024  # pixels: the long side of an original
@@ -124,6 +129,35 @@ def edits() -> dict[str, Any]:
         "pixelize": lambda img, rng: imaugs.pixelization(img, ratio=0.3),
         "perspective": perspective,
     }
+
+
+def distractor(seed: int, size: tuple[int, int] = (800, 600)) -> Any:
+    """A distinct photo-like picture (smooth colour noise, shapes, lines), as a PIL image:
+    the rest of a library, unrelated to every source photo."""
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(seed)
+    w, h = size
+    acc = np.zeros((h, w, 3), np.float32)
+    for grid, amp in ((4, 70), (16, 40), (64, 20)):
+        small = rng.normal(0, 1, (max(2, grid * h // w), grid, 3)).astype(np.float32)
+        for c in range(3):
+            up = Image.fromarray(small[:, :, c], "F").resize((w, h), Image.Resampling.BICUBIC)
+            acc[:, :, c] += amp * np.asarray(up)
+    img = Image.fromarray(np.clip(acc + 128, 0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(img)
+    for _ in range(25):
+        x, y, r = int(rng.integers(0, w)), int(rng.integers(0, h)), int(rng.integers(10, 150))
+        colour = tuple(int(v) for v in rng.integers(0, 256, 3))
+        if rng.random() < 0.5:
+            draw.ellipse((x - r, y - r, x + r, y + r // 2), fill=colour)
+        else:
+            draw.rectangle((x - r, y - r // 2, x + r, y + r), fill=colour)
+    for _ in range(40):
+        xs, ys = rng.integers(0, w, 2), rng.integers(0, h, 2)
+        draw.line((int(xs[0]), int(ys[0]), int(xs[1]), int(ys[1])),
+                  fill=tuple(int(v) for v in rng.integers(0, 256, 3)), width=int(rng.integers(1, 4)))
+    return img
 
 
 def build(folder: Path, sources: list[Path], per_photo: int, seed: int = 13) -> dict[str, Any]:
@@ -217,6 +251,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", type=Path, default=None, metavar="DIR",
                         help="build the library here and keep it (default: a temp folder)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    parser.add_argument("--distractors", type=int, default=0, metavar="N",
+                        help="add N distinct generated pictures (a library of 10k photos: the "
+                             "cost of a first grouping at that size)")
     args = parser.parse_args(argv)
     sources = sorted(p for p in args.sources.rglob("*")
                      if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
@@ -228,6 +265,10 @@ def main(argv: list[str] | None = None) -> int:
         folder = root / "library"
         folder.mkdir(parents=True, exist_ok=True)
         truth = build(folder, sources, args.per_photo)
+        for i in range(args.distractors):
+            name = f"x{i:05d}.jpg"
+            distractor(1_000_000 + i).save(folder / name, quality=88)
+            truth[name] = (name, None)
         db = root / "catalog.db"
         scan = [sys.executable, "-m", "photosim", "--catalog", str(db), "scan", "-q"]
         if args.model:
