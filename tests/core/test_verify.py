@@ -490,3 +490,45 @@ def test_a_crop_smaller_than_a_quarter_is_not_a_copy(tmp_path: Path, seed: int) 
     assert verdict.status == "different", verdict
     assert verdict.reason == "too small a part of one photo"
     assert verdict.evidence["pasted"] < verify.PASTED_SIDES
+
+
+# ----------------------------------------------------------------------------- replaced
+def _page(photo: Image.Image) -> Image.Image:
+    """A generated web page (header, text lines, buttons) showing ``photo`` in a box."""
+    page = Image.new("RGB", (1000, 760), (246, 247, 249))
+    draw = ImageDraw.Draw(page)
+    font = ImageFont.load_default(size=18)
+    draw.rectangle((0, 0, 1000, 56), fill=(40, 60, 110))
+    draw.text((24, 16), "photos of friends  ·  timeline  ·  messages", fill=(255, 255, 255), font=font)
+    for i in range(14):
+        draw.text((24, 80 + 40 * i), f"menu entry {i}", fill=(60, 60, 60), font=font)
+        draw.text((720, 80 + 40 * i), f"suggested for you {i}", fill=(90, 90, 90), font=font)
+    draw.rectangle((230, 90, 690, 140), fill=(255, 255, 255), outline=(200, 200, 200))
+    draw.text((250, 105), "What is on your mind?", fill=(120, 120, 120), font=font)
+    page.paste(photo.resize((440, 330), Image.Resampling.LANCZOS), (240, 170))
+    draw.rectangle((240, 520, 680, 560), fill=(230, 232, 236))
+    draw.text((260, 530), "Like   Comment   Share", fill=(70, 70, 70), font=font)
+    return page
+
+
+def test_two_pages_that_show_different_photos_are_not_copies(tmp_path: Path) -> None:
+    # The page is identical; the pictures in its box differ: that box is framed by an edge in
+    # both screenshots.
+    a = _write(_page(scene(1)), tmp_path / "a.jpg", 92)
+    b = _write(_page(scene(2)), tmp_path / "b.jpg", 92)
+    verdict = Verifier({"a": (str(a), "JPEG"), "b": (str(b), "JPEG")}).verify("a", "b")
+    assert verdict.status == "different", verdict
+    assert verdict.reason == "another picture in the same frame"
+
+
+def test_a_sticker_pasted_on_a_copy_is_an_edit(tmp_path: Path) -> None:
+    # The sticker's outline is an edge in the edited copy only.
+    original = scene(3)
+    sticker = original.copy()
+    ImageDraw.Draw(sticker).rectangle((380, 60, 600, 200), fill=(250, 210, 40),
+                                      outline=(0, 0, 0), width=3)
+    a = _write(original, tmp_path / "a.jpg", 92)
+    b = _write(sticker, tmp_path / "b.jpg", 92)
+    verdict = Verifier({"a": (str(a), "JPEG"), "b": (str(b), "JPEG")}).verify("a", "b")
+    assert verdict.status == "copy", verdict
+    assert verdict.evidence["changed"] >= 0.05

@@ -98,6 +98,7 @@ MIN_SHARED = 0.25  # ... and at least this much of the other (a crop keeps 30 % 
 MIN_PASTED = 0.04  # ... or this much, when the inner photo's frame is a pasted edge in the other
 PASTED_SIDES = 0.5  # fraction of the frame (inside the other photo) that must be such an edge
 PASTED_STEP = 2.0  # a pasted edge's grey-level step over that of the lines just inside it
+MIN_REPLACED_CELLS = 12  # a replaced picture (see _replaced_picture) spans this many cells
 MIN_SPREAD = 0.05  # convex hull of the inliers / shared region (not degenerate)
 # ----------------------------------------------------------------------------- photometric
 CELL_PX = 16  # cell side at comparison resolution
@@ -975,6 +976,7 @@ def _photometry(
     )
     n_textured = int(textured.sum())
     return {
+        "replaced": _replaced_picture(ref, other, changed, inside),
         "moved": (int(moved.sum()) + far) / max(1, n_textured),
         "moved_cells": int(moved.sum()),
         "moved_together": far,
@@ -982,6 +984,101 @@ def _photometry(
         "cells": int(inside.sum()),
         "textured": n_textured,
     }
+
+
+def _edge_line(a: np.ndarray, b: np.ndarray, at: int, span: tuple[int, int], inward: int) -> tuple[
+    float, float
+]:
+    """How much of one side of a region is a step edge in each photo.
+
+    The side is the horizontal line near row ``at`` over columns ``span`` (transpose the
+    images for a vertical side); its exact row is the one, within two cells (the changed
+    cells may stop short of a picture's frame where both pictures are flat), where the two
+    photos together change most from 2 px above to 2 px below. Along it, every 4 px, a point
+    is on an edge when the step across the line (2-3 px on either side) is at least 8 grey
+    levels and :data:`PASTED_STEP` times the step between the lines 2-3 and 6-7 px further
+    on either side.
+
+    Args:
+        a: ``(H, W)`` float32 first photo.
+        b: ``(H, W)`` float32 second photo, aligned with ``a``.
+        at: Approximate row of the side.
+        span: ``(first, last)`` column.
+        inward: +1 when the region lies below the side, -1 above.
+
+    Returns:
+        The fractions of the side's points on an edge, in ``a`` and in ``b``.
+    """
+    h = a.shape[0]
+    lo, hi = max(8, at - 2 * CELL_PX), min(h - 9, at + 2 * CELL_PX)
+    if hi < lo or span[1] - span[0] < 16:
+        return 0.0, 0.0
+    cols = slice(span[0], span[1])
+    rows = np.arange(lo, hi + 1)
+    score = (np.abs(a[rows - 2, cols] - a[rows + 2, cols]).mean(axis=1)
+             + np.abs(b[rows - 2, cols] - b[rows + 2, cols]).mean(axis=1))
+    line = int(rows[int(np.argmax(score))])
+    out: list[float] = []
+    for img in (a, b):
+        strip = img[:, cols][:, ::4]
+
+        def band(offset: int, strip: np.ndarray = strip) -> np.ndarray:
+            r = line + inward * offset
+            return (strip[r] + strip[r + inward]) / 2
+
+        inner, outer = band(2), band(-3)
+        step = np.abs(inner - outer)
+        texture = np.maximum(np.abs(inner - band(6)), np.abs(outer - band(-7)))
+        out.append(float(np.mean((step >= 8.0) & (step >= PASTED_STEP * texture))))
+    return out[0], out[1]
+
+
+def _replaced_picture(
+    ref: np.ndarray, other: np.ndarray, changed: np.ndarray, inside: np.ndarray
+) -> bool:
+    """Is the changed part another picture in the same frame?
+
+    Two screenshots of one app or web page showing two different photos, two posters of one
+    template: everything matches but a rectangle, and that rectangle is framed by a step edge
+    in *both* images, because in both it holds a picture of its own. An overlay added to a
+    copy (a logo, a sticker, a caption box) is framed by an edge in the edited copy only: in
+    the original the same outline runs through the scene.
+
+    Args:
+        ref: ``(H, W)`` float32 reference image.
+        other: ``(H, W)`` float32 other image, aligned with ``ref``.
+        changed: ``(rows, cols)`` bool cells of :data:`CELL_PX` with other content.
+        inside: ``(rows, cols)`` bool cells that were compared.
+
+    Returns:
+        True when the largest changed region (at least :data:`MIN_REPLACED_CELLS` cells)
+        fills at least 40 % of its bounding box (flat parts of two pictures may agree) and, of
+        the box's sides that lie inside the compared region, at least two and two in three are
+        an edge (at half their points) in both images (a side lies inside when half the
+        cells next to it were compared).
+    """
+    n, _, stats, _ = cv2.connectedComponentsWithStats(changed.astype(np.uint8), connectivity=8)
+    if n < 2:
+        return False
+    k = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    x, y, w, h, area = (int(v) for v in stats[k])
+    if area < MIN_REPLACED_CELLS or area < 0.4 * w * h:
+        return False
+    c = CELL_PX
+    rows, cols = inside.shape
+    sides = []
+    # (image, transposed?) sides: top, bottom (rows), left, right (columns).
+    if y > 0 and inside[y - 1, x : x + w].mean() >= 0.5:
+        sides.append(_edge_line(ref, other, y * c, (x * c, (x + w) * c), +1))
+    if y + h < rows and inside[y + h, x : x + w].mean() >= 0.5:
+        sides.append(_edge_line(ref, other, (y + h) * c, (x * c, (x + w) * c), -1))
+    ref_t, other_t = np.ascontiguousarray(ref.T), np.ascontiguousarray(other.T)
+    if x > 0 and inside[y : y + h, x - 1].mean() >= 0.5:
+        sides.append(_edge_line(ref_t, other_t, x * c, (y * c, (y + h) * c), +1))
+    if x + w < cols and inside[y : y + h, x + w].mean() >= 0.5:
+        sides.append(_edge_line(ref_t, other_t, (x + w) * c, (y * c, (y + h) * c), -1))
+    framed = sum(min(fa, fb) >= 0.5 for fa, fb in sides)
+    return framed >= 2 and framed >= 2 / 3 * len(sides)
 
 
 def _moved_cells(
@@ -1243,6 +1340,8 @@ class Verifier:
             return Verdict("different", "parts of the picture moved (another shot)", evidence)
         if photometry["changed"] > self.max_changed:
             return Verdict("different", "much of the picture differs", evidence)
+        if photometry["replaced"]:
+            return Verdict("different", "another picture in the same frame", evidence)
         frames = _frames(a.grey, a.content(), b_grey, b_content, geometry.matrix)
         evidence.update({k: round(v, 3) for k, v in frames.items()})
         # Which photo shows the other with something around it (bars, black corners, a
