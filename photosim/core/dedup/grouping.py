@@ -1407,6 +1407,21 @@ class _Judging:
     assigned: set[str] = field(default_factory=set)
 
 
+def _regrouped(
+    candidate: Content, ctx: _Judging, tally: _Tally
+) -> tuple[list[Member], list[str], _Tally]:
+    """The group ``candidate`` would keep as keeper: ``(members, contents joined, its
+    tally)``; the comparisons count in ``tally`` (the rest only if the caller adopts it).
+    A flat content (no structure) keeps no group: ``([], [], empty tally)``."""
+    scratch = _Tally()
+    if candidate.flat:
+        return [], [], scratch
+    _verify_ahead(candidate, ctx)
+    others, rejoined = _members_of(candidate, ctx, scratch)
+    tally.comparisons += scratch.comparisons
+    return others, rejoined, scratch
+
+
 def _unedited_anchor(
     content: Content,
     joined: list[str],
@@ -1431,12 +1446,7 @@ def _unedited_anchor(
     """
     tried = sorted((ctx.contents[h] for h in edited), key=lambda c: keeper_key(c.best))
     for candidate in tried[:_ANCHOR_TRIES]:
-        if candidate.flat:
-            continue
-        scratch = _Tally()
-        _verify_ahead(candidate, ctx)
-        others, rejoined = _members_of(candidate, ctx, scratch)
-        tally.comparisons += scratch.comparisons
+        others, rejoined, scratch = _regrouped(candidate, ctx, tally)
         still = len(_edited(others))
         if not set(joined) <= set(rejoined) or still > len(edited) or (
             still == len(edited) and len(rejoined) == len(joined)
@@ -1495,12 +1505,7 @@ def _framed_anchor(
                     key=lambda m: keeper_key(m.photo))
     for member in framed[:_ANCHOR_TRIES]:
         candidate = ctx.contents[member.photo.content_hash]  # type: ignore[index]
-        if candidate.flat:
-            continue
-        scratch = _Tally()
-        _verify_ahead(candidate, ctx)
-        others, rejoined = _members_of(candidate, ctx, scratch)
-        tally.comparisons += scratch.comparisons
+        others, rejoined, scratch = _regrouped(candidate, ctx, tally)
         if not set(joined) <= set(rejoined):
             continue
         tally.confirmed += scratch.confirmed
