@@ -135,6 +135,9 @@ def _opened(path: str) -> Iterator[Any]:
     import pyexiv2
 
     with _LOCK:
+        # exiv2 prints its warnings (a photo's damaged XMP packet) to stdout, in the middle of
+        # the command line's output; a file it cannot read still raises.
+        pyexiv2.set_log_level(3)
         try:
             image = pyexiv2.Image(path)
         except (RuntimeError, OSError, ValueError) as exc:
