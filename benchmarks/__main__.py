@@ -1,4 +1,4 @@
-"""``python -m benchmarks``: run the speed and memory suite B1-B9, write bench.json and RESULTS.md.
+"""``python -m benchmarks``: run the speed and memory suite B1-B10, write bench.json and RESULTS.md.
 
 Speed goals live here, never in timed tests. Run from the repository root with photosim
 installed (``pip install -e .``).

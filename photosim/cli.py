@@ -290,7 +290,8 @@ def cmd_similar(args: argparse.Namespace, settings: Settings) -> int:
             _err(reason)
         for image in args.images:
             try:
-                result = library.similar(image, k=args.k, embedder=embedder)
+                result = library.similar(image, k=args.k, embedder=embedder,
+                                         rerank=args.rerank)
             except SearchError as exc:
                 if len(args.images) == 1:
                     raise
@@ -311,6 +312,7 @@ def _print_similar(result: Any, as_json: bool, several: bool) -> None:
             "mode": result.mode,
             "model": result.model,
             "notes": result.notes,
+            "rerank": result.rerank,
             "results": [
                 {"rank": i, "similarity": round(h.similarity, 4), **_photo_json(h.photo)}
                 for i, h in enumerate(result.hits, 1)
@@ -321,11 +323,61 @@ def _print_similar(result: Any, as_json: bool, several: bool) -> None:
     where = "in the catalog" if result.in_catalog else "not in the catalog"
     if several:
         print()
-    print(f"Photos similar to {result.query} ({where}; by {result.mode}):")
+    how = result.mode if result.rerank == "none" else f"{result.mode}, re-ranked by {result.rerank}"
+    print(f"Photos similar to {result.query} ({where}; by {how}):")
     for note in result.notes:
         print(f"note: {note}")
     for i, hit in enumerate(result.hits, 1):
         print(f"{i:4}. {hit.similarity:6.3f}  {hit.photo.path}")
+
+
+# ---------------------------------------------------------------------------- learning
+def cmd_verdict(args: argparse.Namespace, settings: Settings) -> int:
+    """``photosim verdict similar|not-similar QUERY PHOTO [PHOTO ...]``: what find similar
+    should learn (see ``photosim learn``)."""
+    similar = args.kind == "similar"
+    with _open_library(args) as library:
+        for photo in args.photos:
+            library.similarity_verdict(args.query, photo, similar)
+        n_similar, n_not = library.similarity_verdicts()
+    word = "similar" if similar else "not similar"
+    print(f"{len(args.photos)} photo{'s' if len(args.photos) != 1 else ''} marked {word} to "
+          f"{args.query}; the library has {n_similar} 'similar' and {n_not} 'not similar' "
+          "verdicts (`photosim learn` learns from them)")
+    return EXIT_OK
+
+
+def cmd_learn(args: argparse.Namespace, settings: Settings) -> int:
+    """``photosim learn [--reset [--forget-verdicts]] [--json]``: learn the library's
+    similarity from the verdicts, or forget it."""
+    with _open_library(args) as library:
+        if args.reset or args.forget_verdicts:
+            had, forgotten = library.reset_learning(verdicts=args.forget_verdicts)
+            if args.json:
+                print(json.dumps({"schema": "photosim-learn/v1", "reset": True,
+                                  "had_projection": had, "verdicts_forgotten": forgotten}))
+            else:
+                print(("the learned similarity is forgotten" if had
+                       else "there was no learned similarity")
+                      + (f"; {forgotten} verdicts forgotten" if args.forget_verdicts else ""))
+            return EXIT_OK
+        projection = library.learn()
+    report = projection.report
+    if args.json:
+        print(json.dumps({"schema": "photosim-learn/v1", "reset": False, **report}, indent=2))
+        return EXIT_OK
+    print(f"learned from {report['verdicts']} verdicts ({report['similar']} similar, "
+          f"{report['not_similar']} not similar) in {report['seconds']} s")
+    print(f"held-back verdicts ({report['held_out']}): separation (ROC AUC) "
+          f"{report['held_out_auc_plain']:.3f} with the plain descriptors, "
+          f"{report['held_out_auc_learned']:.3f} learned")
+    if report["kept"]:
+        print("kept: find similar and the similar tier now use it "
+              "(`photosim learn --reset` forgets it)")
+        return EXIT_OK
+    print("not kept: it does not separate the held-back verdicts better; nothing changed "
+          "(more verdicts may help)")
+    return EXIT_ERROR
 
 
 # ---------------------------------------------------------------------------- info
@@ -426,7 +478,8 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         embedder, reason = load_embedder(settings, quiet=True)
         with Library(catalog_path) as library:
             summary = _drive_scan(library.scan([str(folder)], settings, embedder), args.quiet)
-            scored = library.evaluate(folder, truth, thresholds, k=settings.knn)
+            scored = library.evaluate(folder, truth, thresholds, k=settings.knn,
+                                      rerank=args.rerank)
     photos = scored.pop("photos")
     report: dict[str, Any] = {
         "folder": str(folder),
@@ -457,9 +510,12 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
               f"{len(r['false_negatives']):4}")
     retrieval = report["retrieval"]
     if retrieval["queries"]:
-        print(f"\nfind similar ({retrieval['mode']}): {retrieval['queries']} queries, "
-              f"mAP {retrieval['mAP']:.3f}, recall@10 {retrieval['recall_at_10']:.3f}, "
-              f"relevant in the top 10 {retrieval['relevant_in_top_10']:.3f}")
+        print(f"\nfind similar ({retrieval['mode']}): {retrieval['queries']} queries")
+        for name, r in report["retrieval_by_rerank"].items():
+            mark = " (used)" if name == retrieval["rerank"] else ""
+            print(f"   re-ranking {name:9} mAP {r['mAP']:.3f}, recall@10 "
+                  f"{r['recall_at_10']:.3f}, relevant in the top 10 "
+                  f"{r['relevant_in_top_10']:.3f}, {r['query_ms']:.2f} ms/query{mark}")
     kinds = report.get("near_recall_by_kind", {})
     if kinds:
         print("\nnear-duplicate recall by transform kind (pairs involving such a copy):")
@@ -707,7 +763,24 @@ def _add_scan_commands(sub: Any, common: argparse.ArgumentParser,
     p.add_argument("images", nargs="+", metavar="IMAGE",
                    help="query images, in the library or not (several: the model loads once)")
     p.add_argument("-k", type=int, default=20, help="number of results (default 20)")
+    p.add_argument("--rerank", choices=("none", "qe", "diffusion"), default=Settings().rerank,
+                   help="re-rank the first results: diffusion on the library's neighbour graph "
+                        "(default), alpha-query expansion (qe), or cosine only (none)")
     p.set_defaults(func=cmd_similar)
+
+    p = sub.add_parser("verdict", parents=[common],
+                       help="tell find similar that photos are (not) similar to a query")
+    p.add_argument("kind", choices=("similar", "not-similar"))
+    p.add_argument("query", metavar="QUERY", help="a photo of the library")
+    p.add_argument("photos", nargs="+", metavar="PHOTO", help="photos of the library")
+    p.set_defaults(func=cmd_verdict)
+
+    p = sub.add_parser("learn", parents=[common],
+                       help="learn the library's similarity from your verdicts (or forget it)")
+    p.add_argument("--reset", action="store_true", help="forget the learned similarity")
+    p.add_argument("--forget-verdicts", action="store_true",
+                   help="forget the learned similarity and every verdict")
+    p.set_defaults(func=cmd_learn)
 
     p = sub.add_parser("info", parents=[common], help="catalog, model, device and index state")
     p.add_argument("--errors", action="store_true", help="list unreadable files with reasons")
@@ -719,6 +792,8 @@ def _add_scan_commands(sub: Any, common: argparse.ArgumentParser,
     p.add_argument("--truth", required=True, metavar="JSON", help="photosim-groundtruth/v1 file")
     p.add_argument("--no-verify", action="store_true",
                    help="decide on hashes and descriptors alone (no keypoint verification)")
+    p.add_argument("--rerank", choices=("none", "qe", "diffusion"), default=Settings().rerank,
+                   help="re-ranking of the find-similar figures (all three are in --json)")
     p.set_defaults(func=cmd_eval)
 
 

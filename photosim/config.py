@@ -113,6 +113,10 @@ class Settings:
             that the walk skips.
         thresholds: Tier thresholds.
         knn: Neighbours fetched per photo from the vector index when grouping.
+        rerank: How "find similar" re-ranks the first results: ``"diffusion"`` (on the
+            library's kNN graph, the default: it wins on both evaluation sets, see
+            ``benchmarks/RETRIEVAL.md``), ``"qe"`` (alpha-query expansion) or ``"none"``
+            (cosine similarity only).
     """
 
     model: str = "efficientnet_lite0"
@@ -126,6 +130,7 @@ class Settings:
     exclude: tuple[str, ...] = ()
     thresholds: Thresholds = field(default_factory=Thresholds)
     knn: int = 16
+    rerank: str = "diffusion"
 
     @property
     def model_id(self) -> str | None:

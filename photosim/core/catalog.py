@@ -20,6 +20,9 @@ Tables (schema version :data:`SCHEMA_VERSION`):
   reads the rows) and ``photos_errors``; and ``knn_graph(model, id, labels, sims)``: the
   neighbours of each vector (``embeddings.id``) as int64 labels and float32 similarities,
   best first, written by the scan and read by grouping (:mod:`photosim.core.index.graph`).
+- Schema 6: ``similarity_verdicts(hash_a, hash_b, similar)``: the user's "similar" / "not
+  similar" on content pairs; ``projections(model, data, report)``: the descriptor projection
+  learned from them (:mod:`photosim.core.index.learned`), as an ``.npz`` blob.
 
 Descriptors and thumbnails are keyed by content hash, so copies and moved files share them.
 A connection belongs to the thread that opened it (SQLite's rule); the catalog runs in WAL mode
@@ -50,7 +53,7 @@ from photosim.core.types import Error
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 STATUS_OK = "ok"
 STATUS_ERROR = "error"
 
@@ -158,9 +161,28 @@ ALTER TABLE photos ADD COLUMN grey INTEGER;
 ALTER TABLE photos ADD COLUMN capture TEXT;
 """
 
+# Version 6: the user's "similar" / "not similar" verdicts on pairs that find similar showed
+# (apart from "not duplicates": two shots of one scene are similar and not duplicates), and
+# the descriptor projection learned from them (see photosim.core.index.learned).
+_SCHEMA_V6 = """
+CREATE TABLE IF NOT EXISTS similarity_verdicts (
+    hash_a TEXT NOT NULL,
+    hash_b TEXT NOT NULL,
+    similar INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (hash_a, hash_b)
+);
+CREATE TABLE IF NOT EXISTS projections (
+    model TEXT PRIMARY KEY,
+    data BLOB NOT NULL,
+    report TEXT NOT NULL,
+    trained_at REAL NOT NULL
+);
+"""
+
 # Step-wise forward migrations: MIGRATIONS[n] turns schema n-1 into schema n.
 MIGRATIONS: dict[int, str] = {
-    1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3, 4: _SCHEMA_V4, 5: _SCHEMA_V5,
+    1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3, 4: _SCHEMA_V4, 5: _SCHEMA_V5, 6: _SCHEMA_V6,
 }
 
 _PHOTO_COLUMNS = (
@@ -666,6 +688,53 @@ class Catalog:
             "SELECT hash_a, hash_b FROM verdicts WHERE verdict='not_duplicate'"
         )
         return {(a, b) for a, b in rows}
+
+    def add_similarity_verdict(self, hash_a: str, hash_b: str, similar: bool) -> None:
+        """Remember that the user found two contents similar (or not); order-independent,
+        a later verdict on the same pair replaces the earlier one.
+
+        Raises:
+            ValueError: ``hash_a == hash_b`` (a content is always similar to itself).
+        """
+        if hash_a == hash_b:
+            raise ValueError("a verdict needs two different contents")
+        a, b = sorted((hash_a, hash_b))
+        self.db.execute(
+            "INSERT OR REPLACE INTO similarity_verdicts(hash_a, hash_b, similar, created_at) "
+            "VALUES (?, ?, ?, ?)",
+            [a, b, int(bool(similar)), time.time()],
+        )
+
+    def similarity_verdicts(self) -> list[tuple[str, str, bool]]:
+        """Every ``(hash_a, hash_b, similar)`` verdict, oldest first."""
+        rows = self.db.execute(
+            "SELECT hash_a, hash_b, similar FROM similarity_verdicts ORDER BY created_at, rowid"
+        )
+        return [(a, b, bool(s)) for a, b, s in rows]
+
+    def clear_similarity_verdicts(self) -> int:
+        """Forget every similarity verdict; returns how many there were."""
+        return int(self.db.execute("DELETE FROM similarity_verdicts").rowcount or 0)
+
+    # ------------------------------------------------------------------ projections
+    def put_projection(self, model: str, data: bytes, report: str) -> None:
+        """Store the learned projection of ``model`` (replacing one stored before)."""
+        self.db.execute(
+            "INSERT OR REPLACE INTO projections(model, data, report, trained_at) "
+            "VALUES (?, ?, ?, ?)",
+            [model, data, report, time.time()],
+        )
+
+    def projection(self, model: str) -> tuple[bytes, str, float] | None:
+        """``(data, report JSON, trained at: Unix seconds)`` of ``model``'s projection."""
+        row = self.db.execute(
+            "SELECT data, report, trained_at FROM projections WHERE model=?", [model]
+        ).fetchone()
+        return (bytes(row[0]), row[1], float(row[2])) if row else None
+
+    def delete_projection(self, model: str) -> bool:
+        """Forget ``model``'s projection; True when there was one."""
+        return bool(self.db.execute("DELETE FROM projections WHERE model=?", [model]).rowcount)
 
     # ------------------------------------------------------------------ verifications
     def verifications(self) -> list[tuple[str, str]]:

@@ -354,6 +354,7 @@ def retrieval_report(
     truth: Truth,
     model: str | None = None,
     transform: Callable[[np.ndarray], np.ndarray] | None = None,
+    rerank: str = "none",
 ) -> dict[str, Any]:
     """Retrieval quality of "find similar" on a scanned folder with ground truth.
 
@@ -376,11 +377,22 @@ def retrieval_report(
         transform: Applied to the ``(N, D)`` float32 matrix of the scored photos' vectors
             before ranking (e.g. a PCA-whitening, :meth:`photosim.core.index.pca.PCA.transform`);
             returns ``(N, d)``, whose rows are then L2-normalised. None: rank the stored vectors.
+        rerank: ``"none"``, ``"qe"`` (alpha-query expansion over the distinct contents) or
+            ``"diffusion"`` (on the kNN graph the scan stored; not with a ``transform``), as
+            :func:`photosim.core.search.find_similar` re-ranks (see
+            :mod:`photosim.core.index.rerank`); perceptual-hash vectors are never re-ranked.
 
     Returns:
         ``{"queries", "mAP", "recall_at_10", "relevant_in_top_10", "mode", "model",
-        "gallery"}``; with no query, ``queries`` is 0 and the figures are None.
+        "gallery", "rerank", "query_ms"}`` (``query_ms``: mean ranking time per query); with no
+        query, ``queries`` is 0 and the figures are None.
+
+    Raises:
+        ValueError: Unknown ``rerank``, or diffusion asked with a ``transform``.
     """
+    import time
+
+    from photosim.core.index import rerank as _rerank
     from photosim.core.index.vectors import HASH_MODEL
 
     root = Path(folder).resolve()
@@ -388,14 +400,22 @@ def retrieval_report(
         model = catalog.get_meta("model")
         if not model or catalog.embedding_stats(model)[0] == 0:
             model = HASH_MODEL
+    if rerank not in _rerank.RERANKS:
+        raise ValueError(f"unknown re-ranking {rerank!r}: one of {', '.join(_rerank.RERANKS)}")
+    if rerank == "diffusion" and transform is not None:
+        raise ValueError("diffusion re-ranks on the stored graph: not with a transform")
+    if model == HASH_MODEL:
+        rerank = "none"  # as find_similar: re-ranking works on CNN descriptors only
     by_hash = dict(zip(*catalog.embeddings(model)[1:]))
     names: list[str] = []
+    hashes: list[str] = []
     vectors: list[np.ndarray] = []
     for photo in catalog.photos():
         name = os.path.relpath(photo.path, root).replace(os.sep, "/")
         if name.startswith("..") or name in truth.unreadable or photo.content_hash not in by_hash:
             continue
         names.append(name)
+        hashes.append(photo.content_hash)
         vectors.append(by_hash[photo.content_hash])
     relevant_pairs = truth.duplicate | truth.similar
     queries = [i for i, name in enumerate(names) if name in truth.scene_members]
@@ -407,6 +427,8 @@ def retrieval_report(
         "mAP": None,
         "recall_at_10": None,
         "relevant_in_top_10": None,
+        "rerank": rerank,
+        "query_ms": None,
     }
     if not queries:
         return out
@@ -414,9 +436,36 @@ def retrieval_report(
     if transform is not None:
         matrix = np.asarray(transform(matrix), dtype=np.float32)
         matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+    # Distinct contents (what the index holds and the re-ranking works on): a photo's place
+    # in a ranking is its content's.
+    content_of = {h: i for i, h in enumerate(dict.fromkeys(hashes))}
+    row_content = np.array([content_of[h] for h in hashes], np.int64)
+    first_row = np.zeros(len(content_of), np.int64)
+    first_row[row_content[::-1]] = np.arange(len(hashes))[::-1]
+    contents = matrix[first_row]
+    diffusion = None
+    if rerank == "diffusion":
+        diffusion = _rerank.Diffusion.from_catalog(catalog, model)
+        ids = catalog.embedding_ids_by_hash(model)
+        content_labels = np.array([ids[h] for h in content_of], np.int64)
     aps, hits, shares = [], [], []
+    spent = 0.0
     for q in queries:
-        sims = matrix @ matrix[q]
+        started = time.perf_counter()
+        query = matrix[q]
+        if rerank == "qe":
+            sims = contents @ query
+            best = [c for c in np.argsort(-sims, kind="stable") if c != row_content[q]]
+            query = _rerank.expand_query(query, contents[best], sims[best])
+        sims = matrix @ query
+        if diffusion is not None:
+            by_content = contents @ query
+            ranked = np.argsort(-by_content, kind="stable")
+            order_c = diffusion.order(content_labels[ranked], by_content[ranked])
+            place = np.empty(len(contents), np.float32)
+            place[ranked[order_c]] = np.arange(len(contents), dtype=np.float32)
+            sims = -place[row_content]  # higher is better, like a similarity
+        spent += time.perf_counter() - started
         sims[q] = -math.inf  # the query file itself is not in its gallery
         order = np.argsort(-sims, kind="stable")[:-1]
         relevant = np.array(
@@ -429,4 +478,5 @@ def retrieval_report(
     out["mAP"] = round(float(np.mean(aps)), 4)
     out["recall_at_10"] = round(float(np.mean(hits)), 4)
     out["relevant_in_top_10"] = round(float(np.mean(shares)), 4)
+    out["query_ms"] = round(spent / len(queries) * 1e3, 3)
     return out

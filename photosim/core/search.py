@@ -3,8 +3,10 @@
 The query is a path. If the catalog knows its content (same content hash, wherever the file
 lives) its stored descriptor is used; otherwise the file is decoded and embedded on the fly, so
 any image works, in the library or not. Ranking is by cosine similarity of CNN descriptors
-through the vector index. Without descriptors, photos are ranked by perceptual-hash similarity
-(``1 - hamming / 128`` over pHash and dHash), and the result says so.
+through the vector index, optionally re-ranked by alpha-query expansion or by diffusion on the
+library's k-nearest-neighbour graph (:mod:`photosim.core.index.rerank`). Without descriptors,
+photos are ranked by perceptual-hash similarity (``1 - hamming / 128`` over pHash and dHash),
+and the result says so.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ import numpy as np
 
 from photosim.core.catalog import Catalog, Photo
 from photosim.core.dedup.keeper import rank
+from photosim.core.index import graph
+from photosim.core.index import learned as _learned
+from photosim.core.index import rerank as _rerank
 from photosim.core.index.vectors import HASH_BITS, HASH_MODEL, VectorIndex, hash_vector
 from photosim.core.scan.hashing import file_content_hash
 from photosim.core.scan.imageio import DecodeError, decode_file
@@ -51,8 +56,10 @@ class SearchResult:
         in_catalog: True when the query's content is in the catalog.
         mode: ``"descriptors"`` or ``"hashes"``.
         model: Descriptor model id, or None in hash mode.
-        hits: Results, most similar first.
+        hits: Results, most similar first (after re-ranking: in its order, each still with
+            its cosine similarity to the query).
         notes: Plain-language remarks.
+        rerank: The re-ranking applied: ``"none"``, ``"qe"`` or ``"diffusion"``.
     """
 
     query: str
@@ -61,6 +68,44 @@ class SearchResult:
     model: str | None
     hits: list[Hit] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    rerank: str = "none"
+
+
+# Diffusion graphs by (catalog file, model, stored graph rows, largest label): built once per
+# library state (a second at 100k photos), reused by every query until the library changes.
+_DIFFUSIONS: dict[tuple[str, str, int, int], _rerank.Diffusion | None] = {}
+
+
+# Codes of a learned projection by (catalog file, model, descriptors, largest id, trained at).
+_CODES: dict[tuple[str, str, int, int, float], dict[str, np.ndarray]] = {}
+LEARNED_CANDIDATES = 1000  # plain results a learned projection re-scores
+
+
+def codes_for(
+    catalog: Catalog, model: str, projection: _learned.Projection
+) -> dict[str, np.ndarray]:
+    """The library's codes of a learned projection (:func:`photosim.core.index.learned.
+    library_codes`), cached until the descriptors or the projection change."""
+    stored = catalog.projection(model)
+    key = (str(catalog.path), model, *catalog.embedding_stats(model)[:2],
+           stored[2] if stored else 0.0)
+    if key not in _CODES:
+        for old in [k for k in _CODES if k[:2] == key[:2]]:
+            del _CODES[old]
+        _CODES[key] = _learned.library_codes(catalog, model, projection)
+    return _CODES[key]
+
+
+def diffusion_for(catalog: Catalog, model: str) -> _rerank.Diffusion | None:
+    """The :class:`~photosim.core.index.rerank.Diffusion` of a catalog's stored graph, cached
+    until the graph changes (None when the library has no edge)."""
+    graph.update_graph(catalog, model)
+    key = (str(catalog.path), model, *graph.stored_rows(catalog, model))
+    if key not in _DIFFUSIONS:
+        for old in [k for k in _DIFFUSIONS if k[:2] == key[:2]]:
+            del _DIFFUSIONS[old]
+        _DIFFUSIONS[key] = _rerank.Diffusion.from_catalog(catalog, model)
+    return _DIFFUSIONS[key]
 
 
 def _query_vector(
@@ -97,6 +142,7 @@ def find_similar(
     embedder: Embedder | None = None,
     model: str | None = None,
     min_similarity: float | None = None,
+    rerank: str = "none",
 ) -> SearchResult:
     """Rank the catalog's photos by similarity to an image file.
 
@@ -107,14 +153,21 @@ def find_similar(
         embedder: Describes a query whose content is not in the catalog; may be None when the
             query is known or in hash mode.
         model: Descriptor model id; None uses the model of the last scan.
-        min_similarity: Drop hits below this similarity.
+        min_similarity: Drop hits below this similarity (cosine to the query).
+        rerank: ``"none"``; ``"qe"``: alpha-query expansion with the first results
+            (Radenović et al. 2018); ``"diffusion"``: diffusion on the stored kNN graph over
+            the first :data:`~photosim.core.index.rerank.DIFFUSION_TRUNCATE` results (Iscen et
+            al. 2017). Ignored, with a note, in hash mode.
 
     Returns:
         Ranked hits. The query file itself is never among them; its copies are.
 
     Raises:
         SearchError: The query cannot be read, or the library is empty.
+        ValueError: Unknown ``rerank``.
     """
+    if rerank not in _rerank.RERANKS:
+        raise ValueError(f"unknown re-ranking {rerank!r}: one of {', '.join(_rerank.RERANKS)}")
     query = os.path.abspath(os.fspath(path))
     try:
         content_hash = file_content_hash(query)[0]
@@ -143,16 +196,29 @@ def find_similar(
     if index is None or len(index) == 0:
         raise SearchError("the catalog holds no photos yet: run `photosim scan FOLDER` first")
     vector = _query_vector(catalog, query, known_hash, model, embedder)
+    if rerank != "none" and mode == "hashes":
+        notes.append("re-ranking needs CNN descriptors: ranked by perceptual hashes only")
+        rerank = "none"
 
     label_hash = {label: h for h, label in catalog.embedding_ids_by_hash(model).items()}
     hits: list[Hit] = []
     fetch = min(len(index), k + 1)
+    if rerank == "diffusion":
+        fetch = min(len(index), max(fetch, _rerank.DIFFUSION_TRUNCATE))
+    projection = _learned.load(catalog, model) if mode == "descriptors" else None
+    if projection is not None:
+        report = projection.report
+        notes.append(
+            f"similarity learned from your {report.get('verdicts', 0)} verdicts "
+            "(`photosim learn --reset` forgets it)"
+        )
+    ranking = _Ranking(catalog, index, model, vector, rerank, known_hash, projection)
     while True:
-        labels, sims = index.knn(vector[None, :].astype(np.float32), fetch, catalog=catalog)
+        labels, sims = ranking.first(fetch)
         hits = []
-        for label, sim in zip(labels[0].tolist(), sims[0].tolist()):
+        for label, sim in zip(labels.tolist(), sims.tolist()):
             if min_similarity is not None and sim < min_similarity:
-                break
+                continue  # (a re-ranked list is not in cosine order)
             for photo in rank(catalog.photos_by_hash(label_hash[label])):
                 if photo.path != query:
                     hits.append(Hit(photo, float(sim)))
@@ -166,5 +232,76 @@ def find_similar(
             distance = round((1.0 - hit.similarity) * HASH_BITS / 2.0)
             hit.similarity = 1.0 - distance / HASH_BITS
     return SearchResult(
-        query, in_catalog, mode, None if mode == "hashes" else model, hits[:k], notes
+        query, in_catalog, mode, None if mode == "hashes" else model, hits[:k], notes, rerank
     )
+
+
+class _Ranking:
+    """The first results of one query, re-ranked: ``first(n) -> (labels (n',), similarities
+    (n',))`` in the final order, similarities to the original query (the learned ones when
+    the library has a learned projection, else plain cosines)."""
+
+    def __init__(
+        self, catalog: Catalog, index: VectorIndex, model: str, vector: np.ndarray,
+        rerank: str, own_hash: str | None, projection: _learned.Projection | None = None,
+    ) -> None:
+        self.catalog, self.index, self.model, self.rerank = catalog, index, model, rerank
+        self.query = np.asarray(vector, np.float32)
+        self.own_label = (
+            catalog.embedding_ids_by_hash(model).get(own_hash) if own_hash is not None else None
+        )
+        self.projection = projection
+        self.codes = codes_for(catalog, model, projection) if projection is not None else None
+        self.label_hash: dict[int, str] | None = None
+        self.expanded: np.ndarray | None = None
+
+    def _knn(self, vector: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        labels, sims = self.index.knn(vector[None, :], n, catalog=self.catalog)
+        return labels[0], sims[0]
+
+    def _scored(self, vector: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """The first ``n`` results of ``vector``, by the learned similarity when there is a
+        projection (it re-scores the first :data:`LEARNED_CANDIDATES` plain results)."""
+        if self.projection is None or self.codes is None:
+            return self._knn(vector, n)
+        labels, raw = self._knn(vector, max(n, LEARNED_CANDIDATES))
+        if self.label_hash is None:
+            self.label_hash = {i: h for h, i in self.catalog.embedding_ids_by_hash(
+                self.model).items()}
+        zero = np.zeros(self.projection.u.shape[1] * 2 + 1, np.float32)
+        codes = np.stack([self.codes.get(self.label_hash.get(int(label), ""), zero)
+                          for label in labels.tolist()]) if len(labels) else zero[None, :0]
+        query = np.repeat(self.projection.codes(vector[None, :]), len(labels), axis=0)
+        sims = self.projection.cosines(raw, query, codes) if len(labels) else raw
+        order = np.argsort(-sims, kind="stable")[:n]
+        return labels[order], sims[order]
+
+    def first(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        if self.rerank == "qe":
+            if self.expanded is None:
+                labels, sims = self._scored(self.query, _rerank.QE_N + 1)
+                keep = labels != (self.own_label if self.own_label is not None else -1)
+                vectors = self._vectors(labels[keep])
+                self.expanded = _rerank.expand_query(self.query, vectors, sims[keep])
+            labels, _ = self._scored(self.expanded, n)
+            if self.projection is not None:
+                projected = self.projection.apply(self._vectors(labels))
+                return labels, projected @ self.projection.apply(self.query)
+            return labels, self._vectors(labels) @ self.query
+        labels, sims = self._scored(self.query, n)
+        if self.rerank == "diffusion":
+            diffusion = diffusion_for(self.catalog, self.model)
+            if diffusion is not None:
+                order = diffusion.order(labels, sims)
+                labels, sims = labels[order], sims[order]
+        return labels, sims
+
+    def _vectors(self, labels: np.ndarray) -> np.ndarray:
+        """``(n, D)`` float32 stored descriptors of these labels, in their order."""
+        ids, _, vectors = self.catalog.embeddings(self.model, ids=labels.tolist())
+        where = {int(i): row for row, i in enumerate(ids.tolist())}
+        out = np.zeros((len(labels), self.query.shape[0]), np.float32)
+        for slot, label in enumerate(labels.tolist()):
+            if label in where:
+                out[slot] = vectors[where[label]]
+        return out

@@ -22,6 +22,7 @@ MODEL_CHOICES = ("none", *MODELS)
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 PRECISION_CHOICES = ("auto", "float32", "bfloat16")
 DESTINATION_CHOICES = ("quarantine", "trash")
+RERANK_CHOICES = ("diffusion", "qe", "none")
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,10 @@ SPECS: tuple[SettingSpec, ...] = (
                 minimum=0.5, maximum=1.0),
     SettingSpec("similar_cosine", float, _T.similar_cosine, "Similar: min similarity",
                 minimum=0.3, maximum=1.0),
+    SettingSpec("rerank", str, Settings().rerank, "Find similar: re-ranking", RERANK_CHOICES,
+                help="diffusion: photos linked to the query through other photos of the "
+                     "library rise (other views of a scene); qe: query expansion; none: "
+                     "similarity to the query only"),
     SettingSpec("grid_thumb_size", int, 160, "Thumbnail size (pixels)", minimum=64, maximum=256),
     SettingSpec("exclude", str, "", "Exclude patterns",
                 help="comma-separated globs matched against names and paths, e.g. *.gif, @eaDir"),
@@ -112,5 +117,6 @@ class AppSettings:
             workers=v["workers"],
             exclude=exclude,
             thresholds=thresholds,
+            rerank=v["rerank"],
         )
         return dataclasses.replace(base, **overrides) if overrides else base

@@ -34,6 +34,7 @@ from photosim.core.dedup.grouping import (
 from photosim.core.dedup.keeper import RULES
 from photosim.core.errors import explain
 from photosim.core.evaluate import Truth, TruthError, load_truth
+from photosim.core.index.learned import LearnError, Projection
 from photosim.core.index.vectors import HASH_MODEL
 from photosim.core.scan.imageio import SNIFF_BYTES, open_upright, sniff
 from photosim.core.search import Hit, SearchError, SearchResult
@@ -60,10 +61,12 @@ __all__ = [
     "GroupingResult",
     "GroupingSession",
     "Hit",
+    "LearnError",
     "Library",
     "Member",
     "Photo",
     "Progress",
+    "Projection",
     "ScanStage",
     "ScanSummary",
     "SearchError",

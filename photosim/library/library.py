@@ -15,6 +15,8 @@ from photosim.core.cancel import CancelToken
 from photosim.core.catalog import STATUS_OK, Catalog, Photo
 from photosim.core.dedup.grouping import Group, GroupingResult, GroupingSession, find_duplicates
 from photosim.core.evaluate import Truth
+from photosim.core.index import learned as _learned
+from photosim.core.index.learned import LearnError, Projection
 from photosim.core.index.vectors import (
     HASH_MODEL,
     VectorIndex,
@@ -159,6 +161,59 @@ class Library:
         """Remember that two contents are not duplicates (survives rescans)."""
         self.catalog.add_verdict(hash_a, hash_b)
 
+    def similarity_verdict(
+        self, query: str | os.PathLike[str], photo: str | os.PathLike[str], similar: bool
+    ) -> None:
+        """Remember that ``photo`` is (or is not) similar to ``query``: training data of
+        :meth:`learn`. Both files are identified by their content, so copies share it.
+
+        Raises:
+            LearnError: A file is not in the library, or both are the same content.
+        """
+        hashes = []
+        for path in (query, photo):
+            found = self.catalog.photo_by_path(os.path.abspath(os.fspath(path)))
+            if found is None or not found.content_hash:
+                raise LearnError(f"{path} is not a readable photo of this library")
+            hashes.append(found.content_hash)
+        if hashes[0] == hashes[1]:
+            raise LearnError(f"{photo} is a copy of {query}: a verdict needs two photos")
+        self.catalog.add_similarity_verdict(hashes[0], hashes[1], similar)
+
+    def similarity_verdicts(self) -> tuple[int, int]:
+        """``(similar, not similar)`` verdicts stored."""
+        verdicts = self.catalog.similarity_verdicts()
+        similar = sum(1 for *_, s in verdicts if s)
+        return similar, len(verdicts) - similar
+
+    def learn(self) -> Projection:
+        """Learn the library's similarity from the stored verdicts (see
+        :func:`photosim.core.index.learned.learn`): stored only if it separates held-back
+        verdicts at least as well as the plain descriptors (``report["kept"]``).
+
+        Raises:
+            LearnError: No descriptors, or too few verdicts.
+        """
+        model = self.model()
+        if not model or not self.catalog.embedding_stats(model)[0]:
+            raise LearnError("learning needs CNN descriptors: scan with a model first")
+        return _learned.learn(self.catalog, model)
+
+    def learned(self) -> Projection | None:
+        """The stored learned projection of the library's model, if any."""
+        return _learned.load(self.catalog, self.model())
+
+    def reset_learning(self, verdicts: bool = False) -> tuple[bool, int]:
+        """Forget the learned similarity (and with ``verdicts`` the verdicts too).
+
+        Returns:
+            ``(a projection was stored, verdicts forgotten)``.
+        """
+        model = self.model()
+        had = self.catalog.delete_projection(model) if model else False
+        forgotten = self.catalog.clear_similarity_verdicts() if verdicts else 0
+        return had, forgotten
+
     # ------------------------------------------------------------------ scan
     def scan_settings(self, settings: Settings, model_given: bool) -> Settings:
         """``settings`` with the library's own model unless the caller chose one.
@@ -258,14 +313,18 @@ class Library:
         k: int = 20,
         embedder: Embedder | None = None,
         min_similarity: float | None = None,
+        rerank: str = "none",
     ) -> SearchResult:
-        """Photos most similar to ``image`` (see :func:`photosim.core.search.find_similar`).
+        """Photos most similar to ``image`` (see :func:`photosim.core.search.find_similar`;
+        ``rerank``: ``"none"``, ``"qe"`` or ``"diffusion"``).
 
         Raises:
             SearchError: Unreadable query or empty library.
+            ValueError: Unknown ``rerank``.
         """
         return find_similar(
-            self.catalog, image, k=k, embedder=embedder, min_similarity=min_similarity
+            self.catalog, image, k=k, embedder=embedder, min_similarity=min_similarity,
+            rerank=rerank,
         )
 
     # ------------------------------------------------------------------ cleanup
@@ -400,15 +459,20 @@ class Library:
         truth: Truth,
         thresholds: Thresholds | None = None,
         k: int = 16,
+        rerank: str = "none",
     ) -> dict[str, Any]:
         """Score the scanned ``folder`` against its ground truth (:func:`load_truth`).
 
         Returns:
             :func:`photosim.core.evaluate.evaluate`'s report plus ``"retrieval"``
-            (:func:`photosim.core.evaluate.retrieval_report`).
+            (:func:`photosim.core.evaluate.retrieval_report` with ``rerank``) and
+            ``"retrieval_by_rerank"`` (the same for every re-ranking).
         """
         from photosim.core.evaluate import evaluate, retrieval_report
+        from photosim.core.index.rerank import RERANKS
 
         report = evaluate(self.catalog, folder, truth, thresholds, k=k)
-        report["retrieval"] = retrieval_report(self.catalog, folder, truth)
+        by_rerank = {r: retrieval_report(self.catalog, folder, truth, rerank=r) for r in RERANKS}
+        report["retrieval"] = by_rerank[rerank]
+        report["retrieval_by_rerank"] = by_rerank
         return report

@@ -157,3 +157,31 @@ def test_empty_catalog_raises(tmp_path: Path) -> None:
             find_similar(catalog, query)
         with pytest.raises(SearchError, match="holds no photos"):
             find_similar(catalog, query, embedder=ColorGridEmbedder())
+
+
+@pytest.mark.parametrize("how", ["qe", "diffusion"])
+def test_reranked_search_keeps_copies_first_and_reports_cosines(
+    described: Library, how: str
+) -> None:
+    plain = find_similar(described.catalog, described.paths["sunset"], k=10)
+    result = find_similar(described.catalog, described.paths["sunset"], k=10, rerank=how)
+    assert result.rerank == how and plain.rerank == "none"
+    ranked = names(described, result.hits)
+    assert ranked[0] == "sunset copy" and "sunset" not in ranked
+    assert sorted(ranked) == sorted(names(described, plain.hits))
+    # Whatever the order, each hit keeps its cosine similarity to the query.
+    cosine = {h.photo.path: h.similarity for h in plain.hits}
+    for hit in result.hits:
+        assert hit.similarity == pytest.approx(cosine[hit.photo.path], abs=1e-4)
+    # min_similarity filters by that cosine, not by the re-ranked place.
+    strict = find_similar(described.catalog, described.paths["sunset"], k=10,
+                          min_similarity=0.99, rerank=how)
+    assert names(described, strict.hits) == ["sunset copy"]
+
+
+def test_rerank_needs_descriptors_and_a_known_name(described: Library, hashed: Library) -> None:
+    result = find_similar(hashed.catalog, hashed.paths["beach"], k=3, rerank="diffusion")
+    assert result.mode == "hashes" and result.rerank == "none"
+    assert any("re-ranking needs CNN descriptors" in n for n in result.notes)
+    with pytest.raises(ValueError, match="unknown re-ranking 'dream'"):
+        find_similar(described.catalog, described.paths["sunset"], rerank="dream")

@@ -12,11 +12,13 @@ import pytest
 from helpers import file_sha256, write_photo_set
 from PySide6.QtCore import QElapsedTimer, QMimeData, QPoint, Qt, QTimer, QUrl
 from PySide6.QtGui import QDropEvent
+from PySide6.QtWidgets import QMenu
 
 from photosim.core.catalog import Catalog
 from photosim.core.cleanup import QUARANTINE_DIRNAME
 from photosim.core.scan.imageio import DecodeError, open_upright
 from photosim.gui.models.photos import PHOTO_ROLE
+from photosim.library import Library
 
 SCAN_TIMEOUT_MS = 120_000
 
@@ -394,3 +396,28 @@ def test_cleanup_compares_metadata_in_a_worker_and_shows_what_it_keeps(
     assert shown[0].merges.rowCount() == 1
     assert shown[0].merges.item(0, 1).text() == "1 keyword (beach), rating 5"
     assert os.path.exists(photos["reencoded"]) and not os.path.exists(merge.sidecar)
+
+
+def test_verdicts_on_results_are_stored_and_learning_explains_itself(qtbot, make_window, tmp_path):
+    photos = write_photo_set(tmp_path / "lib")
+    window = make_window()
+    _scan(qtbot, window, tmp_path / "lib")
+    page = window.similar_page
+    with qtbot.waitSignal(window.search_finished, timeout=SCAN_TIMEOUT_MS):
+        window.find_similar(str(photos["original"]))
+    assert page.current_query() == str(photos["original"])
+    # The result's context menu offers the verdicts.
+    rect = page.results_view.visualRect(page.results_model.index(0, 0))
+    menu = page.results_menu(rect.center())
+    assert isinstance(menu, QMenu)
+    texts = [a.text() for a in menu.actions()]
+    assert "Similar to the query" in texts and "Not similar to the query" in texts
+    menu.deleteLater()
+    status = window.statusBar()
+    page.record_verdict(str(photos["original"]), str(photos["different"]), False)
+    qtbot.waitUntil(lambda: "1 not similar" in status.currentMessage(), timeout=SCAN_TIMEOUT_MS)
+    with Library(window.catalog_path) as library:
+        assert library.similarity_verdicts() == (0, 1)
+    page.learn()  # this library has hashes only: said in the status bar, nothing breaks
+    qtbot.waitUntil(lambda: "learning needs CNN descriptors" in status.currentMessage(),
+                    timeout=SCAN_TIMEOUT_MS)

@@ -32,6 +32,7 @@ def test_dialog_ok_persists_and_core_sees_it(qtbot, tmp_path: Path) -> None:  # 
     dialog.editors["similar_cosine"].setValue(0.75)
     dialog.editors["exclude"].setText(" *.gif, @eaDir ,,")
     dialog.editors["destination"].setCurrentText("trash")
+    dialog.editors["rerank"].setCurrentText("qe")
     dialog.accept()
 
     store = _store(tmp_path)
@@ -40,6 +41,7 @@ def test_dialog_ok_persists_and_core_sees_it(qtbot, tmp_path: Path) -> None:  # 
     core = reread.core()
     assert core.model == "none" and core.model_id is None and core.device == "cpu"
     assert core.exclude == ("*.gif", "@eaDir")
+    assert core.rerank == "qe"  # find similar re-ranks as chosen
     assert core.thresholds == dataclasses.replace(
         Thresholds(), near_hash_sum=18, similar_cosine=0.75
     )

@@ -331,6 +331,7 @@ def match(
     tier: str,
     th: Thresholds,
     cache: dict[tuple[str, str], dict[str, Any]] | None = None,
+    scene: float | None = None,
 ) -> tuple[str, dict[str, Any]] | None:
     """The hash and descriptor evidence of one candidate pair of distinct contents.
 
@@ -342,14 +343,18 @@ def match(
         cosine: Descriptor cosine similarity of the pair, or None if unknown.
         tier: Loosest tier accepted (``"near"`` or ``"similar"``).
         th: Thresholds.
+        scene: The learned similarity of the pair (see :func:`presumed_tier`), or None.
 
     Returns:
         ``(matched tier, evidence)`` or None when the evidence does not reach a tier.
     """
     evidence = hash_evidence(a, b, cosine, cache)
+    if scene is not None:
+        evidence["learned_cosine"] = round(float(scene), 4)
     matched = presumed_tier(
         evidence["phash_distance"], evidence["dhash_distance"], evidence["aspect_difference"],
         "orientation" in evidence, a.flat or b.flat or _captures_differ(a, b), cosine, tier, th,
+        scene,
     )
     return None if matched is None else (matched, evidence)
 
@@ -363,6 +368,7 @@ def presumed_tier(
     cosine: float | None,
     tier: str,
     th: Thresholds,
+    scene: float | None = None,
 ) -> str | None:
     """The tier that hash and descriptor evidence alone give a pair (the rule of :func:`match`).
 
@@ -377,6 +383,9 @@ def presumed_tier(
         cosine: Descriptor cosine similarity, or None.
         tier: Loosest tier accepted.
         th: Thresholds.
+        scene: The similarity that decides the similar band when the library has a learned
+            projection (:mod:`photosim.core.index.learned`); None: ``cosine``. The near band
+            always uses the plain ``cosine``.
 
     Returns:
         ``"near"``, ``"similar"`` or None.
@@ -392,7 +401,8 @@ def presumed_tier(
         )
         if by_hash or by_descriptor:
             return "near"
-    if tier == "similar" and cosine is not None and cosine >= th.similar_cosine:
+    scene = cosine if scene is None else scene
+    if tier == "similar" and scene is not None and scene >= th.similar_cosine:
         return "similar"
     return None
 
@@ -480,6 +490,7 @@ def judge(
     source: str = "hashes",
     support: int | None = None,
     cache: dict[tuple[str, str], dict[str, Any]] | None = None,
+    scene: float | None = None,
 ) -> Judgement:
     """Decide one candidate pair with the three bands (see the module docstring).
 
@@ -496,11 +507,13 @@ def judge(
             fewer than :data:`photosim.core.dedup.verify.SKETCH_MIN_SHARED` is rejected without
             decoding: a copy shares far more (see :func:`_support`).
         cache: Pair evidence measured before (see :func:`hash_evidence`).
+        scene: The learned similarity that decides the similar band (see
+            :func:`presumed_tier`), or None for ``cosine``.
 
     Returns:
         The judgement.
     """
-    presumption = match(a, b, cosine, tier, th, cache)
+    presumption = match(a, b, cosine, tier, th, cache, scene)
     evidence = presumption[1] if presumption else hash_evidence(a, b, cosine, cache)
     evidence["source"] = source
     captures = capture_difference(a.best.capture, b.best.capture)
@@ -511,7 +524,10 @@ def judge(
         return Judgement(None, "rejected", evidence)
     presumed = presumption is not None and presumption[0] == "near"
     evidence["band"] = "presumed" if presumed else "loose"
-    similar = tier == "similar" and cosine is not None and cosine >= th.similar_cosine
+    if scene is not None:
+        evidence["learned_cosine"] = round(float(scene), 4)
+    scene = cosine if scene is None else scene
+    similar = tier == "similar" and scene is not None and scene >= th.similar_cosine
     otherwise = Judgement("similar", "similar", evidence) if similar else None
     if verifier is None or not th.verify or a.flat or b.flat:
         if presumed:
@@ -1088,6 +1104,9 @@ class GroupingSession:
         self._found: _Candidates | None = None
         self._narrowed: dict[tuple[float, float | None, bool], _Candidates] = {}
         self._table: _PairTable | None = None
+        # The learned similarity of the similar tier: None until loaded, False when the
+        # library has no learned projection.
+        self._scenes: _Scenes | None | bool = None
 
     def group(self, thresholds: Thresholds | None = None) -> GroupingResult:
         """Group with ``thresholds`` (defaults when None); see :func:`find_duplicates`.
@@ -1113,11 +1132,15 @@ class GroupingSession:
         if verifier is not None:
             load_verdicts(self.catalog)
         found, floors = _Candidates(), (2.0, None, False)
+        if self.tier == "similar" and model and self._scenes is None:
+            self._scenes = _Scenes.load(self.catalog, model)
+        scenes = self._scenes or None
         if self.tier != "exact":
-            floors = _floors(self.tier, th, model, verifier is not None)
+            floors = _floors(self.tier, th, model, verifier is not None, scenes is not None)
             if self._found is None or not self._found.covers(floors):
                 self._found = _collect_candidates(
-                    self.catalog, contents, self.tier, th, model, verifier, self.k, seconds
+                    self.catalog, contents, self.tier, th, model, verifier, self.k, seconds,
+                    scenes is not None,
                 )
                 self._narrowed = {self._found.floors: self._found}
                 self._table = None
@@ -1126,7 +1149,7 @@ class GroupingSession:
             if self._table is None and self._found is not None:
                 self._table = _PairTable(self._found)
             tally = _assign_presumed(
-                self._order, contents, self._table, floors, self.tier, th, verdicts)
+                self._order, contents, self._table, floors, self.tier, th, verdicts, scenes)
             if self._table is not None:
                 found.counts = self._table.view(floors).counts
         else:
@@ -1135,7 +1158,7 @@ class GroupingSession:
                     self._narrowed[floors] = self._found.narrowed(floors)
                 found = self._narrowed[floors]
             tally = _assign_groups(
-                self._order, contents, found, self.tier, th, verifier, verdicts)
+                self._order, contents, found, self.tier, th, verifier, verdicts, scenes)
         if verifier is not None:
             seconds["decode"] = verifier.decode_seconds
             seconds["keypoints"] = verifier.keypoint_seconds
@@ -1262,16 +1285,20 @@ class _Candidates:
 
 
 def _floors(
-    tier: str, th: Thresholds, model: str | None, verifying: bool
+    tier: str, th: Thresholds, model: str | None, verifying: bool, learned: bool = False
 ) -> tuple[float, float | None, bool]:
     """``(hash similarity floor, descriptor cosine floor or None, keypoint sketches?)`` of the
-    candidates a grouping with these thresholds collects."""
+    candidates a grouping with these thresholds collects (``learned``: the similar tier has a
+    learned similarity, which may lift a pair the plain cosine leaves below the similar
+    threshold: every stored neighbour is a candidate)."""
     hash_sum = max(th.loose_hash_sum, th.near_hash_sum) if verifying else th.near_hash_sum
     cos_floor = None
     if model:
         cos_floor = th.similar_cosine if tier == "similar" else th.near_cosine
         if verifying:
             cos_floor = min(cos_floor, th.loose_cosine)
+        if learned and tier == "similar":
+            cos_floor = min(cos_floor, graph.MIN_COSINE)
     return graph.hash_floor(hash_sum), cos_floor, verifying and th.keypoint_candidates
 
 
@@ -1284,9 +1311,10 @@ def _collect_candidates(
     verifier: Any,
     k: int,
     seconds: dict[str, float],
+    learned: bool = False,
 ) -> _Candidates:
     """Candidate pairs from keypoint sketches, the hash graph and the descriptor graph."""
-    floors = _floors(tier, th, model, verifier is not None)
+    floors = _floors(tier, th, model, verifier is not None, learned)
     hash_floor, cos_floor, use_sketches = floors
     found = _Candidates(floors=floors)
     sketch_pairs: list[tuple[str, str]] = []
@@ -1342,12 +1370,13 @@ def _assign_groups(
     th: Thresholds,
     verifier: Any,
     verdicts: set[tuple[str, str]],
+    scenes: _Scenes | None = None,
 ) -> _Tally:
     """Groups around keepers: contents in ``order`` (best copy first, see :func:`keeper_key`),
     each candidate judged against the keeper itself (groups never chain); contents already in
     a group are not considered again."""
     tally = _Tally()
-    ctx = _Judging(contents, found, tier, th, verifier, verdicts)
+    ctx = _Judging(contents, found, tier, th, verifier, verdicts, scenes)
     for content in order:
         h = content.content_hash
         if h in ctx.assigned or (len(content.photos) < 2 and not found.pairs.get(h)):
@@ -1384,6 +1413,33 @@ def _edited(members: list[Member]) -> list[str]:
     return out
 
 
+class _Scenes:
+    """The similar tier's learned similarity (:mod:`photosim.core.index.learned`): each
+    content's codes, and a pair's projected cosine from its plain cosine in O(r)."""
+
+    def __init__(self, projection: Any, codes: dict[str, np.ndarray]) -> None:
+        self.projection, self.codes = projection, codes
+
+    @classmethod
+    def load(cls, catalog: Catalog, model: str) -> _Scenes | bool:
+        """The library's learned similarity for ``model``, or False when it has none."""
+        from photosim.core.index import learned
+
+        projection = learned.load(catalog, model)
+        if projection is None:
+            return False
+        return cls(projection, learned.library_codes(catalog, model, projection))
+
+    def cosine(self, a: str, b: str, cosine: float | None) -> float | None:
+        """The learned similarity of contents ``a`` and ``b`` whose plain cosine is
+        ``cosine`` (None when the cosine or either content's descriptor is unknown)."""
+        ca, cb = self.codes.get(a), self.codes.get(b)
+        if cosine is None or ca is None or cb is None:
+            return None
+        raw = np.array([cosine], np.float32)
+        return float(self.projection.cosines(raw, ca[None, :], cb[None, :])[0])
+
+
 @dataclass
 class _Judging:
     """What the steps of one grouping's assignment share.
@@ -1395,6 +1451,7 @@ class _Judging:
         th: Thresholds.
         verifier: A :class:`photosim.core.dedup.verify.Verifier`, or None.
         verdicts: The user's "not duplicates" pairs, each ``(smaller hash, larger hash)``.
+        scenes: The learned similarity of the similar tier, or None.
         assigned: Contents already in a group.
     """
 
@@ -1404,6 +1461,7 @@ class _Judging:
     th: Thresholds
     verifier: Any
     verdicts: set[tuple[str, str]]
+    scenes: _Scenes | None = None
     assigned: set[str] = field(default_factory=set)
 
 
@@ -1583,7 +1641,9 @@ def _members_of(
         other = contents[other_hash]
         kind = found.source[frozenset((content.content_hash, other_hash))]
         support = _support(found.sketches, content, other, kind, th, found.evidence)
-        result = judge(content, other, cosine, tier, th, verifier, kind, support, found.evidence)
+        scene = ctx.scenes.cosine(content.content_hash, other_hash, cosine) if ctx.scenes else None
+        result = judge(content, other, cosine, tier, th, verifier, kind, support, found.evidence,
+                       scene)
         if result.outcome == "confirmed":
             tally.confirmed += 1
         elif result.outcome == "rebutted":
@@ -1726,7 +1786,8 @@ class _PairTable:
         return view
 
     def presumed(
-        self, a: Content, b: Content, cosine: float | None, tier: str, th: Thresholds
+        self, a: Content, b: Content, cosine: float | None, tier: str, th: Thresholds,
+        scenes: _Scenes | None = None,
     ) -> str | None:
         """:func:`presumed_tier` of the pair (``a`` the keeper), its hash evidence cached."""
         key = (a.content_hash, b.content_hash)
@@ -1736,7 +1797,8 @@ class _PairTable:
             measured = (e["phash_distance"], e["dhash_distance"], e["aspect_difference"],
                         "orientation" in e, a.flat or b.flat or _captures_differ(a, b))
             self._evidence[key] = measured
-        return presumed_tier(*measured, cosine, tier, th)
+        scene = scenes.cosine(a.content_hash, b.content_hash, cosine) if scenes else None
+        return presumed_tier(*measured, cosine, tier, th, scene)
 
 
 @dataclass
@@ -1764,6 +1826,7 @@ def _assign_presumed(
     tier: str,
     th: Thresholds,
     verdicts: set[tuple[str, str]],
+    scenes: _Scenes | None = None,
 ) -> _Tally:
     """:func:`_assign_groups` without verification, for a grouping session.
 
@@ -1778,7 +1841,8 @@ def _assign_presumed(
     view = table.view(floors)
     passing, cosines, presumed = view.passing, view.cosine, table.presumed
     keepers, rank = table.keepers(order), _TIER_RANK
-    build, photos, groups = _Members(contents, table, view, tier, th), table.photos, tally.groups
+    build, photos, groups = (_Members(contents, table, view, tier, th, scenes), table.photos,
+                             tally.groups)
     assigned: set[str] = set()
     joined: list[tuple[str, int, str]] = []
     for content, h, copies, candidates in keepers:
@@ -1790,7 +1854,7 @@ def _assign_presumed(
             if verdicts and ((h, other) if h < other else (other, h)) in verdicts:
                 continue
             tally.comparisons += 1
-            matched = presumed(content, contents[other], cosines[pid], tier, th)
+            matched = presumed(content, contents[other], cosines[pid], tier, th, scenes)
             if matched is not None:
                 joined.append((other, pid, matched))
         if not (joined or copies):
@@ -1823,8 +1887,10 @@ class _Members:
         view: _PairView,
         tier: str,
         th: Thresholds,
+        scenes: _Scenes | None = None,
     ) -> None:
         self.contents, self.table, self.view, self.tier, self.th = contents, table, view, tier, th
+        self.scenes = scenes
 
     def __call__(self, pending: tuple[Content, list[tuple[str, int, str]]]) -> list[Member]:
         content, joined = pending
@@ -1834,8 +1900,10 @@ class _Members:
             other = self.contents[other_hash]
             kind, cosine = self.view.source[pid], self.view.cosine[pid]
             support = _support(found.sketches, content, other, kind, th, found.evidence)
+            scene = (self.scenes.cosine(content.content_hash, other_hash, cosine)
+                     if self.scenes else None)
             result = judge(content, other, cosine, self.tier, th, None, kind, support,
-                           found.evidence)
+                           found.evidence, scene)
             members += _joined_members(other, result, th)
         return _ordered(members)
 

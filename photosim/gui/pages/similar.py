@@ -9,6 +9,7 @@ from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
+    QMenu,
     QPushButton,
     QSlider,
     QSpinBox,
@@ -138,7 +139,8 @@ class SimilarPage(QWidget):
             if note:
                 task.signals.notice.emit(note)
             with Library(catalog_path) as library:
-                result = library.similar(path, k=k, embedder=embedder, min_similarity=floor)
+                result = library.similar(path, k=k, embedder=embedder, min_similarity=floor,
+                                         rerank=settings.rerank)
             try:
                 image = load_qimage(path, QUERY_SIDE)
             except Exception:  # the result still stands without a preview
@@ -172,11 +174,91 @@ class SimilarPage(QWidget):
         self.searched.emit(result)
 
     def _on_results_view_context_menu(self, pos: QPoint) -> None:
+        menu = self.results_menu(pos)
+        if menu is not None:
+            menu.popup(self.results_view.viewport().mapToGlobal(pos))
+
+    def results_menu(self, pos: QPoint) -> QMenu | None:
+        """The context menu of the result at ``pos`` (view coordinates), or None."""
         index = self.results_view.indexAt(pos)
         if index.isValid():
-            menu = self.frame._photo_menu(index.data(PHOTO_ROLE), pos, self.results_view)
+            photo = index.data(PHOTO_ROLE)
+            menu = self.frame._photo_menu(photo, pos, self.results_view)
             menu.actions()[0].setText("Find similar photos (browse from here)")
-            menu.popup(self.results_view.viewport().mapToGlobal(pos))
+            query = self.current_query()
+            if query is not None:
+                menu.addSeparator()
+                menu.addAction("Similar to the query",
+                               lambda: self.record_verdict(query, photo.path, True))
+                menu.addAction("Not similar to the query",
+                               lambda: self.record_verdict(query, photo.path, False))
+                menu.addAction("Learn from my verdicts", self.learn)
+                menu.addAction("Forget what was learned", self.forget_learning)
+            return menu
+        return None
+
+    def current_query(self) -> str | None:
+        """The path of the query shown, or None."""
+        if 0 <= self._history_pos < len(self._history):
+            return self._history[self._history_pos]
+        return None
+
+    def record_verdict(self, query: str, photo: str, similar: bool) -> tasks.Task:
+        """Remember the user's verdict on a result (in a worker: the catalog is SQLite)."""
+        catalog_path = self.frame.catalog_path
+
+        def work(_control: Any) -> str:
+            with Library(catalog_path) as library:
+                library.similarity_verdict(query, photo, similar)
+                yes, no = library.similarity_verdicts()
+            word = "similar" if similar else "not similar"
+            return (f"Marked {word}. {yes} similar and {no} not similar verdicts: "
+                    "“Learn from my verdicts” teaches find similar your taste.")
+
+        task = tasks.Task("verdict", work)
+        task.signals.finished.connect(self._show_status)
+        task.signals.failed.connect(self._show_status)
+        return self.frame.run_task(task)
+
+    def learn(self) -> tasks.Task:
+        """Learn the library's similarity from the verdicts, then search again."""
+        catalog_path = self.frame.catalog_path
+
+        def work(_control: Any) -> str:
+            with Library(catalog_path) as library:
+                report = library.learn().report
+            if not report["kept"]:
+                return (f"Not learned: on {report['held_out']} held-back verdicts it did not "
+                        "separate similar from not similar better. More verdicts may help.")
+            return (f"Learned from {report['verdicts']} verdicts: find similar and the "
+                    "similar tier now use it.")
+
+        task = tasks.Task("learn", work)
+        task.signals.finished.connect(self._show_status)
+        task.signals.finished.connect(lambda _m: self._rerun_query())
+        task.signals.failed.connect(self._show_status)
+        return self.frame.run_task(task)
+
+    def forget_learning(self) -> tasks.Task:
+        """Forget the learned similarity (the verdicts stay), then search again."""
+        catalog_path = self.frame.catalog_path
+
+        def work(_control: Any) -> str:
+            with Library(catalog_path) as library:
+                had, _ = library.reset_learning()
+            return ("The learned similarity is forgotten." if had
+                    else "Nothing was learned yet.")
+
+        task = tasks.Task("forget learning", work)
+        task.signals.finished.connect(self._show_status)
+        task.signals.finished.connect(lambda _m: self._rerun_query())
+        task.signals.failed.connect(self._show_status)
+        return self.frame.run_task(task)
+
+    @Slot(object)
+    def _show_status(self, message: object) -> None:
+        if not self.frame.closed:
+            self.frame.statusBar().showMessage(str(message), 15000)
 
     def _on_results_view_activated(self, index: QModelIndex) -> None:
         self.frame.open_viewer(index.data(PHOTO_ROLE).path)
