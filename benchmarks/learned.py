@@ -44,20 +44,6 @@ def _scan(folder: Path, catalog: Path) -> None:
         raise RuntimeError(f"scan of {folder} failed: {proc.stderr.strip()[-400:]}")
 
 
-def _map(names: list[str], matrix: np.ndarray, queries: list[int], relevant: set[Any]) -> float:
-    from photosim.core.evaluate import average_precision
-
-    aps = []
-    for q in queries:
-        sims = matrix @ matrix[q]
-        sims[q] = -np.inf
-        order = np.argsort(-sims, kind="stable")[:-1]
-        rel = np.array([frozenset((names[q], names[i])) in relevant for i in order], bool)
-        if rel.any():
-            aps.append(average_precision(rel))
-    return float(np.mean(aps)) if aps else float("nan")
-
-
 def _tier(names: list[str], matrix: np.ndarray, threshold: float, relevant: set[Any],
           ) -> tuple[float, float]:
     sims = matrix @ matrix.T
@@ -72,7 +58,7 @@ def measure(work: Path, log: Any = print) -> dict[str, Any]:
     """``{set: {budget: {...figures averaged over the splits...}}}``."""
     from photosim.config import Thresholds
     from photosim.core.catalog import Catalog
-    from photosim.core.evaluate import load_truth
+    from photosim.core.evaluate import load_truth, mean_average_precision
     from photosim.core.index import learned
 
     threshold = Thresholds().similar_cosine
@@ -136,8 +122,8 @@ def measure(work: Path, log: Any = print) -> dict[str, Any]:
                     ("verdicts", len(verdicts)),
                     ("similar_verdicts", sum(s for *_, s in verdicts)),
                     ("kept", float(kept)),
-                    ("mAP_plain", _map(names, matrix, queries, relevant)),
-                    ("mAP_learned", _map(names, projected, queries, relevant)),
+                    ("mAP_plain", mean_average_precision(names, matrix, queries, relevant)),
+                    ("mAP_learned", mean_average_precision(names, projected, queries, relevant)),
                     ("similar_tier_precision_plain", plain_p),
                     ("similar_tier_recall_plain", plain_r),
                     ("similar_tier_precision_learned", new_p),

@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -85,28 +84,16 @@ def descriptors(folder: Path, truth: Any) -> tuple[list[str], dict[str, np.ndarr
     return kept, out
 
 
-def _map(names: Sequence[str], matrix: np.ndarray, queries: Sequence[int],
-         relevant: set[frozenset[str]]) -> float | None:
-    from photosim.core.evaluate import average_precision
-
-    aps = []
-    for q in queries:
-        sims = matrix @ matrix[q]
-        sims[q] = -np.inf
-        order = np.argsort(-sims, kind="stable")[:-1]
-        rel = np.array([frozenset((names[q], names[i])) in relevant for i in order], bool)
-        if rel.any():
-            aps.append(average_precision(rel))
-    return round(float(np.mean(aps)), 4) if aps else None
-
-
 def measure() -> dict[str, Any]:
     """``{set: {descriptor: {"mAP", "copy_mAP", "dim"}}}``.
 
     Raises:
         FileNotFoundError: ``../shared/data`` is not beside the repository.
     """
-    from photosim.core.evaluate import load_truth
+    from photosim.core.evaluate import load_truth, mean_average_precision
+
+    def _rounded(value: float | None) -> float | None:
+        return None if value is None else round(value, 4)
 
     results: dict[str, Any] = {}
     for name in SETS:
@@ -120,8 +107,10 @@ def measure() -> dict[str, Any]:
         copy_queries = [i for i, n in enumerate(names) if n in copies]
         results[name] = {
             key: {"dim": int(m.shape[1]),
-                  "mAP": _map(names, m, scene, truth.duplicate | truth.similar),
-                  "copy_mAP": _map(names, m, copy_queries, truth.duplicate)}
+                  "mAP": _rounded(mean_average_precision(
+                      names, m, scene, truth.duplicate | truth.similar)),
+                  "copy_mAP": _rounded(mean_average_precision(
+                      names, m, copy_queries, truth.duplicate))}
             for key, m in descs.items()
         }
     return results

@@ -348,6 +348,31 @@ def average_precision(relevant: np.ndarray) -> float:
     return float(np.mean(np.arange(1, hits.size + 1) / (hits + 1)))
 
 
+def mean_average_precision(
+    names: list[str], matrix: np.ndarray, queries: Iterable[int], relevant: set[Pair]
+) -> float | None:
+    """mAP of ranking every other row by cosine similarity to each query row.
+
+    Args:
+        names: ``(N,)`` names of the rows (relative paths, as in the truth's pairs).
+        matrix: ``(N, D)`` float32 descriptors, L2-normalised.
+        queries: Row indexes of the queries; a query without a relevant row is skipped.
+        relevant: Unordered name pairs that count as relevant.
+
+    Returns:
+        The mean of :func:`average_precision` over the queries, or None without any.
+    """
+    aps = []
+    for q in queries:
+        sims = matrix @ matrix[q]
+        sims[q] = -math.inf
+        order = np.argsort(-sims, kind="stable")[:-1]
+        rel = np.array([frozenset((names[q], names[i])) in relevant for i in order], bool)
+        if rel.any():
+            aps.append(average_precision(rel))
+    return float(np.mean(aps)) if aps else None
+
+
 def retrieval_report(
     catalog: Any,
     folder: str | os.PathLike[str],

@@ -212,7 +212,7 @@ def find_similar(
             f"similarity learned from your {report.get('verdicts', 0)} verdicts "
             "(`photosim learn --reset` forgets it)"
         )
-    ranking = _Ranking(catalog, index, model, vector, rerank, known_hash, projection)
+    ranking = _Ranking(catalog, index, model, vector, rerank, known_hash, projection, label_hash)
     while True:
         labels, sims = ranking.first(fetch)
         hits = []
@@ -243,7 +243,8 @@ class _Ranking:
 
     def __init__(
         self, catalog: Catalog, index: VectorIndex, model: str, vector: np.ndarray,
-        rerank: str, own_hash: str | None, projection: _learned.Projection | None = None,
+        rerank: str, own_hash: str | None, projection: _learned.Projection | None,
+        label_hash: dict[int, str],
     ) -> None:
         self.catalog, self.index, self.model, self.rerank = catalog, index, model, rerank
         self.query = np.asarray(vector, np.float32)
@@ -252,7 +253,7 @@ class _Ranking:
         )
         self.projection = projection
         self.codes = codes_for(catalog, model, projection) if projection is not None else None
-        self.label_hash: dict[int, str] | None = None
+        self.label_hash = label_hash
         self.expanded: np.ndarray | None = None
 
     def _knn(self, vector: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -265,9 +266,6 @@ class _Ranking:
         if self.projection is None or self.codes is None:
             return self._knn(vector, n)
         labels, raw = self._knn(vector, max(n, LEARNED_CANDIDATES))
-        if self.label_hash is None:
-            self.label_hash = {i: h for h, i in self.catalog.embedding_ids_by_hash(
-                self.model).items()}
         zero = np.zeros(self.projection.u.shape[1] * 2 + 1, np.float32)
         codes = np.stack([self.codes.get(self.label_hash.get(int(label), ""), zero)
                           for label in labels.tolist()]) if len(labels) else zero[None, :0]

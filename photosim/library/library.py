@@ -210,9 +210,9 @@ class Library:
             ``(a projection was stored, verdicts forgotten)``.
         """
         model = self.model()
-        had = self.catalog.delete_projection(model) if model else False
-        forgotten = self.catalog.clear_similarity_verdicts() if verdicts else 0
-        return had, forgotten
+        if not model:
+            return False, self.catalog.clear_similarity_verdicts() if verdicts else 0
+        return _learned.reset(self.catalog, model, verdicts)
 
     # ------------------------------------------------------------------ scan
     def scan_settings(self, settings: Settings, model_given: bool) -> Settings:

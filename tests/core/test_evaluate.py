@@ -218,6 +218,19 @@ def test_average_precision_by_hand() -> None:
     assert average_precision(np.array([False, False])) == 0.0
 
 
+def test_mean_average_precision_by_hand() -> None:
+    from photosim.core.evaluate import mean_average_precision
+
+    names = ["a", "b", "c", "d"]
+    matrix = np.array([[1, 0], [0.9, 0.436], [0.6, 0.8], [0, 1]], np.float32)
+    relevant = {frozenset(("a", "c"))}
+    # a ranks b, c, d: c is second (AP 0.5); c ranks b, d, a: a is third (AP 1/3);
+    # b and d have nothing relevant and are skipped.
+    assert mean_average_precision(names, matrix, [0, 2, 1, 3], relevant) == pytest.approx(
+        (0.5 + 1 / 3) / 2)
+    assert mean_average_precision(names, matrix, [1, 3], relevant) is None
+
+
 def test_retrieval_report_ranks_by_stored_vectors(truth_folder: Path, tmp_path: Path) -> None:
     """Every member of the similar group is a query; mAP and recall@10 from the real ranking."""
     from helpers import ColorGridEmbedder

@@ -178,13 +178,11 @@ class Diffusion:
         at = np.searchsorted(self.labels, labels).clip(0, max(0, len(self.labels) - 1))
         known = self.labels[at] == labels if len(self.labels) else np.zeros(r, bool)
         inside = np.flatnonzero(known)
-        sub = self.affinity[at[inside]][:, at[inside]].astype(np.float64)
-        full = sparse.csr_matrix((r, r), dtype=np.float64)
-        if len(inside):
-            sub = sub.tocoo()
-            full = sparse.csr_matrix(
-                (sub.data, (inside[sub.row], inside[sub.col])), shape=(r, r)
-            )
+        # The affinity among the results the graph holds, placed at their result positions.
+        sub = self.affinity[at[inside]][:, at[inside]].tocoo()
+        full = sparse.csr_matrix(
+            (sub.data.astype(np.float64), (inside[sub.row], inside[sub.col])), shape=(r, r)
+        )
         degree = np.asarray(full.sum(axis=1)).ravel()
         scale = np.where(degree > 0, 1.0 / np.sqrt(np.maximum(degree, 1e-30)), 0.0)
         normalised = sparse.diags(scale) @ full @ sparse.diags(scale)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QModelIndex, QPoint, Qt, Signal, Slot
@@ -205,53 +206,53 @@ class SimilarPage(QWidget):
 
     def record_verdict(self, query: str, photo: str, similar: bool) -> tasks.Task:
         """Remember the user's verdict on a result (in a worker: the catalog is SQLite)."""
-        catalog_path = self.frame.catalog_path
 
-        def work(_control: Any) -> str:
-            with Library(catalog_path) as library:
-                library.similarity_verdict(query, photo, similar)
-                yes, no = library.similarity_verdicts()
+        def job(library: Library) -> str:
+            library.similarity_verdict(query, photo, similar)
+            yes, no = library.similarity_verdicts()
             word = "similar" if similar else "not similar"
             return (f"Marked {word}. {yes} similar and {no} not similar verdicts: "
                     "“Learn from my verdicts” teaches find similar your taste.")
 
-        task = tasks.Task("verdict", work)
-        task.signals.finished.connect(self._show_status)
-        task.signals.failed.connect(self._show_status)
-        return self.frame.run_task(task)
+        return self._library_job("verdict", job)
 
     def learn(self) -> tasks.Task:
         """Learn the library's similarity from the verdicts, then search again."""
-        catalog_path = self.frame.catalog_path
 
-        def work(_control: Any) -> str:
-            with Library(catalog_path) as library:
-                report = library.learn().report
+        def job(library: Library) -> str:
+            report = library.learn().report
             if not report["kept"]:
                 return (f"Not learned: on {report['held_out']} held-back verdicts it did not "
                         "separate similar from not similar better. More verdicts may help.")
             return (f"Learned from {report['verdicts']} verdicts: find similar and the "
                     "similar tier now use it.")
 
-        task = tasks.Task("learn", work)
-        task.signals.finished.connect(self._show_status)
-        task.signals.finished.connect(lambda _m: self._rerun_query())
-        task.signals.failed.connect(self._show_status)
-        return self.frame.run_task(task)
+        return self._library_job("learn", job, search_again=True)
 
     def forget_learning(self) -> tasks.Task:
         """Forget the learned similarity (the verdicts stay), then search again."""
+
+        def job(library: Library) -> str:
+            had, _ = library.reset_learning()
+            return "The learned similarity is forgotten." if had else "Nothing was learned yet."
+
+        return self._library_job("forget learning", job, search_again=True)
+
+    def _library_job(
+        self, name: str, job: Callable[[Library], str], search_again: bool = False
+    ) -> tasks.Task:
+        """Run ``job`` on the library in a worker; its message (or error) goes to the status
+        bar, and with ``search_again`` the current query runs again once it succeeded."""
         catalog_path = self.frame.catalog_path
 
         def work(_control: Any) -> str:
             with Library(catalog_path) as library:
-                had, _ = library.reset_learning()
-            return ("The learned similarity is forgotten." if had
-                    else "Nothing was learned yet.")
+                return job(library)
 
-        task = tasks.Task("forget learning", work)
+        task = tasks.Task(name, work)
         task.signals.finished.connect(self._show_status)
-        task.signals.finished.connect(lambda _m: self._rerun_query())
+        if search_again:
+            task.signals.finished.connect(lambda _m: self._rerun_query())
         task.signals.failed.connect(self._show_status)
         return self.frame.run_task(task)
 
