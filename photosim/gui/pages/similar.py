@@ -165,6 +165,9 @@ class SimilarPage(QWidget):
         else:
             self.query_image.setText("(no preview)")
         mode = "CNN descriptors" if result.mode == "descriptors" else "perceptual hashes"
+        if result.rerank != "none":
+            mode += {"diffusion": ", re-ranked through the library's neighbour graph",
+                     "qe": ", re-ranked by query expansion"}.get(result.rerank, "")
         text = (f"{result.query}\n\n{len(result.hits)} results, ranked by {mode}"
                 f"{'' if result.in_catalog else ' (query not in the library)'}.")
         if result.notes:
