@@ -33,6 +33,7 @@ from photosim.library import (
     ScanStage,
     ScanSummary,
     SearchError,
+    TagQueryError,
     explain,
     load_embedder,
     load_truth,
@@ -313,6 +314,7 @@ def _print_similar(result: Any, as_json: bool, several: bool) -> None:
             "model": result.model,
             "notes": result.notes,
             "rerank": result.rerank,
+            "query_tags": _tags_json(result.query_tags),
             "results": [
                 {"rank": i, "similarity": round(h.similarity, 4), **_photo_json(h.photo)}
                 for i, h in enumerate(result.hits, 1)
@@ -327,8 +329,106 @@ def _print_similar(result: Any, as_json: bool, several: bool) -> None:
     print(f"Photos similar to {result.query} ({where}; by {how}):")
     for note in result.notes:
         print(f"note: {note}")
+    if result.query_tags:
+        print(f"tags: {_tags_text(result.query_tags)}")
     for i, hit in enumerate(result.hits, 1):
         print(f"{i:4}. {hit.similarity:6.3f}  {hit.photo.path}")
+
+
+# ---------------------------------------------------------------------------- tags and search
+def _tags_text(tags: Sequence[Any]) -> str:
+    """``mosque 0.23, dome 0.14``."""
+    return ", ".join(f"{t.name} {t.probability:.2f}" for t in tags)
+
+
+def _tags_json(tags: Sequence[Any]) -> list[dict[str, Any]]:
+    return [{"label": t.label, "name": t.name, "probability": round(t.probability, 4)}
+            for t in tags]
+
+
+def cmd_tags(args: argparse.Namespace, settings: Settings) -> int:
+    """``photosim tags IMAGE [IMAGE ...]``: the ImageNet tags of each image, stored ones for
+    photos of the library, computed (the backbone loaded once) for others. ``--json`` prints
+    one ``photosim-tags/v1`` object, or JSON Lines with several images. Exit status 1 when an
+    image cannot be read (the others are still shown)."""
+    status = EXIT_OK
+    with _open_library(args) as library:
+        embedder, reason = library.tagger(args.images, settings, quiet=args.quiet)
+        if reason:
+            _err(reason)
+        several = len(args.images) > 1
+        for image in args.images:
+            try:
+                result = library.tags(image, embedder)
+            except Error as exc:
+                if not several:
+                    raise
+                _err(str(exc))
+                status = EXIT_ERROR
+                continue
+            if args.json:
+                data = {
+                    "schema": "photosim-tags/v1",
+                    "path": result.path,
+                    "in_catalog": result.in_catalog,
+                    "model": result.model,
+                    "tags": _tags_json(result.tags),
+                    "note": result.note,
+                }
+                print(json.dumps(data) if several else json.dumps(data, indent=2), flush=True)
+                continue
+            text = _tags_text(result.tags) or f"none ({result.note})"
+            print(f"{result.path}: {text}" if several else text)
+    return status
+
+
+def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
+    """``photosim search TEXT``: photos whose tags match words, best first.
+
+    Exit status 2 for a query with nothing to search for (empty, only common words, no word
+    that names a tag), 1 when no photo matches, else 0. ``--json``: ``photosim-search/v1``.
+    """
+    text = " ".join(args.text)
+    if args.k < 1:
+        _err("-k must be at least 1")
+        return EXIT_USAGE
+    with _open_library(args) as library:
+        try:
+            result = library.search(text, k=args.k)
+        except TagQueryError as exc:
+            _err(str(exc))
+            return EXIT_USAGE
+    concepts = [
+        {"text": c.text, "lemma": c.lemma, "synsets": list(c.synsets), "classes": len(c.labels),
+         "gloss": c.gloss}
+        for c in result.query.concepts
+    ]
+    if args.json:
+        print(json.dumps({
+            "schema": "photosim-search/v1",
+            "query": text,
+            "mode": result.mode,
+            "model": result.model,
+            "concepts": concepts,
+            "notes": result.notes,
+            "results": [
+                {"rank": i, "path": h.photo.path, "score": round(h.score, 4),
+                 "tags": _tags_json(h.tags)}
+                for i, h in enumerate(result.hits, 1)
+            ],
+        }, indent=2))
+    else:
+        words = "; ".join(f"{c['lemma']} ({c['classes']} classes: {c['gloss']})"
+                          for c in concepts)
+        print(f"Photos showing {words}" if words else f"Photos matching {text!r}:")
+        for note in result.notes:
+            print(f"note: {note}")
+        for i, hit in enumerate(result.hits, 1):
+            print(f"{i:4}. {hit.score:5.2f}  {hit.photo.path}  [{_tags_text(hit.tags[:3])}]")
+    if not result.hits:
+        _err(f"no photo matches {text!r}")
+        return EXIT_ERROR
+    return EXIT_OK
 
 
 # ---------------------------------------------------------------------------- learning
@@ -406,9 +506,11 @@ def _pca_text(state: dict[str, Any]) -> str:
 
 
 def cmd_info(args: argparse.Namespace, settings: Settings) -> int:
-    """``photosim info``."""
+    """``photosim info`` (the library) or ``photosim info IMAGE`` (one image)."""
     from photosim.library import HASH_MODEL
 
+    if args.image:
+        return _image_info(args, settings)
     with _open_library(args) as library:
         data = library.info(settings)
         errors = library.errors() if args.errors else []
@@ -436,6 +538,48 @@ def cmd_info(args: argparse.Namespace, settings: Settings) -> int:
               f"{', ' + pca if pca else ''}")
     for path, reason in errors:
         print(f"error:       {path}: {reason}")
+    return EXIT_OK
+
+
+def _image_info(args: argparse.Namespace, settings: Settings) -> int:
+    """``photosim info IMAGE``: the file, its copies in the library, metadata and tags."""
+    with _open_library(args) as library:
+        embedder, reason = library.tagger([args.image], settings, quiet=args.quiet)
+        if reason:
+            _err(reason)
+        tags = library.tags(args.image, embedder)
+        photo = library.photo(tags.path)
+        copies = library.copies(tags.content_hash) if tags.in_catalog else []
+        if photo is None and copies:
+            photo = copies[0]  # the same content elsewhere in the library: its metadata
+    data: dict[str, Any] = {
+        "schema": "photosim-image/v1",
+        "path": tags.path,
+        "in_catalog": tags.in_catalog,
+        "content_hash": tags.content_hash,
+        "photo": _photo_json(photo) if photo else None,
+        "copies": [c.path for c in copies if c.path != tags.path],
+        "camera": photo.camera if photo else None,
+        "tags": _tags_json(tags.tags),
+        "tag_model": tags.model,
+        "tags_note": tags.note,
+    }
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return EXIT_OK
+    print(f"image:       {tags.path}")
+    if photo is not None:
+        print(f"size:        {_human_bytes(photo.size)}, {photo.width} x {photo.height} "
+              f"{photo.format}")
+        print(f"taken:       {photo.taken_at or 'unknown'}"
+              f"{', ' + photo.camera if photo.camera else ''}")
+    print(f"content:     {tags.content_hash}")
+    where = "in the library" if tags.in_catalog else "not in the library"
+    print(f"library:     {where}" + (f", {len(data['copies'])} other copies" if data["copies"]
+                                     else ""))
+    for copy in data["copies"]:
+        print(f"copy:        {copy}")
+    print(f"tags:        {_tags_text(tags.tags) or 'none (' + str(tags.note) + ')'}")
     return EXIT_OK
 
 
@@ -782,7 +926,22 @@ def _add_scan_commands(sub: Any, common: argparse.ArgumentParser,
                    help="forget the learned similarity and every verdict")
     p.set_defaults(func=cmd_learn)
 
-    p = sub.add_parser("info", parents=[common], help="catalog, model, device and index state")
+    p = sub.add_parser("tags", parents=[common], help="what an image shows: its ImageNet tags")
+    p.add_argument("images", nargs="+", metavar="IMAGE",
+                   help="images, in the library (stored tags) or not (computed)")
+    p.set_defaults(func=cmd_tags)
+
+    p = sub.add_parser("search", parents=[common],
+                       help="photos that show something: search by words (e.g. dog, church)")
+    p.add_argument("text", nargs="*", metavar="TEXT",
+                   help="words or names: 'dog', 'golden retriever', 'fruit', 'boats'")
+    p.add_argument("-k", type=int, default=20, help="number of results (default 20)")
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("info", parents=[common],
+                       help="catalog, model, device and index state; or one image's details")
+    p.add_argument("image", nargs="?", metavar="IMAGE",
+                   help="describe this image instead: file, copies, metadata and tags")
     p.add_argument("--errors", action="store_true", help="list unreadable files with reasons")
     p.set_defaults(func=cmd_info)
 

@@ -217,6 +217,54 @@ class ColorGridEmbedder:
         return out
 
 
+# ImageNet-1k classes the fake head of ColourTagger gives.
+GOLDEN, LABRADOR, STRAWBERRY, LEMON, CHURCH, MOSQUE = 207, 208, 949, 951, 497, 668
+
+
+class ColourTagger(ColorGridEmbedder):
+    """:class:`ColorGridEmbedder` with a fake ImageNet head: a red photo is a golden
+    retriever (0.7) or a Labrador (0.2), a green one a strawberry (0.6) or a lemon (0.3), a
+    blue one a church (0.5) or a mosque (0.4); the rest of the mass on classes 0..2."""
+
+    model_id = "test-colourtagger"
+    tag_model = "test-head"
+
+    def __init__(self) -> None:
+        self.tagged = 0
+
+    def embed_and_tag(
+        self, images: Sequence[np.ndarray], k: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        self.tagged += len(images)
+        table = {0: ((GOLDEN, 0.7), (LABRADOR, 0.2)), 1: ((STRAWBERRY, 0.6), (LEMON, 0.3)),
+                 2: ((CHURCH, 0.5), (MOSQUE, 0.4))}
+        labels = np.zeros((len(images), k), np.int64)
+        probs = np.zeros((len(images), k), np.float32)
+        for i, image in enumerate(images):
+            top = table[int(np.asarray(image, np.float32).reshape(-1, 3).mean(0).argmax())]
+            pairs = [*top, (0, 0.05), (1, 0.03), (2, 0.02)][:k]
+            labels[i] = [label for label, _ in pairs]
+            probs[i] = [p for _, p in pairs]
+        return self.embed(images), labels, probs
+
+
+def coloured_photo(path: Path, colour: int, seed: int) -> Path:
+    """A photo dominated by one colour channel (0 red, 1 green, 2 blue), with shapes."""
+    rng = np.random.default_rng(seed)
+    base = np.full((240, 320, 3), 40, np.float32)
+    base[..., colour] = 200
+    base += rng.normal(0, 8, base.shape)
+    img = Image.fromarray(np.clip(base, 0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(img)
+    for _ in range(4):
+        x, y = rng.integers(0, 280), rng.integers(0, 200)
+        shade = tuple(int(v) for v in rng.integers(0, 120, 3))
+        draw.rectangle((x, y, x + 40, y + 30), fill=shade)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path, quality=92)
+    return path
+
+
 class CountingEmbedder:
     """Wraps an embedder and counts the images it embedded and the calls made."""
 

@@ -23,6 +23,9 @@ Tables (schema version :data:`SCHEMA_VERSION`):
 - Schema 6: ``similarity_verdicts(hash_a, hash_b, similar)``: the user's "similar" / "not
   similar" on content pairs; ``projections(model, data, report)``: the descriptor projection
   learned from them (:mod:`photosim.core.index.learned`), as an ``.npz`` blob.
+- Schema 7: ``tags(model, content_hash, label, probability)``: the most probable ImageNet-1k
+  classes of each content from the backbone's classifier head (:mod:`photosim.core.tags`),
+  keyed by content like descriptors; ``tags_label`` indexes them by class for text search.
 
 Descriptors and thumbnails are keyed by content hash, so copies and moved files share them.
 A connection belongs to the thread that opened it (SQLite's rule); the catalog runs in WAL mode
@@ -53,7 +56,7 @@ from photosim.core.types import Error
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 STATUS_OK = "ok"
 STATUS_ERROR = "error"
 
@@ -180,9 +183,24 @@ CREATE TABLE IF NOT EXISTS projections (
 );
 """
 
+# Version 7: each content's top ImageNet-1k classes from the classifier head (tags for text
+# search, photosim.core.tags). Always the same number of rows per tagged content (the scan's
+# TAGS_PER_PHOTO), so "has tags" is "has rows" and floors apply when reading.
+_SCHEMA_V7 = """
+CREATE TABLE IF NOT EXISTS tags (
+    model TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    label INTEGER NOT NULL,
+    probability REAL NOT NULL,
+    PRIMARY KEY (model, content_hash, label)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS tags_label ON tags(model, label, probability);
+"""
+
 # Step-wise forward migrations: MIGRATIONS[n] turns schema n-1 into schema n.
 MIGRATIONS: dict[int, str] = {
     1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3, 4: _SCHEMA_V4, 5: _SCHEMA_V5, 6: _SCHEMA_V6,
+    7: _SCHEMA_V7,
 }
 
 _PHOTO_COLUMNS = (
@@ -451,16 +469,20 @@ class Catalog:
                 paths.add(path)
         return paths
 
-    def missing_descriptor_under(self, root: str, model: str) -> list[tuple[str, str]]:
+    def missing_descriptor_under(
+        self, root: str, model: str, tag_model: str = ""
+    ) -> list[tuple[str, str]]:
         """``(path, content_hash)`` of decoded photos under ``root`` whose content has no
-        descriptor of ``model``."""
-        return self._rows_under(
-            root,
-            "path, content_hash",
-            "status='ok' AND content_hash NOT IN "
-            "(SELECT content_hash FROM embeddings WHERE model=?)",
-            [model],
+        descriptor of ``model`` (or, with ``tag_model``, no tags of it)."""
+        where = (
+            "status='ok' AND (content_hash NOT IN "
+            "(SELECT content_hash FROM embeddings WHERE model=?)"
         )
+        args = [model]
+        if tag_model:
+            where += " OR content_hash NOT IN (SELECT content_hash FROM tags WHERE model=?)"
+            args.append(tag_model)
+        return self._rows_under(root, "path, content_hash", where + ")", args)
 
     def upsert_photos(self, rows: Iterable[dict[str, Any]]) -> None:
         """Insert or replace photo rows (keys: the ``photos`` columns except ``id``)."""
@@ -672,6 +694,82 @@ class Catalog:
         )
         return [(m, int(c)) for m, c in rows]
 
+    # ------------------------------------------------------------------ tags
+    def put_tags(
+        self, model: str, hashes: Sequence[str], labels: np.ndarray, probabilities: np.ndarray
+    ) -> None:
+        """Store the top classes of N contents (replacing what was stored for them).
+
+        Args:
+            model: Tag model (the backbone's registry name, e.g. ``"efficientnet_lite0"``).
+            hashes: N content hashes.
+            labels: ``(N, k)`` int class indices.
+            probabilities: ``(N, k)`` float probabilities in [0, 1].
+        """
+        for content_hash, row_labels, row_probs in zip(hashes, labels, probabilities):
+            self.db.execute(
+                "DELETE FROM tags WHERE model=? AND content_hash=?", [model, content_hash]
+            )
+            self.db.conn.executemany(
+                "INSERT INTO tags(model, content_hash, label, probability) VALUES (?, ?, ?, ?)",
+                [
+                    (model, content_hash, int(label), float(p))
+                    for label, p in zip(row_labels, row_probs)
+                ],
+            )
+
+    def has_tags(self, content_hash: str, model: str) -> bool:
+        """True if tags of ``model`` are stored for this content."""
+        return (
+            self.db.execute(
+                "SELECT 1 FROM tags WHERE model=? AND content_hash=? LIMIT 1",
+                [model, content_hash],
+            ).fetchone()
+            is not None
+        )
+
+    def tags(self, content_hash: str, model: str) -> list[tuple[int, float]]:
+        """``(class index, probability)`` stored for one content, most probable first."""
+        rows = self.db.execute(
+            "SELECT label, probability FROM tags WHERE model=? AND content_hash=? "
+            "ORDER BY probability DESC, label",
+            [model, content_hash],
+        )
+        return [(int(label), float(p)) for label, p in rows]
+
+    def tag_models(self) -> list[tuple[str, int]]:
+        """``(tag model, tagged contents)`` for every model with stored tags."""
+        rows = self.db.execute(
+            "SELECT model, count(DISTINCT content_hash) FROM tags GROUP BY model ORDER BY model"
+        )
+        return [(m, int(c)) for m, c in rows]
+
+    def tag_scores(
+        self, model: str, labels: Sequence[int], floor: float
+    ) -> dict[str, float]:
+        """Each content's summed probability over ``labels`` (a concept's classes), for the
+        contents where that sum reaches ``floor``.
+
+        One indexed range read per class (``tags_label``); a concept of 120 classes in a
+        library of 100,000 photos reads only the rows of those classes.
+
+        Returns:
+            ``content hash -> score in [0, 1]``.
+        """
+        scores: dict[str, float] = {}
+        wanted = sorted({int(label) for label in labels})
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" for _ in chunk)
+            rows = self.db.execute(
+                f"SELECT content_hash, sum(probability) FROM tags WHERE model=? "
+                f"AND label IN ({marks}) GROUP BY content_hash",
+                [model, *chunk],
+            )
+            for content_hash, score in rows:
+                scores[content_hash] = scores.get(content_hash, 0.0) + float(score)
+        return {h: s for h, s in scores.items() if s >= floor}
+
     # ------------------------------------------------------------------ verdicts
     def add_verdict(self, hash_a: str, hash_b: str, verdict: str = "not_duplicate") -> None:
         """Remember a user's decision on a content pair (order-independent)."""
@@ -766,5 +864,6 @@ class Catalog:
         ]
         self.db.execute(f"DELETE FROM embeddings WHERE content_hash NOT IN ({live})")
         self.db.execute(f"DELETE FROM thumbnails WHERE content_hash NOT IN ({live})")
+        self.db.execute(f"DELETE FROM tags WHERE content_hash NOT IN ({live})")
         self.db.execute("DELETE FROM knn_graph WHERE id NOT IN (SELECT id FROM embeddings)")
         return dead

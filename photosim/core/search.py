@@ -25,7 +25,8 @@ from photosim.core.index import rerank as _rerank
 from photosim.core.index.vectors import HASH_BITS, HASH_MODEL, VectorIndex, hash_vector
 from photosim.core.scan.hashing import file_content_hash
 from photosim.core.scan.imageio import DecodeError, decode_file
-from photosim.core.types import DecodeRequest, Embedder, Error
+from photosim.core.tags import TAGS_PER_PHOTO, Tag, photo_tags, vocabulary
+from photosim.core.types import DecodeRequest, Embedder, Error, TaggingEmbedder
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +61,9 @@ class SearchResult:
             its cosine similarity to the query).
         notes: Plain-language remarks.
         rerank: The re-ranking applied: ``"none"``, ``"qe"`` or ``"diffusion"``.
+        query_tags: The query's tags (:mod:`photosim.core.tags`): stored ones for a photo of
+            the library, computed with its descriptor for another image when the embedder
+            has a classifier head; empty otherwise.
     """
 
     query: str
@@ -69,6 +73,7 @@ class SearchResult:
     hits: list[Hit] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     rerank: str = "none"
+    query_tags: list[Tag] = field(default_factory=list)
 
 
 # Diffusion graphs by (catalog file, model, stored graph rows, largest label): built once per
@@ -114,25 +119,31 @@ def _query_vector(
     content_hash: str | None,
     model: str,
     embedder: Embedder | None,
-) -> np.ndarray:
-    """The query's vector for ``model``: stored if known, else computed from the file."""
+) -> tuple[np.ndarray, list[Tag]]:
+    """The query's vector for ``model`` and its tags: stored if known, else computed from the
+    file (tags only when ``embedder`` has a classifier head)."""
+    tags = photo_tags(catalog, content_hash) if content_hash is not None else []
     if content_hash is not None:
         stored = catalog.embedding(content_hash, model)
         if stored is not None:
-            return stored
+            return stored, tags
     try:
         size = embedder.input_size if (embedder is not None and model != HASH_MODEL) else 0
         image = decode_file(DecodeRequest(path, model_size=size, thumb_size=64))
     except DecodeError as exc:
         raise SearchError(f"cannot read the query image {path}: {exc}") from exc
     if model == HASH_MODEL:
-        return hash_vector(image.phash, image.dhash)
+        return hash_vector(image.phash, image.dhash), tags
     if embedder is None or embedder.model_id != model:
         raise SearchError(
             f"no {model} descriptor is stored for {path} and no such model is loaded"
         )
     assert image.model_input is not None
-    return embedder.embed([image.model_input])[0]
+    if isinstance(embedder, TaggingEmbedder) and embedder.tag_model and not tags:
+        vectors, labels, probabilities = embedder.embed_and_tag([image.model_input], TAGS_PER_PHOTO)
+        pairs = zip(labels[0].tolist(), probabilities[0].tolist())
+        return vectors[0], vocabulary().tags(pairs)
+    return embedder.embed([image.model_input])[0], tags
 
 
 def find_similar(
@@ -195,7 +206,7 @@ def find_similar(
     index = VectorIndex.open(catalog, model)
     if index is None or len(index) == 0:
         raise SearchError("the catalog holds no photos yet: run `photosim scan FOLDER` first")
-    vector = _query_vector(catalog, query, known_hash, model, embedder)
+    vector, query_tags = _query_vector(catalog, query, known_hash, model, embedder)
     if rerank != "none" and mode == "hashes":
         notes.append("re-ranking needs CNN descriptors: ranked by perceptual hashes only")
         rerank = "none"
@@ -232,7 +243,8 @@ def find_similar(
             distance = round((1.0 - hit.similarity) * HASH_BITS / 2.0)
             hit.similarity = 1.0 - distance / HASH_BITS
     return SearchResult(
-        query, in_catalog, mode, None if mode == "hashes" else model, hits[:k], notes, rerank
+        query, in_catalog, mode, None if mode == "hashes" else model, hits[:k], notes, rerank,
+        query_tags,
     )
 
 

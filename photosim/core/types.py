@@ -57,6 +57,40 @@ class Embedder(Protocol):
         ...
 
 
+@runtime_checkable
+class TaggingEmbedder(Embedder, Protocol):
+    """An :class:`Embedder` whose backbone also has a trained ImageNet-1k classifier head.
+
+    The scan stores each photo's most probable classes as tags (:mod:`photosim.core.tags`)
+    from the same forward pass that computes its descriptor.
+
+    Attributes:
+        tag_model: Name the tags are stored under (the backbone's registry name, e.g.
+            ``"efficientnet_lite0"``); "" when this embedder turns out to have no head.
+    """
+
+    tag_model: str
+
+    def embed_and_tag(
+        self, images: Sequence[np.ndarray], k: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Descriptors and the top ``k`` ImageNet-1k classes of a batch of images.
+
+        Args:
+            images: As :meth:`Embedder.embed`.
+            k: Classes kept per image, 1 <= k <= 1000.
+
+        Returns:
+            ``(descriptors (N, D) float32 L2-normalised, labels (N, k) int64 class indices,
+            probabilities (N, k) float32 softmax probabilities)``, most probable first.
+
+        Raises:
+            photosim.core.types.Error: As :meth:`Embedder.embed`.
+            ValueError: ``k`` out of range, or no classifier head.
+        """
+        ...
+
+
 @dataclass(frozen=True)
 class DecodeRequest:
     """What a decode worker needs for one file.

@@ -286,6 +286,8 @@ class LazyEmbedder:
         if pooling not in POOLINGS:
             raise EmbedError(f"unknown pooling {pooling!r}; choose one of {', '.join(POOLINGS)}")
         self.model_id = f"{model}-{pooling}"
+        # Every registry backbone is an ImageNet-1k classifier: its head gives tags.
+        self.tag_model = model
         self.dim = spec.dim
         self.input_size = spec.input_size
         self._model = model
@@ -345,6 +347,13 @@ class LazyEmbedder:
     def embed(self, images: Sequence[np.ndarray]) -> np.ndarray:
         """Embed images, loading the backbone first if needed. See the Embedder protocol."""
         return self.load().embed(images)
+
+    def embed_and_tag(
+        self, images: Sequence[np.ndarray], k: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Descriptors and top-``k`` ImageNet classes, loading the backbone first if needed.
+        See :class:`~photosim.core.types.TaggingEmbedder`."""
+        return self.load().embed_and_tag(images, k)  # type: ignore[attr-defined, no-any-return]
 
 
 def _spec(model: str) -> ModelSpec:

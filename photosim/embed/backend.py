@@ -49,6 +49,9 @@ class TorchEmbedder:
         device: Where inference runs, e.g. ``"cpu"``, ``"cuda:0"``, ``"mps"``.
         batch_size: Images per forward pass.
         weights_file: The weights file that was loaded (str path).
+        tag_model: Name under which the classifier head's ImageNet-1k tags are stored (the
+            registry name, e.g. ``"efficientnet_lite0"``: the head does not depend on the
+            pooling); "" when the embedder has no head.
     """
 
     def __init__(
@@ -60,8 +63,10 @@ class TorchEmbedder:
         batch_size: int | None,
         precision: str = "auto",
         weights_file: str = "",
+        head: torch.nn.Module | None = None,
     ) -> None:
         self.model_id = f"{spec.name}-{pooling}"
+        self.tag_model = spec.name if head is not None else ""
         self.dim = spec.dim
         self.input_size = spec.input_size
         self.device = str(device)
@@ -93,6 +98,7 @@ class TorchEmbedder:
         self._trunk = trunk.eval().to(
             device=device, dtype=self._dtype, memory_format=self._memory_format
         )
+        self._head = None if head is None else head.eval().to(device=device, dtype=self._dtype)
         if precision == "auto" and self.precision == "bfloat16":
             agreement = self._bf16_agreement()
             if agreement < BF16_MIN_COSINE:
@@ -129,7 +135,44 @@ class TorchEmbedder:
         Raises:
             ValueError: An image has another shape or dtype.
         """
+        return self._run(images, 0)[0]
+
+    def embed_and_tag(
+        self, images: Sequence[np.ndarray], k: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Descriptors and the ImageNet-1k classifier's top ``k`` classes, in one forward pass.
+
+        The classifier head (global average pooling and the trained linear layer, as in the
+        model's own ``forward``) runs on the same last feature map the descriptor is pooled
+        from: the tags cost one matrix product per batch.
+
+        Args:
+            images: As :meth:`embed`.
+            k: Classes kept per image, 1 <= k <= 1000.
+
+        Returns:
+            ``(descriptors (N, D) float32 L2-normalised, labels (N, k) int64 ImageNet-1k class
+            indices, probabilities (N, k) float32 softmax probabilities)``, each row's classes
+            most probable first.
+
+        Raises:
+            ValueError: An image has another shape or dtype; ``k`` out of range; the embedder
+                has no classifier head (``tag_model == ""``).
+        """
+        if self._head is None:
+            raise ValueError(f"{self.model_id} has no classifier head")
+        if not 1 <= k <= 1000:
+            raise ValueError(f"k must be in 1..1000, got {k}")
+        return self._run(images, k)
+
+    def _run(
+        self, images: Sequence[np.ndarray], k: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The batched forward pass of :meth:`embed` (``k == 0``: no tags) and
+        :meth:`embed_and_tag`."""
         out = np.empty((len(images), self.dim), dtype=np.float32)
+        labels = np.zeros((len(images), k), dtype=np.int64)
+        probabilities = np.zeros((len(images), k), dtype=np.float32)
         if self.threads is not None and torch.get_num_threads() != self.threads:
             # OpenMP thread counts are per calling thread: set it where inference runs.
             torch.set_num_threads(self.threads)
@@ -145,10 +188,16 @@ class TorchEmbedder:
                     chunk, self.input_size, self._device, self._dtype, self._memory_format,
                     mean=self._mean, std=self._std,
                 )
+                features = self._trunk(x)
                 # Pool in float32: GeM's x ** 3 overflows float16 (max 65504) above ~40.
-                descriptors = _l2_normalise(self._pool(self._trunk(x).float()))
+                descriptors = _l2_normalise(self._pool(features.float()))
                 out[start : start + len(chunk)] = descriptors.cpu().numpy()
-        return out
+                if k and self._head is not None:
+                    softmax = torch.softmax(self._head(features).float(), dim=1)
+                    top = torch.topk(softmax, k, dim=1)
+                    labels[start : start + len(chunk)] = top.indices.cpu().numpy()
+                    probabilities[start : start + len(chunk)] = top.values.cpu().numpy()
+        return out, labels, probabilities
 
 
 def _l2_normalise(x: torch.Tensor) -> torch.Tensor:
@@ -187,7 +236,8 @@ def load(
             _download(spec, weights, progress)
     model = build_model(spec, weights)
     embedder = TorchEmbedder(
-        spec, _trunk(model, spec), pooling, target, batch_size, precision, str(weights)
+        spec, _trunk(model, spec), pooling, target, batch_size, precision, str(weights),
+        head=_head(model, spec),
     )
     logger.info(
         "loaded %r from %s in %.1f s (%d threads)",
@@ -470,6 +520,26 @@ def _trunk(model: torch.nn.Module, spec: ModelSpec) -> torch.nn.Module:
         return _ForwardFeatures(model)
     features: torch.nn.Module = model.features
     return features
+
+
+def _head(model: torch.nn.Module, spec: ModelSpec) -> torch.nn.Module:
+    """The part of ``model`` after :func:`_trunk`: last feature map ``(N, C, h, w)`` to
+    ImageNet-1k logits ``(N, 1000)``, exactly as the model's own ``forward`` computes them."""
+    if spec.trunk is Trunk.TIMM:
+        return _ForwardHead(model)
+    classifier = model.fc if spec.trunk is Trunk.RESNET else model.classifier
+    return torch.nn.Sequential(model.avgpool, torch.nn.Flatten(1), classifier)
+
+
+class _ForwardHead(torch.nn.Module):
+    """A timm model seen through its ``forward_head``: ``(N, C, h, w) -> (N, 1000)``."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.forward_head(x)  # type: ignore[operator, no-any-return]
 
 
 class _ForwardFeatures(torch.nn.Module):

@@ -1,11 +1,12 @@
 """The application layer: the product's use cases as one API for the command line and the app.
 
 :class:`Library` is one photo library (one catalog file) and what a person does with it: add,
-protect and remove folders; scan; group duplicates; find similar photos; plan, run and undo a
-cleanup; list the history; describe the library; evaluate it against ground truth. The command
-line (:mod:`photosim.cli`) and the desktop app (:mod:`photosim.gui`) call only this package,
-:mod:`photosim.config` and the types re-exported here; an import-linter contract keeps them
-from reaching into :mod:`photosim.core` themselves, so each use case is written once.
+protect and remove folders; scan; group duplicates; find similar photos; tag photos and find
+them by words; plan, run and undo a cleanup; list the history; describe the library; evaluate
+it against ground truth. The command line (:mod:`photosim.cli`) and the desktop app
+(:mod:`photosim.gui`) call only this package, :mod:`photosim.config` and the types re-exported
+here; an import-linter contract keeps them from reaching into :mod:`photosim.core` themselves,
+so each use case is written once.
 
 Long work (scan, cleanup) is a generator that yields :class:`Progress` and honours a
 :class:`CancelToken`, driven by a progress bar in the CLI and by a worker thread in the app.
@@ -38,6 +39,16 @@ from photosim.core.index.learned import LearnError, Projection
 from photosim.core.index.vectors import HASH_MODEL
 from photosim.core.scan.imageio import SNIFF_BYTES, open_upright, sniff
 from photosim.core.search import Hit, SearchError, SearchResult
+from photosim.core.tags import (
+    STOP_WORDS,
+    TAG_FLOOR,
+    ImageTags,
+    Tag,
+    TagHit,
+    TagQueryError,
+    TagSearchError,
+    TagSearchResult,
+)
 from photosim.core.types import Embedder, Error, Progress, ScanStage, ScanSummary
 from photosim.library.library import Library, load_embedder, pca_min_descriptors
 
@@ -47,6 +58,8 @@ __all__ = [
     "RULES",
     "SNIFF_BYTES",
     "STATUS_OK",
+    "STOP_WORDS",
+    "TAG_FLOOR",
     "TIERS",
     "CancelToken",
     "CatalogError",
@@ -61,6 +74,7 @@ __all__ = [
     "GroupingResult",
     "GroupingSession",
     "Hit",
+    "ImageTags",
     "LearnError",
     "Library",
     "Member",
@@ -72,6 +86,11 @@ __all__ = [
     "SearchError",
     "SearchResult",
     "SessionInfo",
+    "Tag",
+    "TagHit",
+    "TagQueryError",
+    "TagSearchError",
+    "TagSearchResult",
     "Truth",
     "TruthError",
     "UndoResult",

@@ -28,6 +28,15 @@ from photosim.core.index.vectors import (
 from photosim.core.index.vectors import pca_min_descriptors as _pca_min_descriptors
 from photosim.core.scan.hashing import file_content_hash
 from photosim.core.search import SearchResult, find_similar
+from photosim.core.tags import (
+    SEARCH_FLOOR,
+    TAG_FLOOR,
+    ImageTags,
+    TagSearchResult,
+    image_tags,
+    search_tags,
+    tag_model,
+)
 from photosim.core.types import Embedder, Progress, ScanSummary
 
 __all__ = ["Library", "load_embedder", "pca_min_descriptors"]
@@ -326,6 +335,60 @@ class Library:
             self.catalog, image, k=k, embedder=embedder, min_similarity=min_similarity,
             rerank=rerank,
         )
+
+    # ------------------------------------------------------------------ tags and text search
+    def needs_tagger(self, images: Iterable[str]) -> bool:
+        """True when some image has no stored tags (so a backbone must compute them)."""
+        model = tag_model(self.catalog)
+        for image in images:
+            try:
+                content_hash = file_content_hash(image)[0]
+            except OSError:
+                continue  # image_tags reports the unreadable file
+            if model is None or not self.catalog.has_tags(content_hash, model):
+                return True
+        return False
+
+    def tagger(
+        self, images: Sequence[str], settings: Settings, quiet: bool = True
+    ) -> tuple[Embedder | None, str | None]:
+        """The backbone that tags ``images``, loaded only if one lacks stored tags: the
+        library's model, else ``settings.model``.
+
+        Returns:
+            ``(embedder or None, reason it is missing or None)``.
+        """
+        if not self.needs_tagger(images):
+            return None, None
+        model = self.model()
+        if model:
+            name, _, pooling = model.rpartition("-")
+            settings = dataclasses.replace(settings, model=name, pooling=pooling)
+        if settings.model == "none":
+            settings = dataclasses.replace(settings, model=Settings().model)
+        embedder, reason = load_embedder(settings, quiet=quiet)
+        return embedder, (f"cannot compute tags: {reason}" if reason else None)
+
+    def tags(
+        self, image: str | os.PathLike[str], embedder: Embedder | None = None,
+        floor: float = TAG_FLOOR,
+    ) -> ImageTags:
+        """The ImageNet tags of an image file (see :func:`photosim.core.tags.image_tags`).
+
+        Raises:
+            TagSearchError: The file cannot be read or decoded.
+        """
+        return image_tags(self.catalog, os.fspath(image), embedder, floor)
+
+    def search(self, text: str, k: int = 20, floor: float = SEARCH_FLOOR) -> TagSearchResult:
+        """Photos whose content matches words (see :func:`photosim.core.tags.search_tags`).
+
+        Raises:
+            TagQueryError: Nothing searchable in ``text``.
+            TagSearchError: The library has no tags yet.
+            ValueError: ``k`` < 1.
+        """
+        return search_tags(self.catalog, text, k, floor)
 
     # ------------------------------------------------------------------ cleanup
     @staticmethod

@@ -142,6 +142,8 @@ def test_error_paths_under_filters_root_and_reason(tmp_path: Path) -> None:
 _ADDED_BY = {
     4: ("DROP INDEX photos_stat", "DROP INDEX photos_errors"),
     5: ("ALTER TABLE photos DROP COLUMN grey", "ALTER TABLE photos DROP COLUMN capture"),
+    6: ("DROP TABLE similarity_verdicts", "DROP TABLE projections"),
+    7: ("DROP TABLE tags",),
 }
 
 
@@ -186,6 +188,18 @@ def test_schema_4_catalog_gains_the_grey_column(tmp_path: Path) -> None:
         catalog.upsert_photos([{**photo_row("/p/b.jpg", H2, 1, 2, folder="/p"), "grey": 1}])
         assert {p.path: p.grey for p in catalog.photos()} == {"/p/a.jpg": None, "/p/b.jpg": True}
         assert catalog.known_content(H2)["grey"] == 1  # type: ignore[index]
+
+
+def test_schema_6_catalog_gains_the_tags_table(tmp_path: Path) -> None:
+    path = _older_catalog(tmp_path, 6)
+    with Catalog(path) as catalog:
+        assert catalog.schema_version() == SCHEMA_VERSION
+        assert catalog.tag_models() == []
+        assert catalog.missing_descriptor_under("/p", "m", "head") == [("/p/a.jpg", H1)]
+        catalog.put_tags("head", [H1], np.array([[3, 1]]), np.array([[0.6, 0.3]]))
+        assert catalog.tags(H1, "head") == [(3, pytest.approx(0.6)), (1, pytest.approx(0.3))]
+        assert catalog.tag_scores("head", [3, 1], 0.5) == {H1: pytest.approx(0.9)}
+        assert catalog.tag_scores("head", [1], 0.5) == {}
 
 
 def test_embeddings_float16_round_trip(tmp_path: Path) -> None:

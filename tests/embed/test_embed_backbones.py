@@ -83,6 +83,48 @@ def test_backbone(
     assert embedder.embed([]).shape == (0, spec.dim)
 
 
+def reference_probabilities(name: str, weights: Path, images: list[np.ndarray]) -> np.ndarray:
+    """``(N, 1000)`` softmax of the plain model's own forward pass (its classifier head)."""
+    spec = embed.MODELS[name]
+    state = torch.load(weights, weights_only=True)
+    if spec.trunk is Trunk.TIMM:
+        import timm
+
+        model = timm.create_model(spec.builder, pretrained=False)
+        state = backend.efficientnet_pytorch_to_timm(state, model)
+    else:
+        model = getattr(torchvision.models, spec.builder)()
+    model.load_state_dict(state)
+    x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255
+    with torch.no_grad():
+        return torch.softmax(model.eval()(TF.normalize(x, spec.mean, spec.std)), 1).numpy()
+
+
+# One backbone per way of cutting the head off (timm, ResNet, torchvision .features).
+@pytest.mark.parametrize("name", ["efficientnet_lite0", "resnet50", "mobilenet_v3_large"])
+def test_the_head_tags_from_the_same_forward_pass(
+    name: str, random_weights: Callable[[str], Path], make_images: ImagesFactory
+) -> None:
+    """embed_and_tag: the descriptors of embed() and the top classes of the model's own
+    classifier."""
+    spec = embed.MODELS[name]
+    embedder = embed.load_embedder(
+        name, weights=random_weights(name), device="cpu", batch_size=2, precision="float32"
+    )
+    assert embedder.tag_model == name  # type: ignore[attr-defined]
+    images = make_images(3, spec.input_size)
+    vectors, labels, probs = embedder.embed_and_tag(images, 5)  # type: ignore[attr-defined]
+    np.testing.assert_allclose(vectors, embedder.embed(images), rtol=1e-5, atol=1e-5)
+    assert labels.shape == probs.shape == (3, 5) and probs.dtype == np.float32
+    expected = reference_probabilities(name, random_weights(name), images)
+    top = np.argsort(-expected, axis=1)[:, :5]
+    np.testing.assert_array_equal(labels, top)
+    np.testing.assert_allclose(probs, np.take_along_axis(expected, top, 1), rtol=1e-3, atol=1e-5)
+    assert (np.diff(probs, axis=1) <= 0).all()
+    with pytest.raises(ValueError):
+        embedder.embed_and_tag(images, 0)  # type: ignore[attr-defined]
+
+
 @pytest.mark.parametrize("pooling", ["gem", "rmac"])
 def test_other_poolings(
     pooling: str, random_weights: Callable[[str], Path], make_images: ImagesFactory

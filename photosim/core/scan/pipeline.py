@@ -13,7 +13,10 @@ Stages and who runs them:
 - decode (hashes, thumbnail, model input): :class:`~photosim.core.scan.workers.DecodePool`
   processes, a bounded number of files ahead;
 - inference: one background thread that owns the embedder, one batch at a time, overlapping
-  with decoding (torch releases the GIL). It first loads a lazy embedder (torch import,
+  with decoding (torch releases the GIL). An embedder with a classifier head
+  (:class:`~photosim.core.types.TaggingEmbedder`) also gives each photo's top
+  :data:`~photosim.core.tags.TAGS_PER_PHOTO` ImageNet classes from the same forward pass (the tags of
+  :mod:`photosim.core.tags`). It first loads a lazy embedder (torch import,
   weights) while the decoders start; on a CPU its thread count follows the measured stage
   costs (:class:`_CoreSplit`) and decoders run at low priority;
 - catalog writes: this thread, one transaction per batch (photo rows, thumbnails, hash
@@ -45,6 +48,7 @@ from photosim.core.index.vectors import HASH_MODEL, VectorIndex, hash_vectors
 from photosim.core.scan.hashing import file_content_hash
 from photosim.core.scan.walk import walk_folders
 from photosim.core.scan.workers import TRANSIENT_REASONS, DecodePool, usable_cpus
+from photosim.core.tags import TAGS_PER_PHOTO
 from photosim.core.types import (
     DecodedImage,
     DecodeRequest,
@@ -53,6 +57,7 @@ from photosim.core.types import (
     Progress,
     ScanStage,
     ScanSummary,
+    TaggingEmbedder,
 )
 
 logger = logging.getLogger(__name__)
@@ -140,8 +145,9 @@ def scan(
     summary = ScanSummary()
     model_id = embedder.model_id if embedder is not None else None
     roots = [os.path.abspath(r) for r in roots]
-    items, gone_paths = yield from _walk_and_diff(catalog, roots, settings, model_id, cancel,
-                                                  summary)
+    items, gone_paths = yield from _walk_and_diff(
+        catalog, roots, settings, model_id, _tag_model(embedder), cancel, summary
+    )
     # The embedder (a lazy one imports torch and reads the weights) loads on the inference
     # thread while the decoders start on the first files: see _process.
     if items and not summary.cancelled:
@@ -161,11 +167,19 @@ def scan(
     return summary
 
 
+def _tag_model(embedder: Embedder | None) -> str:
+    """The name ``embedder``'s tags are stored under; "" when it gives none."""
+    if isinstance(embedder, TaggingEmbedder):
+        return embedder.tag_model or ""
+    return ""
+
+
 def _walk_and_diff(
     catalog: Catalog,
     roots: list[str],
     settings: Settings,
     model_id: str | None,
+    tag_model: str,
     cancel: CancelToken,
     summary: ScanSummary,
 ) -> Generator[Progress, None, tuple[list[_Item], set[str]]]:
@@ -174,7 +188,8 @@ def _walk_and_diff(
     In bulk: the walk returns ``(path, size, mtime_ns)`` tuples and the diff is set arithmetic
     against the catalog's tuples, so a rescan costs little more than the ``stat()`` calls.
     Unchanged files whose content lacks a descriptor of ``model_id`` are queued too (one file
-    per content). Counts go into ``summary``.
+    per content), and so are those lacking tags of ``tag_model`` (a library scanned before
+    tags existed gets them at its next scan). Counts go into ``summary``.
 
     Returns:
         ``(items sorted by path, vanished paths)``.
@@ -216,7 +231,7 @@ def _walk_and_diff(
         summary.unchanged += len(found) - len(stale_paths)
         gone_paths |= known_paths - {row[0] for row in found}
         if model_id is not None:
-            lacking = dict(catalog.missing_descriptor_under(root, model_id))
+            lacking = dict(catalog.missing_descriptor_under(root, model_id, tag_model))
             for path, size, mtime_ns in found if lacking else ():
                 content_hash = lacking.get(path)
                 if (
@@ -289,13 +304,14 @@ class _ScanRun:
         self.embedder = embedder
         self.model_id = embedder.model_id if embedder is not None else None
         self.model_size = embedder.input_size if embedder is not None else 0
+        self.tag_model = _tag_model(embedder)
         self.batch_size = max(1, settings.batch_size)
         self.queue = deque(items)
         self.total = len(items)
         self.waiting: dict[str, list[_Item]] = {}  # content hash being decoded -> its files
         self.decoded: list[tuple[DecodedImage, list[_Item]]] = []
         self.plain_rows: list[dict[str, Any]] = []  # errors and reused content, to commit
-        self.inference: Future[tuple[np.ndarray, float]] | None = None
+        self.inference: Future[_Inference] | None = None
         self.in_flight: list[tuple[DecodedImage, list[_Item]]] = []
         self.loading: Future[Any] | None = None
         self.split: _CoreSplit | None = None
@@ -303,10 +319,10 @@ class _ScanRun:
         self.last_yield = 0.0
 
     def commit(
-        self, batch: list[tuple[DecodedImage, list[_Item]]], vectors: np.ndarray | None
+        self, batch: list[tuple[DecodedImage, list[_Item]]], inference: _Inference | None
     ) -> int:
         """One transaction: the pending plain rows, the batch's photos, thumbnails, hash
-        vectors and descriptors. Returns the rows written."""
+        vectors, descriptors and tags. Returns the rows written."""
         catalog = self.catalog
         with catalog.transaction():
             rows = self.plain_rows[:]
@@ -325,10 +341,13 @@ class _ScanRun:
                         np.array([image.dhash for image, _ in batch], np.int64),
                     ),
                 )
-            if vectors is not None and self.model_id is not None:
-                catalog.put_embeddings(
-                    self.model_id, [im.content_hash for im, _ in batch], vectors
-                )
+            if inference is not None and self.model_id is not None:
+                hashes = [im.content_hash for im, _ in batch]
+                catalog.put_embeddings(self.model_id, hashes, inference.vectors)
+                if inference.labels is not None and self.tag_model:
+                    catalog.put_tags(
+                        self.tag_model, hashes, inference.labels, inference.probabilities
+                    )
         return len(rows)
 
     def run(self) -> Generator[Progress, None, None]:
@@ -387,7 +406,7 @@ class _ScanRun:
             else:
                 logger.exception("the embedder failed to start")
             self.summary.embed_note = str(exc)
-            self.embedder, self.model_id = None, None
+            self.embedder, self.model_id, self.tag_model = None, None, ""
             # Unchanged files were only queued to get descriptors: leave them alone.
             self.queue = deque(item for item in self.queue if item.kind != "embed")
         else:
@@ -431,6 +450,7 @@ class _ScanRun:
                         self.model_id is None
                         or catalog.has_embedding(content_hash, self.model_id)
                     )
+                    and (not self.tag_model or catalog.has_tags(content_hash, self.tag_model))
                 ):
                     self.plain_rows.append(_row(item, content_hash, meta, None))
                     summary.reused += 1
@@ -467,11 +487,11 @@ class _ScanRun:
         """Commit a finished inference batch; start the next one (one batch in the background
         thread while decoding goes on); commit hash-only batches and plain rows."""
         if self.inference is not None and self.inference.done():
-            vectors = _vectors_or_none(self.inference, self.summary)
-            if self.split is not None and vectors is not None:
-                self.split.update(len(self.in_flight), self.inference.result()[1], pool)
-            self.summary.embedded += 0 if vectors is None else len(self.in_flight)
-            self.done += self.commit(self.in_flight, vectors)
+            result = _inference_or_none(self.inference, self.summary)
+            if self.split is not None and result is not None:
+                self.split.update(len(self.in_flight), result.seconds, pool)
+            self.summary.embedded += 0 if result is None else len(self.in_flight)
+            self.done += self.commit(self.in_flight, result)
             self.inference, self.in_flight = None, []
             self.last_yield = 0.0
         if self.decoded and (len(self.decoded) >= self.batch_size or finished):
@@ -489,7 +509,9 @@ class _ScanRun:
                     # Once decoding is over, the last batches get every core.
                     decoding = bool(self.queue) or pool.outstanding > 0
                     threads = self.split.threads if decoding else self.split.cores
-                self.inference = executor.submit(_timed_embed, self.embedder, inputs, threads)
+                self.inference = executor.submit(
+                    _timed_embed, self.embedder, inputs, threads, self.tag_model
+                )
         if self.plain_rows and (len(self.plain_rows) >= self.batch_size or finished):
             self.done += self.commit([], None)
             self.last_yield = 0.0
@@ -497,22 +519,39 @@ class _ScanRun:
     def _commit_the_rest(self) -> None:
         """Cancelled (or done): keep what is finished, leave the rest for the next scan."""
         if self.inference is not None:
-            vectors = _vectors_or_none(self.inference, self.summary)
-            self.summary.embedded += 0 if vectors is None else len(self.in_flight)
-            self.done += self.commit(self.in_flight, vectors)
+            result = _inference_or_none(self.inference, self.summary)
+            self.summary.embedded += 0 if result is None else len(self.in_flight)
+            self.done += self.commit(self.in_flight, result)
         if self.plain_rows or (self.decoded and self.embedder is None):
             self.done += self.commit(self.decoded if self.embedder is None else [], None)
 
 
+@dataclass(frozen=True)
+class _Inference:
+    """What one inference batch produced: ``(N, D)`` descriptors, ``(N, k)`` class labels and
+    probabilities (None without a classifier head), and its wall time in seconds."""
+
+    vectors: np.ndarray
+    labels: np.ndarray | None
+    probabilities: np.ndarray | None
+    seconds: float
+
+
 def _timed_embed(
-    embedder: Embedder, images: list[np.ndarray], threads: int | None
-) -> tuple[np.ndarray, float]:
-    """Run on the inference thread: set its thread count, embed, and time it (seconds)."""
+    embedder: Embedder, images: list[np.ndarray], threads: int | None, tag_model: str
+) -> _Inference:
+    """Run on the inference thread: set its thread count, embed (and tag, when the embedder
+    has a classifier head), and time it."""
     if threads is not None:
         embedder.threads = threads  # type: ignore[attr-defined]
     started = time.perf_counter()
+    if tag_model:
+        vectors, labels, probabilities = embedder.embed_and_tag(  # type: ignore[attr-defined]
+            images, TAGS_PER_PHOTO
+        )
+        return _Inference(vectors, labels, probabilities, time.perf_counter() - started)
     vectors = embedder.embed(images)
-    return vectors, time.perf_counter() - started
+    return _Inference(vectors, None, None, time.perf_counter() - started)
 
 
 class _CoreSplit:
@@ -557,11 +596,9 @@ class _CoreSplit:
             self.threads = threads
 
 
-def _vectors_or_none(
-    inference: Future[tuple[np.ndarray, float]], summary: ScanSummary
-) -> np.ndarray | None:
+def _inference_or_none(inference: Future[_Inference], summary: ScanSummary) -> _Inference | None:
     try:
-        return inference.result()[0]
+        return inference.result()
     except Error as exc:  # expected, e.g. weights unavailable: one line, scan goes on
         logger.info("no descriptors: %s", exc)
         summary.embed_note = str(exc)
