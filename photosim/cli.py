@@ -137,6 +137,9 @@ def cmd_scan(args: argparse.Namespace, settings: Settings) -> int:
         finally:
             signal.signal(signal.SIGINT, previous)
         summary.embed_note = summary.embed_note or reason
+        clip_status = EXIT_OK
+        if not summary.cancelled:
+            clip_status = _clip_scan(library, settings, args, cancel)
         if pca_changed and settings.model_id is not None:
             # Apply a changed setting now (learn the PCA, rebuild), not at the next search.
             library.apply_index_settings(settings.model_id)
@@ -148,7 +151,41 @@ def cmd_scan(args: argparse.Namespace, settings: Settings) -> int:
                 count = library.info(settings)["descriptors"].get(settings.model_id, 0)
                 text = _pca_text(library.index_state(settings.model_id, count))
                 print(f"  index {settings.model_id}: {text or 'full dimension (PCA off)'}")
-    return EXIT_INTERRUPTED if summary.cancelled else EXIT_OK
+    return EXIT_INTERRUPTED if summary.cancelled else clip_status
+
+
+def _clip_scan(library: Library, settings: Settings, args: argparse.Namespace,
+               cancel: CancelToken) -> int:
+    """CLIP embeddings of the photos that lack one, when ``--clip`` asks for them or the
+    library keeps a CLIP model; exit status 1 when ``--clip`` was asked for and CLIP cannot
+    run here (the scan itself stands)."""
+    if not settings.clip and not library.clip_missing():
+        return EXIT_OK
+    embedder, reason = library.clip_embedder(settings, quiet=args.quiet)
+    if embedder is None:
+        _err(f"no CLIP embeddings: {reason}")
+        return EXIT_ERROR if settings.clip else EXIT_OK
+    bar = _progress_bar(args.quiet)
+    gen = library.clip_scan(embedder, cancel)
+    try:
+        while True:
+            try:
+                progress = next(gen)
+            except StopIteration as stop:
+                done = stop.value
+                break
+            if bar is not None:
+                if bar.total != progress.total:
+                    bar.reset(total=progress.total)
+                    bar.set_description("CLIP")
+                bar.n = progress.done
+                bar.refresh()
+    finally:
+        if bar is not None:
+            bar.close()
+    if not args.json:
+        print(f"  CLIP: {done} photos embedded with {embedder.model_id}")
+    return EXIT_OK
 
 
 def _move_aside_if_unusable(path: Path) -> None:
@@ -394,7 +431,7 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_USAGE
     with _open_library(args) as library:
         try:
-            result = library.search(text, k=args.k)
+            result = library.search(text, k=args.k, mode=args.mode, settings=settings)
         except TagQueryError as exc:
             _err(str(exc))
             return EXIT_USAGE
@@ -418,9 +455,14 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
             ],
         }, indent=2))
     else:
-        words = "; ".join(f"{c['lemma']} ({c['classes']} classes: {c['gloss']})"
-                          for c in concepts)
-        print(f"Photos showing {words}" if words else f"Photos matching {text!r}:")
+        words = "; ".join(
+            f"{c['lemma']} ({c['classes']} class{'es' if c['classes'] > 1 else ''}: "
+            f"{c['gloss']})" for c in concepts
+        )
+        if result.mode == "clip":
+            print(f"Photos matching {text!r} (CLIP {result.model}, by text-image cosine):")
+        else:
+            print(f"Photos showing {words}:")
         for note in result.notes:
             print(f"note: {note}")
         for i, hit in enumerate(result.hits, 1):
@@ -889,6 +931,14 @@ def _add_scan_commands(sub: Any, common: argparse.ArgumentParser,
     p.add_argument("--rebuild", action="store_true",
                    help="if the catalog is damaged, move it aside (kept) and build a new one")
     p.add_argument(
+        "--clip", action="store_true",
+        help="also keep CLIP embeddings for text search (optional extra photosim[clip]; "
+             "weights downloaded once, about 600 MB); remembered by the catalog",
+    )
+    p.add_argument("--clip-model", metavar="ARCH/TAG",
+                   help="the CLIP model of --clip (implies it; default ViT-B-32/laion2b_s34b_b79k)")
+    p.add_argument("--clip-weights", metavar="FILE", help="local weights file for --clip")
+    p.add_argument(
         "--pca", type=_dimension, metavar="N",
         help="keep the model's vector index in N dimensions after PCA, for very large "
         "libraries (e.g. 256; 0 turns it off); remembered by the catalog",
@@ -936,6 +986,11 @@ def _add_scan_commands(sub: Any, common: argparse.ArgumentParser,
     p.add_argument("text", nargs="*", metavar="TEXT",
                    help="words or names: 'dog', 'golden retriever', 'fruit', 'boats'")
     p.add_argument("-k", type=int, default=20, help="number of results (default 20)")
+    p.add_argument("--mode", choices=("auto", "tags", "clip"), default="auto",
+                   help="tags (ImageNet classes and WordNet), clip (text-image similarity, "
+                        "needs `scan --clip`) or auto: clip when the library has it")
+    p.add_argument("--clip-weights", metavar="FILE",
+                   help="local weights file of the library's CLIP model")
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("info", parents=[common],
@@ -1006,12 +1061,14 @@ def _add_integrate_command(sub: Any) -> None:
 def _settings_from(args: argparse.Namespace) -> Settings:
     settings = Settings()
     changes: dict[str, Any] = {}
-    for name in ("model", "pooling", "device", "weights", "precision"):
+    for name in ("model", "pooling", "device", "weights", "precision", "clip_weights"):
         value = getattr(args, name, None)
         if value is not None:
             changes[name] = value
     if getattr(args, "exclude", None):
         changes["exclude"] = tuple(args.exclude)
+    if getattr(args, "clip", False) is True or getattr(args, "clip_model", None):
+        changes["clip"] = getattr(args, "clip_model", None) or "default"
     if getattr(args, "workers", 0):
         changes["workers"] = args.workers
     return dataclasses.replace(settings, **changes) if changes else settings

@@ -117,6 +117,10 @@ class Settings:
             library's kNN graph, the default: it wins on both evaluation sets, see
             ``benchmarks/RETRIEVAL.md``), ``"qe"`` (alpha-query expansion) or ``"none"``
             (cosine similarity only).
+        clip: Optional CLIP model for text search, ``"ARCH/TAG"`` of open_clip (e.g.
+            ``"ViT-B-32/laion2b_s34b_b79k"``); "" for none (the default: tags only). A library
+            that has CLIP embeddings keeps its own model.
+        clip_weights: Optional path of a local state_dict file for the CLIP model.
     """
 
     model: str = "efficientnet_lite0"
@@ -131,6 +135,8 @@ class Settings:
     thresholds: Thresholds = field(default_factory=Thresholds)
     knn: int = 16
     rerank: str = "diffusion"
+    clip: str = ""
+    clip_weights: str | None = None
 
     @property
     def model_id(self) -> str | None:

@@ -265,6 +265,32 @@ def coloured_photo(path: Path, colour: int, seed: int) -> Path:
     return path
 
 
+class ColourClip:
+    """A numpy stand-in for CLIP (:class:`~photosim.core.types.TextImageEmbedder`): an image
+    embeds as its mean colour, a text as the colour words it names ("red", "green", "blue")."""
+
+    model_id = "clip:fake/colour"
+    dim = 3
+    WORDS = {"red": 0, "green": 1, "blue": 2}
+
+    def __init__(self) -> None:
+        self.images = 0
+
+    def embed(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        self.images += len(images)
+        out = np.array([np.asarray(im, np.float32).reshape(-1, 3).mean(0) for im in images],
+                       np.float32).reshape(len(images), 3)
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-6)
+
+    def embed_text(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.full((len(texts), 3), 0.05, np.float32)
+        for i, text in enumerate(texts):
+            for word, channel in self.WORDS.items():
+                if word in text.lower():
+                    out[i, channel] = 1.0
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
 class CountingEmbedder:
     """Wraps an embedder and counts the images it embedded and the calls made."""
 

@@ -181,6 +181,28 @@ def tokens(text: str) -> list[str]:
     return _WORD.findall(normal)
 
 
+def check_words(text: str) -> tuple[list[str], list[str]]:
+    """The words of a query and its common words, when it has a word to search for.
+
+    Raises:
+        TagQueryError: No words (empty, blank, only punctuation or emoji), or only common
+            words (:data:`STOP_WORDS`).
+    """
+    words = tokens(text)
+    if not words:
+        raise TagQueryError(
+            "the query has no words: give a word for what the photos show, "
+            "e.g. photosim search dog"
+        )
+    ignored = [w for w in words if w in STOP_WORDS]
+    if len(ignored) == len(words):
+        raise TagQueryError(
+            f"{text.strip()!r} has only common words ({', '.join(ignored)}): give a "
+            "word for what the photos show, e.g. dog, car, church, fruit"
+        )
+    return words, ignored
+
+
 @functools.lru_cache(maxsize=1)
 def vocabulary() -> Vocabulary:
     """The shipped vocabulary (read once per process).
@@ -314,12 +336,7 @@ class Vocabulary:
             TagQueryError: The query is empty, has only common words, or no word of it names
                 a tag.
         """
-        words = tokens(text)
-        if not words:
-            raise TagQueryError(
-                "the query has no words: give a word for what the photos show, "
-                "e.g. photosim search dog"
-            )
+        words, _ = check_words(text)
         concepts: list[Concept] = []
         unknown: list[str] = []
         ignored: list[str] = []
@@ -337,11 +354,6 @@ class Vocabulary:
                 (ignored if words[i] in STOP_WORDS else unknown).append(words[i])
                 i += 1
         if not concepts:
-            if not unknown:
-                raise TagQueryError(
-                    f"{text.strip()!r} has only common words ({', '.join(ignored)}): give a "
-                    "word for what the photos show, e.g. dog, car, church, fruit"
-                )
             raise TagQueryError(
                 f"no tag matches {', '.join(repr(w) for w in unknown)}: tags are the 1,000 "
                 "ImageNet classes and the WordNet words above them (e.g. dog, bird, car, boat, "

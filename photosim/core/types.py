@@ -91,6 +91,30 @@ class TaggingEmbedder(Embedder, Protocol):
         ...
 
 
+@runtime_checkable
+class TextImageEmbedder(Protocol):
+    """A joint text-image embedding model (CLIP): images and texts in one space.
+
+    Implemented by :class:`photosim.embed.clip.ClipEmbedder`; core receives one by injection.
+
+    Attributes:
+        model_id: Identifier stored with every image embedding (e.g.
+            ``"clip:ViT-B-32/laion2b_s34b_b79k"``).
+        dim: Embedding dimension D.
+    """
+
+    model_id: str
+    dim: int
+
+    def embed(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """``(N, D)`` float32 L2-normalised embeddings of N uint8 RGB images of any size."""
+        ...
+
+    def embed_text(self, texts: Sequence[str]) -> np.ndarray:
+        """``(N, D)`` float32 L2-normalised embeddings of N texts."""
+        ...
+
+
 @dataclass(frozen=True)
 class DecodeRequest:
     """What a decode worker needs for one file.

@@ -49,13 +49,22 @@ from photosim.core.tags import (
     TagSearchError,
     TagSearchResult,
 )
-from photosim.core.types import Embedder, Error, Progress, ScanStage, ScanSummary
+from photosim.core.textsearch import MODES as SEARCH_MODES
+from photosim.core.types import (
+    Embedder,
+    Error,
+    Progress,
+    ScanStage,
+    ScanSummary,
+    TextImageEmbedder,
+)
 from photosim.library.library import Library, load_embedder, pca_min_descriptors
 
 __all__ = [
     "HASH_MODEL",
     "QUARANTINE_DIRNAME",
     "RULES",
+    "SEARCH_MODES",
     "SNIFF_BYTES",
     "STATUS_OK",
     "STOP_WORDS",
@@ -91,6 +100,7 @@ __all__ = [
     "TagQueryError",
     "TagSearchError",
     "TagSearchResult",
+    "TextImageEmbedder",
     "Truth",
     "TruthError",
     "UndoResult",

@@ -29,15 +29,17 @@ from photosim.core.index.vectors import pca_min_descriptors as _pca_min_descript
 from photosim.core.scan.hashing import file_content_hash
 from photosim.core.search import SearchResult, find_similar
 from photosim.core.tags import (
-    SEARCH_FLOOR,
     TAG_FLOOR,
     ImageTags,
+    Tag,
     TagSearchResult,
+    check_words,
     image_tags,
-    search_tags,
+    photo_tags,
     tag_model,
 )
-from photosim.core.types import Embedder, Progress, ScanSummary
+from photosim.core.textsearch import clip_index, clip_model, missing_clip, search_text
+from photosim.core.types import Embedder, Progress, ScanSummary, TextImageEmbedder
 
 __all__ = ["Library", "load_embedder", "pca_min_descriptors"]
 
@@ -106,6 +108,7 @@ class Library:
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path = Path(path) if path is not None else default_catalog_path()
         self.catalog = Catalog(self.path)
+        self._clip: tuple[Any, TextImageEmbedder | None, str | None] | None = None
 
     def close(self) -> None:
         """Close the catalog connection."""
@@ -380,15 +383,80 @@ class Library:
         """
         return image_tags(self.catalog, os.fspath(image), embedder, floor)
 
-    def search(self, text: str, k: int = 20, floor: float = SEARCH_FLOOR) -> TagSearchResult:
-        """Photos whose content matches words (see :func:`photosim.core.tags.search_tags`).
+    def content_tags(self, content_hash: str, floor: float = TAG_FLOOR) -> list[Tag]:
+        """The stored tags of one content at or above ``floor``, most probable first (empty
+        when it has none): one indexed read, cheap enough for a tooltip."""
+        return photo_tags(self.catalog, content_hash, floor=floor)
+
+    def search(
+        self, text: str, k: int = 20, mode: str = "auto", settings: Settings | None = None
+    ) -> TagSearchResult:
+        """Photos whose content matches words: by CLIP when the library has CLIP embeddings
+        (its CLIP model is loaded here, once per ``Library``), else by the tags (see
+        :func:`photosim.core.textsearch.search_text` and :func:`photosim.core.tags.search_tags`).
+
+        Args:
+            text: The query.
+            k: Photos to return, >= 1.
+            mode: ``"auto"``, ``"tags"`` or ``"clip"``.
+            settings: Device and ``clip_weights`` for loading CLIP (defaults when None).
 
         Raises:
             TagQueryError: Nothing searchable in ``text``.
-            TagSearchError: The library has no tags yet.
-            ValueError: ``k`` < 1.
+            TagSearchError: The library has no tags yet (or, for ``"clip"``, no CLIP).
+            ValueError: Unknown ``mode``; ``k`` < 1.
         """
-        return search_tags(self.catalog, text, k, floor)
+        clip, note = None, None
+        if mode != "tags" and clip_model(self.catalog) is not None:
+            check_words(text)  # a bad query says so before CLIP loads
+            clip, note = self.clip_embedder(settings or Settings())
+        return search_text(self.catalog, text, k, mode, clip, note)
+
+    def clip_embedder(
+        self, settings: Settings, quiet: bool = True
+    ) -> tuple[TextImageEmbedder | None, str | None]:
+        """The CLIP model of the library (else ``settings.clip``), loaded once per ``Library``.
+
+        Returns:
+            ``(embedder, None)``, or ``(None, reason)`` when it cannot be loaded here (open_clip
+            not installed, weights not downloadable, ...).
+        """
+        stored = clip_model(self.catalog)
+        spec = stored.removeprefix("clip:") if stored else settings.clip
+        if not spec:
+            return None, "no CLIP model chosen"
+        if spec == "default":
+            from photosim.embed.clip import DEFAULT_CLIP
+
+            spec = DEFAULT_CLIP
+        if "/file:" in spec:
+            if not settings.clip_weights:
+                return None, f"CLIP weights {spec.partition('/file:')[2]} are needed (--clip-weights)"
+            spec = spec.partition("/file:")[0]
+        key = (spec, settings.clip_weights, settings.device)
+        if self._clip is None or self._clip[0] != key:
+            from photosim import embed
+            from photosim.embed import clip as _clip
+
+            try:
+                model = _clip.load_clip(spec, weights=settings.clip_weights,
+                                        device=settings.device, progress=not quiet)
+                self._clip = (key, model, None)
+            except embed.EmbedError as exc:
+                self._clip = (key, None, str(exc))
+        return self._clip[1], self._clip[2]
+
+    def clip_scan(
+        self, embedder: TextImageEmbedder, cancel: CancelToken | None = None
+    ) -> Generator[Progress, None, int]:
+        """Give every photo a CLIP embedding, from its stored thumbnail (see
+        :func:`photosim.core.textsearch.clip_index`); the library keeps this CLIP model."""
+        return clip_index(self.catalog, embedder, cancel)
+
+    def clip_missing(self) -> int:
+        """Photos (contents) without an embedding of the library's CLIP model (0 without one)."""
+        model = clip_model(self.catalog)
+        return missing_clip(self.catalog, model) if model else 0
 
     # ------------------------------------------------------------------ cleanup
     @staticmethod

@@ -122,3 +122,19 @@ def test_tags_of_an_unreadable_file(library, tmp_path: Path,
                        str(tmp_path / "missing.jpg"))
     assert rc == EXIT_ERROR
     assert "church" in out and "cannot read" in err and "Traceback" not in err
+
+
+def test_clip_without_clip_says_why(library, tmp_path: Path,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """Offline and without cached CLIP weights: ``scan --clip`` scans, then says why there
+    are no CLIP embeddings (exit 1); ``search --mode clip`` names what is missing."""
+    catalog, paths = library
+    rc, _, err = run(capsys, "--catalog", str(catalog), "search", "dog", "--mode", "clip")
+    assert rc == EXIT_ERROR and "no CLIP embeddings" in err and "Traceback" not in err
+    coloured_photo(tmp_path / "p" / "a.jpg", 0, 1)
+    rc, out, err = run(capsys, "--catalog", str(tmp_path / "c.db"), "scan", "-q", "--model",
+                       "none", "--clip", str(tmp_path / "p"))
+    assert rc == EXIT_ERROR
+    assert "no CLIP embeddings:" in err and "Traceback" not in err
+    with Catalog(tmp_path / "c.db") as scanned:  # the scan itself stands
+        assert [p.path for p in scanned.photos()] == [str(tmp_path / "p" / "a.jpg")]
