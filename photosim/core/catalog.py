@@ -59,6 +59,7 @@ logger = logging.getLogger(__name__)
 SCHEMA_VERSION = 7
 STATUS_OK = "ok"
 STATUS_ERROR = "error"
+TAG_MODEL_META = "tag_model"  # meta key: the model of the last tags written
 
 _SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -698,7 +699,8 @@ class Catalog:
     def put_tags(
         self, model: str, hashes: Sequence[str], labels: np.ndarray, probabilities: np.ndarray
     ) -> None:
-        """Store the top classes of N contents (replacing what was stored for them).
+        """Store the top classes of N contents (replacing what was stored for them); ``meta``
+        remembers ``model`` as the library's tag model (:data:`TAG_MODEL_META`).
 
         Args:
             model: Tag model (the backbone's registry name, e.g. ``"efficientnet_lite0"``).
@@ -706,6 +708,7 @@ class Catalog:
             labels: ``(N, k)`` int class indices.
             probabilities: ``(N, k)`` float probabilities in [0, 1].
         """
+        self.set_meta(TAG_MODEL_META, model)
         for content_hash, row_labels, row_probs in zip(hashes, labels, probabilities):
             self.db.execute(
                 "DELETE FROM tags WHERE model=? AND content_hash=?", [model, content_hash]

