@@ -42,7 +42,7 @@ from benchmarks import versus
 
 logger = logging.getLogger(__name__)
 
-BENCHMARKS = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B9", "B10")
+BENCHMARKS = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B9", "B10", "B11")
 #: Keys each benchmark's JSON section always has (null when not measurable here).
 REPORT_KEYS: dict[str, tuple[str, ...]] = {
     "B1": ("files", "mean_file_mb", "images_per_s", "bound_images_per_s", "pipeline_efficiency",
@@ -57,11 +57,17 @@ REPORT_KEYS: dict[str, tuple[str, ...]] = {
     "B8": ("gpu", "embeddings_per_s", "images_per_s"),
     "B9": ("sets",),
     "B10": ("vectors", "dim", "graph_edges", "diffusion_build_s", "reranks"),
+    "B11": ("embed_cpu_ms", "embed_and_tag_cpu_ms", "tags_share", "photos", "words",
+            "search_p50_ms", "search_p99_ms"),
 }
 GOALS = {
     "B1": 0.85, "B2_bare": 0.8, "B2_fid": 3.0, "B3": 2.0, "B4_p99_ms": 1.0, "B4_recall": 0.99,
     "B5_s": 10.0, "B5_regroup_ms": 200.0, "B6_mb": 1536.0, "B7_s": 1.0, "B10_p99_ms": 50.0,
+    "B11_share": 0.05, "B11_p99_ms": 100.0,
 }
+# B11's queries: everyday words, from one class ("church") to 118 ("dog").
+B11_WORDS = ("dog", "cat", "bird", "car", "boat", "church", "building", "fruit", "flower",
+             "computer", "golden retriever", "dogs on a seashore")
 JPEG_W, JPEG_H = 4000, 3000  # 12 MP
 _PAD = 160  # per-file crop offsets inside a scene
 K_RECALL = 10
@@ -1177,10 +1183,81 @@ def bench_b10(ctx: Context) -> dict[str, Any]:
     return out
 
 
+def bench_b11(ctx: Context) -> dict[str, Any]:
+    """Tags and text search: what the classifier head adds to inference, and a tag search
+    over a library of ``b4_small`` photos.
+
+    Inference: one-thread CPU time per image of :meth:`embed` and of :meth:`embed_and_tag`
+    (descriptor and top-5 classes from one forward pass), least of 5 interleaved runs each. Search: the
+    product's query path (:func:`photosim.core.tags.search_tags` on a catalog), with every
+    photo's 5 stored classes drawn uniformly from the 1,000: a broad word ("dog", 118 classes)
+    matches ~6 % of the photos. The first query reads the tags into memory (once per library
+    state, :func:`photosim.core.tags.search_tags`): its time is reported apart.
+    """
+    from photosim.core.catalog import Catalog
+    from photosim.core.tags import search_tags
+
+    embedder = ctx.model()
+    rng = np.random.default_rng(11)
+    size = embedder.input_size
+    images = list(rng.integers(0, 256, (2 * embedder.batch_size, size, size, 3), np.uint8))
+    threads = getattr(embedder, "threads", None)
+    try:
+        if threads is not None:
+            embedder.threads = 1
+        calls = {"embed": lambda: embedder.embed(images),
+                 "embed_and_tag": lambda: embedder.embed_and_tag(images, 5)}
+        runs: dict[str, list[float]] = {name: [] for name in calls}
+        for call in calls.values():
+            call()  # warm-up
+        for _ in range(5):  # interleaved, so load elsewhere hits both alike
+            for name, call in calls.items():
+                started = time.process_time()
+                call()
+                runs[name].append((time.process_time() - started) / len(images))
+        costs = {name: min(times) for name, times in runs.items()}
+    finally:
+        if threads is not None:
+            embedder.threads = threads
+    n = ctx.scale.b4_small
+    ctx.log(f"B11: tags of {n} photos, {len(B11_WORDS)} words")
+    with Catalog(ctx.work / "b11.db") as catalog:
+        synthetic_library(catalog, n, seed=11)
+        hashes = [f"{i:032x}" for i in range(n)]
+        for start in range(0, n, 10_000):
+            chunk = hashes[start : start + 10_000]
+            labels = np.stack([rng.choice(1000, 5, replace=False) for _ in chunk])
+            probs = -np.sort(-rng.dirichlet(np.full(6, 0.5), len(chunk))[:, :5], axis=1)
+            with catalog.transaction():
+                catalog.put_tags("bench", chunk, labels, probs)
+        t0 = time.perf_counter()
+        search_tags(catalog, "dogs")  # the first query: the vocabulary and the tag table
+        first_s = time.perf_counter() - t0
+        times = []
+        rounds = max(1, ctx.scale.queries // (10 * len(B11_WORDS)))
+        for _ in range(rounds):
+            for word in B11_WORDS:
+                t0 = time.perf_counter()
+                search_tags(catalog, word, k=20)
+                times.append(time.perf_counter() - t0)
+    plain, tagged = costs["embed"], costs["embed_and_tag"]
+    return {
+        "embed_cpu_ms": round(plain * 1e3, 2),
+        "embed_and_tag_cpu_ms": round(tagged * 1e3, 2),
+        "tags_share": round((tagged - plain) / plain, 4),
+        "photos": n,
+        "words": list(B11_WORDS),
+        "queries": len(times),
+        "first_query_s": round(first_s, 2),
+        "search_p50_ms": round(percentile_ms(times, 50), 2),
+        "search_p99_ms": round(percentile_ms(times, 99), 2),
+    }
+
+
 RUNNERS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "B1": bench_b1, "B2": bench_b2, "B3": bench_b3, "B4": bench_b4,
     "B5": bench_b5, "B6": bench_b6, "B7": bench_b7, "B8": bench_b8, "B9": versus.bench_b9,
-    "B10": bench_b10,
+    "B10": bench_b10, "B11": bench_b11,
 }
 
 
@@ -1319,6 +1396,19 @@ def summary_rows(b: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                      f"{r['graph_edges']:,} edges, built in {r['diffusion_build_s']:.2f} s)",
                      f"p99 <= {GOALS['B10_p99_ms']:.0f} ms",
                      _vs(worst, GOALS["B10_p99_ms"], False)))
+    if "B11" in b and "error" not in b["B11"]:
+        r = b["B11"]
+        rows.append(("B11 tags in the scan",
+                     f"{r['embed_cpu_ms']:.1f} -> {r['embed_and_tag_cpu_ms']:.1f} CPU-ms per "
+                     f"image with the top-5 classes: **{r['tags_share'] * 100:+.1f} %**",
+                     f"<= {GOALS['B11_share'] * 100:.0f} %",
+                     _vs(r["tags_share"], GOALS["B11_share"], False)))
+        rows.append((f"B11 text search, {r['photos']:,} photos",
+                     f"{len(r['words'])} words (1 to 118 classes): p50 {r['search_p50_ms']:.1f} "
+                     f"ms, p99 **{r['search_p99_ms']:.1f} ms** (the first query, which reads the tags "
+                     f"into memory: {r.get('first_query_s', 0):.2f} s)",
+                     f"p99 <= {GOALS['B11_p99_ms']:.0f} ms",
+                     _vs(r["search_p99_ms"], GOALS["B11_p99_ms"], False)))
     for key, r in b.items():
         if "error" in r:
             rows.append((key, f"failed: {r['error']}", "-", "**no**"))

@@ -572,6 +572,10 @@ def cmd_info(args: argparse.Namespace, settings: Settings) -> int:
     print(f"model:       {model or 'none yet'} (default for new catalogs: {default_model})")
     print(f"weights:     {_weights_text(data['weights'])}")
     print(f"device:      {data['device']}")
+    tags = ", ".join(f"{m}: {n} contents" for m, n in data["tags"].items())
+    print(f"tags:        {tags or 'none (scan with a backbone to tag photos for search)'}")
+    if data["clip"]:
+        print(f"clip:        {data['clip']}: {data['descriptors'].get(data['clip'], 0)} contents")
     for name, info in indexes.items():
         pca = "" if name == HASH_MODEL else _pca_text(info)
         missing = info["vectors"] - info["graph_rows"]

@@ -60,6 +60,7 @@ SCHEMA_VERSION = 7
 STATUS_OK = "ok"
 STATUS_ERROR = "error"
 TAG_MODEL_META = "tag_model"  # meta key: the model of the last tags written
+TAGS_VERSION_META = "tags_version"  # meta key: changes with every write to the tags table
 
 _SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -709,6 +710,7 @@ class Catalog:
             probabilities: ``(N, k)`` float probabilities in [0, 1].
         """
         self.set_meta(TAG_MODEL_META, model)
+        self.set_meta(TAGS_VERSION_META, uuid.uuid4().hex)
         for content_hash, row_labels, row_probs in zip(hashes, labels, probabilities):
             self.db.execute(
                 "DELETE FROM tags WHERE model=? AND content_hash=?", [model, content_hash]
@@ -747,31 +749,39 @@ class Catalog:
         )
         return [(m, int(c)) for m, c in rows]
 
-    def tag_scores(
-        self, model: str, labels: Sequence[int], floor: float
-    ) -> dict[str, float]:
-        """Each content's summed probability over ``labels`` (a concept's classes), for the
-        contents where that sum reaches ``floor``.
-
-        One indexed range read per class (``tags_label``); a concept of 120 classes in a
-        library of 100,000 photos reads only the rows of those classes.
+    def all_tags(self, model: str) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """Every stored tag of ``model``, one row per content.
 
         Returns:
-            ``content hash -> score in [0, 1]``.
+            ``(content hashes (N,), labels (N, k) int16, probabilities (N, k) float32)``,
+            each row most probable first, k the most classes any content has (rows with
+            fewer are padded with label 0 at probability 0).
         """
-        scores: dict[str, float] = {}
-        wanted = sorted({int(label) for label in labels})
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            marks = ",".join("?" for _ in chunk)
-            rows = self.db.execute(
-                f"SELECT content_hash, sum(probability) FROM tags WHERE model=? "
-                f"AND label IN ({marks}) GROUP BY content_hash",
-                [model, *chunk],
-            )
-            for content_hash, score in rows:
-                scores[content_hash] = scores.get(content_hash, 0.0) + float(score)
-        return {h: s for h, s in scores.items() if s >= floor}
+        rows = self.db.execute(
+            "SELECT content_hash, label, probability FROM tags WHERE model=? "
+            "ORDER BY content_hash, probability DESC",
+            [model],
+        ).fetchall()
+        hashes: list[str] = []
+        slots: list[int] = []
+        for content_hash, _, _ in rows:
+            if not hashes or hashes[-1] != content_hash:
+                hashes.append(content_hash)
+                slots.append(0)
+            else:
+                slots.append(slots[-1] + 1)
+        k = max(slots, default=-1) + 1
+        labels = np.zeros((len(hashes), k), np.int16)
+        probabilities = np.zeros((len(hashes), k), np.float32)
+        if rows:
+            owner = np.cumsum([slot == 0 for slot in slots]) - 1
+            labels[owner, slots] = [r[1] for r in rows]
+            probabilities[owner, slots] = [r[2] for r in rows]
+        return hashes, labels, probabilities
+
+    def tags_version(self) -> str:
+        """Changes whenever tags are written or pruned (for caches of :meth:`all_tags`)."""
+        return self.get_meta(TAGS_VERSION_META) or ""
 
     # ------------------------------------------------------------------ verdicts
     def add_verdict(self, hash_a: str, hash_b: str, verdict: str = "not_duplicate") -> None:
@@ -867,6 +877,7 @@ class Catalog:
         ]
         self.db.execute(f"DELETE FROM embeddings WHERE content_hash NOT IN ({live})")
         self.db.execute(f"DELETE FROM thumbnails WHERE content_hash NOT IN ({live})")
-        self.db.execute(f"DELETE FROM tags WHERE content_hash NOT IN ({live})")
+        if self.db.execute(f"DELETE FROM tags WHERE content_hash NOT IN ({live})").rowcount:
+            self.set_meta(TAGS_VERSION_META, uuid.uuid4().hex)
         self.db.execute("DELETE FROM knn_graph WHERE id NOT IN (SELECT id FROM embeddings)")
         return dead

@@ -44,6 +44,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
+import numpy as np
+
 from photosim.core.catalog import TAG_MODEL_META, Catalog, Photo
 from photosim.core.dedup.keeper import rank
 from photosim.core.scan.hashing import file_content_hash
@@ -193,8 +195,7 @@ def check_words(text: str) -> tuple[list[str], list[str]]:
     words = tokens(text)
     if not words:
         raise TagQueryError(
-            "the query has no words: give a word for what the photos show, "
-            "e.g. photosim search dog"
+            "the query has no words: give a word for what the photos show, e.g. dog"
         )
     ignored = [w for w in words if w in STOP_WORDS]
     if len(ignored) == len(words):
@@ -468,34 +469,65 @@ def search_tags(
         )
     notes = [f"no tag matches {', '.join(repr(w) for w in query.unknown)}: searched without it"
              ] if query.unknown else []
-    per_concept = [catalog.tag_scores(model, c.labels, floor) for c in query.concepts]
-    scores = _combine(per_concept, every=True)
-    if not scores and len(per_concept) > 1:
-        scores = _combine(per_concept, every=False)
-        if scores:
+    table = _tag_table(catalog, model)
+    per_concept = [table.scores(c.labels) for c in query.concepts]
+    scores = _combine(per_concept, floor, every=True)
+    if not (scores > 0).any() and len(per_concept) > 1:
+        scores = _combine(per_concept, floor, every=False)
+        if (scores > 0).any():
             notes.append(
                 "no photo shows all of " + ", ".join(c.lemma for c in query.concepts)
                 + ": photos that show any of them"
             )
-    ordered = sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+    matched = np.flatnonzero(scores > 0)
+    # The best k contents are enough for k photos (each content has at least one file).
+    if len(matched) > k:
+        matched = matched[np.argpartition(-scores[matched], k - 1)[:k]]
+    order = sorted(matched.tolist(), key=lambda i: (-scores[i], table.hashes[i]))
     vocab = vocabulary()
     hits: list[TagHit] = []
-    for content_hash, score in ordered:
-        tags = vocab.tags(catalog.tags(content_hash, model), floor)
+    for i in order:
+        content_hash = table.hashes[i]
+        pairs = zip(table.labels[i].tolist(), table.probabilities[i].tolist())
+        tags = vocab.tags(((lb, p) for lb, p in pairs if p > 0), floor)
         for photo in rank(catalog.photos_by_hash(content_hash)):
-            hits.append(TagHit(photo, score, tags))
+            hits.append(TagHit(photo, float(scores[i]), tags))
         if len(hits) >= k:
             break
     return TagSearchResult(query, "tags", model, hits[:k], notes)
 
 
-def _combine(per_concept: Sequence[dict[str, float]], every: bool) -> dict[str, float]:
-    """Mean score over concepts, for contents in every concept's matches (``every``) or in
-    any (a missing concept scores 0)."""
-    if not per_concept:
-        return {}
-    keys = set(per_concept[0])
-    for scores in per_concept[1:]:
-        keys = keys & set(scores) if every else keys | set(scores)
-    n = len(per_concept)
-    return {h: sum(s.get(h, 0.0) for s in per_concept) / n for h in keys}
+class _TagTable:
+    """Every content's stored tags as arrays (:meth:`Catalog.all_tags`): a concept's score for
+    all of them is one gather and one row sum, ~2 ms for 100,000 photos."""
+
+    def __init__(self, hashes: list[str], labels: np.ndarray, probabilities: np.ndarray):
+        self.hashes, self.labels, self.probabilities = hashes, labels, probabilities
+
+    def scores(self, labels: frozenset[int]) -> np.ndarray:
+        """``(N,)`` float32: each content's summed probability over ``labels``."""
+        member = np.zeros(1000, bool)
+        member[list(labels)] = True
+        return (self.probabilities * member[self.labels]).sum(axis=1)
+
+
+# Tag tables by (catalog file, model, tags version): read once per library state.
+_TABLES: dict[tuple[str, str, str], _TagTable] = {}
+
+
+def _tag_table(catalog: Catalog, model: str) -> _TagTable:
+    key = (str(catalog.path), model, catalog.tags_version())
+    if key not in _TABLES:
+        for old in [k for k in _TABLES if k[:2] == key[:2]]:
+            del _TABLES[old]
+        _TABLES[key] = _TagTable(*catalog.all_tags(model))
+    return _TABLES[key]
+
+
+def _combine(per_concept: Sequence[np.ndarray], floor: float, every: bool) -> np.ndarray:
+    """``(N,)`` mean score over the concepts, 0 where a content is not matched: it must reach
+    ``floor`` in every concept (``every``) or in any (a concept it misses adds 0)."""
+    stacked = np.stack(per_concept)
+    reached = stacked >= floor
+    matched = reached.all(axis=0) if every else reached.any(axis=0)
+    return np.where(matched, (stacked * reached).mean(axis=0), 0.0)

@@ -1,8 +1,8 @@
 """Render the main views to PNGs: ``python -m photosim.gui.screenshots OUTDIR [FOLDER]``.
 
 Scans FOLDER (default: ``../shared/data/dev`` beside the checkout) with the default model (its
-weights install with photosim) into a temporary catalog, then grabs the library, duplicates, similar results, problems, compare and cleanup
-confirmation. Nothing in FOLDER is changed. Run under ``xvfb-run`` (or offscreen).
+weights install with photosim) into a temporary catalog, then grabs the library, duplicates,
+similar results, a text search, problems, compare and cleanup confirmation. Nothing in FOLDER is changed. Run under ``xvfb-run`` (or offscreen).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication, QWidget
 
 DEFAULT_FOLDER = Path(__file__).resolve().parents[3] / "shared" / "data" / "dev"
+SEARCH_WORDS = "building"  # a general word: 14 ImageNet classes (palace, church, mosque…)
 
 
 def _wait(app: QApplication, done, timeout: float = 120.0) -> None:
@@ -59,7 +60,12 @@ def render(outdir: Path, folder: Path) -> list[Path]:
         _pause(app, 1.3)
         out.append(_grab(window, outdir / "scanning.png"))
         _wait(app, lambda: bool(finished) and not window.busy())
-        window.library_page.library_view.setCurrentIndex(window.library_page.library_model.index(3, 0))
+        model = window.library_page.library_model
+        # Of the photos in view, the one the model is surest about (its details show its tags).
+        sure = {r: max((t.probability for t in window.content_tags(model.photo(r).content_hash)),
+                       default=0.0) for r in range(min(16, model.rowCount()))}
+        row = max(sure, key=sure.get, default=0)
+        window.library_page.library_view.setCurrentIndex(model.index(row, 0))
         _pause(app, 1.5)
         out.append(_grab(window, outdir / "library.png"))
 
@@ -91,7 +97,16 @@ def render(outdir: Path, folder: Path) -> list[Path]:
         _pause(app, 1.5)
         out.append(_grab(window, outdir / "similar.png"))
 
-        window.tabs.setCurrentIndex(3)
+        words = []
+        window.searched_words.connect(words.append)
+        window.show_search()
+        window.search_page.query_edit.setText(SEARCH_WORDS)
+        window.search_page.search()
+        _wait(app, lambda: bool(words) and not window.busy())
+        _pause(app, 1.5)
+        out.append(_grab(window, outdir / "search.png"))
+
+        window.tabs.setCurrentWidget(window.problems_page)
         _pause(app, 0.2)
         out.append(_grab(window, outdir / "problems.png"))
         window.close()

@@ -88,6 +88,10 @@ def load_embedder(
         return None, str(exc)
 
 
+# CLIP models loaded in this process, by (spec, weights file, device).
+_CLIPS: dict[tuple[str, str | None, str | None], tuple[TextImageEmbedder, None]] = {}
+
+
 class Library:
     """One photo library: its catalog and what a person does with it.
 
@@ -108,7 +112,6 @@ class Library:
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path = Path(path) if path is not None else default_catalog_path()
         self.catalog = Catalog(self.path)
-        self._clip: tuple[Any, TextImageEmbedder | None, str | None] | None = None
 
     def close(self) -> None:
         """Close the catalog connection."""
@@ -392,7 +395,7 @@ class Library:
         self, text: str, k: int = 20, mode: str = "auto", settings: Settings | None = None
     ) -> TagSearchResult:
         """Photos whose content matches words: by CLIP when the library has CLIP embeddings
-        (its CLIP model is loaded here, once per ``Library``), else by the tags (see
+        (its CLIP model is loaded here, once per process), else by the tags (see
         :func:`photosim.core.textsearch.search_text` and :func:`photosim.core.tags.search_tags`).
 
         Args:
@@ -415,7 +418,8 @@ class Library:
     def clip_embedder(
         self, settings: Settings, quiet: bool = True
     ) -> tuple[TextImageEmbedder | None, str | None]:
-        """The CLIP model of the library (else ``settings.clip``), loaded once per ``Library``.
+        """The CLIP model of the library (else ``settings.clip``), loaded once per process (the
+        app opens a ``Library`` per search; the model, hundreds of MB, stays).
 
         Returns:
             ``(embedder, None)``, or ``(None, reason)`` when it cannot be loaded here (open_clip
@@ -434,17 +438,16 @@ class Library:
                 return None, f"CLIP weights {spec.partition('/file:')[2]} are needed (--clip-weights)"
             spec = spec.partition("/file:")[0]
         key = (spec, settings.clip_weights, settings.device)
-        if self._clip is None or self._clip[0] != key:
+        if key not in _CLIPS:
             from photosim import embed
             from photosim.embed import clip as _clip
 
             try:
-                model = _clip.load_clip(spec, weights=settings.clip_weights,
-                                        device=settings.device, progress=not quiet)
-                self._clip = (key, model, None)
+                _CLIPS[key] = (_clip.load_clip(spec, weights=settings.clip_weights,
+                                               device=settings.device, progress=not quiet), None)
             except embed.EmbedError as exc:
-                self._clip = (key, None, str(exc))
-        return self._clip[1], self._clip[2]
+                return None, str(exc)  # not kept: the next search tries again
+        return _CLIPS[key]
 
     def clip_scan(
         self, embedder: TextImageEmbedder, cancel: CancelToken | None = None
@@ -545,6 +548,8 @@ class Library:
             "weights_cached": embed.weights_cached(backbone),
             "weights": weights,
             "indexes": {name: self.index_state(name, count) for name, count in models.items()},
+            "tags": dict(self.catalog.tag_models()),
+            "clip": clip_model(self.catalog),
         }
 
     def index_state(self, model: str, vectors: int) -> dict[str, Any]:

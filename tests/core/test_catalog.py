@@ -198,8 +198,16 @@ def test_schema_6_catalog_gains_the_tags_table(tmp_path: Path) -> None:
         assert catalog.missing_descriptor_under("/p", "m", "head") == [("/p/a.jpg", H1)]
         catalog.put_tags("head", [H1], np.array([[3, 1]]), np.array([[0.6, 0.3]]))
         assert catalog.tags(H1, "head") == [(3, pytest.approx(0.6)), (1, pytest.approx(0.3))]
-        assert catalog.tag_scores("head", [3, 1], 0.5) == {H1: pytest.approx(0.9)}
-        assert catalog.tag_scores("head", [1], 0.5) == {}
+        version = catalog.tags_version()
+        catalog.put_tags("head", [H2], np.array([[7]]), np.array([[0.9]]))
+        assert catalog.tags_version() != version
+        hashes, labels, probs = catalog.all_tags("head")
+        assert hashes == sorted([H1, H2])
+        by_hash = dict(zip(hashes, zip(labels.tolist(), probs.tolist())))
+        assert by_hash[H1][0] == [3, 1] and by_hash[H2][0] == [7, 0]
+        assert by_hash[H1][1] == pytest.approx([0.6, 0.3])
+        assert by_hash[H2][1] == pytest.approx([0.9, 0.0])
+        assert catalog.all_tags("other")[0] == []
 
 
 def test_embeddings_float16_round_trip(tmp_path: Path) -> None:

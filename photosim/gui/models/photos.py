@@ -1,22 +1,23 @@
-"""List models of photos for the thumbnail grids: the library and similar-search results.
+"""List models of photos for the thumbnail grids: the library, similar and text-search results.
 
 ``data()`` is cheap (a list index and a dict lookup): thumbnails come from a
 :class:`~photosim.gui.thumbnails.ThumbnailCache` and a shared placeholder stands in until
-they arrive; no per-item widgets, so 100,000 rows scroll smoothly in a ``QListView``.
+they arrive; no per-item widgets, so 100,000 rows scroll smoothly in a ``QListView``. A
+photo's tags (what it shows) are read only for a tooltip or the details pane, once per content.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt, Slot
 from PySide6.QtGui import QColor, QPixmap
 
 from photosim.gui.thumbnails import ThumbnailCache
-from photosim.library import Photo
+from photosim.library import Photo, Tag
 
 PHOTO_ROLE = Qt.ItemDataRole.UserRole + 1
 PATH_ROLE = Qt.ItemDataRole.UserRole + 2
@@ -45,6 +46,11 @@ def _sort_key(key: str):
     return lambda p: p.id
 
 
+def format_tags(tags: Sequence[Tag]) -> str:
+    """``"golden retriever 70 %, Labrador retriever 21 %"`` (empty for no tags)."""
+    return ", ".join(f"{t.name} {t.probability * 100:.0f} %" for t in tags)
+
+
 def format_bytes(n: float) -> str:
     """``1536 -> '1.5 KB'``."""
     for unit in ("bytes", "KB", "MB", "GB"):
@@ -55,19 +61,31 @@ def format_bytes(n: float) -> str:
 
 
 class PhotoListModel(QAbstractListModel):
-    """Photos (optionally with a similarity each) for a thumbnail grid.
+    """Photos (optionally with a score each) for a thumbnail grid.
 
     Args:
         thumbnails: Where pixmaps come from; None shows placeholders only.
         thumb_size: Side of the placeholder, pixels.
+        tag_lookup: ``content_hash -> tags`` (what a photo shows), called on the GUI thread at
+            most once per content until the next :meth:`set_photos`; None: no tags.
+        score_name: What the score is called in tooltips ("similarity", "match").
     """
 
     def __init__(
-        self, thumbnails: ThumbnailCache | None = None, thumb_size: int = 160, parent=None
+        self,
+        thumbnails: ThumbnailCache | None = None,
+        thumb_size: int = 160,
+        parent=None,
+        tag_lookup: Callable[[str], list[Tag]] | None = None,
+        score_name: str = "similarity",
     ) -> None:
         super().__init__(parent)
         self._photos: list[Photo] = []
         self._similarity: list[float] | None = None
+        self._notes: list[str] | None = None
+        self._tag_lookup = tag_lookup
+        self._tags: dict[str, list[Tag]] = {}
+        self._score_name = score_name
         self._rows_by_hash: dict[str, list[int]] = {}
         self._sort = "added"
         self._descending = False
@@ -96,7 +114,12 @@ class PhotoListModel(QAbstractListModel):
         if role == Qt.ItemDataRole.ToolTipRole:
             tip = f"{photo.path}\n{photo.width}×{photo.height}, {format_bytes(photo.size)}"
             if self._similarity is not None:
-                tip += f"\nsimilarity {self._similarity[index.row()]:.3f}"
+                tip += f"\n{self._score_name} {self._similarity[index.row()]:.3f}"
+            if self._notes is not None and self._notes[index.row()]:
+                tip += f"\n{self._notes[index.row()]}"
+            tags = self.tags(photo.content_hash)
+            if tags:
+                tip += f"\nshows: {format_tags(tags)}"
             return tip
         if role == PHOTO_ROLE:
             return photo
@@ -127,11 +150,40 @@ class PhotoListModel(QAbstractListModel):
         """The photo of one row."""
         return self._photos[row]
 
-    def set_photos(self, photos: Sequence[Photo], similarity: Sequence[float] | None = None):
-        """Replace every row (search results keep their order; the library sorts)."""
+    def tags(self, content_hash: str | None) -> list[Tag]:
+        """What a content shows (from the tag lookup, cached until :meth:`set_photos`)."""
+        if self._tag_lookup is None or not content_hash:
+            return []
+        tags = self._tags.get(content_hash)
+        if tags is None:
+            tags = self._tags[content_hash] = list(self._tag_lookup(content_hash))
+        return tags
+
+    def set_photos(
+        self,
+        photos: Sequence[Photo],
+        similarity: Sequence[float] | None = None,
+        notes: Sequence[str] | None = None,
+    ) -> None:
+        """Replace every row (search results keep their order; the library sorts).
+
+        Args:
+            photos: The rows.
+            similarity: A score per row in [0, 1] (shown as "NN %" before the name); given,
+                the rows keep their order.
+            notes: An extra tooltip line per row (e.g. why a search matched it); only with
+                ``similarity`` (rows that keep their order).
+
+        Raises:
+            ValueError: ``notes`` without ``similarity``.
+        """
+        if notes is not None and similarity is None:
+            raise ValueError("notes need a similarity per row (sorted rows would lose them)")
         self.beginResetModel()
         self._photos = list(photos)
         self._similarity = None if similarity is None else list(similarity)
+        self._notes = None if notes is None else list(notes)
+        self._tags = {}  # a rescan may have tagged contents anew
         if self._similarity is None:
             self._photos.sort(key=_sort_key(self._sort), reverse=self._descending)
         self._reindex()

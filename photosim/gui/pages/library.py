@@ -1,4 +1,5 @@
-"""The "Library" tab: every photo as a thumbnail grid, sorted, with a details pane."""
+"""The "Library" tab: every photo as a thumbnail grid, sorted, with a details pane (its
+metadata and what it shows)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from photosim.gui.dialogs.viewer import metadata_rows
-from photosim.gui.models.photos import PHOTO_ROLE, PhotoListModel, format_bytes
+from photosim.gui.models.photos import PHOTO_ROLE, PhotoListModel, format_bytes, format_tags
 from photosim.gui.widgets.common import EmptyState, PhotoGrid
 from photosim.library import Photo
 
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from photosim.gui.windows.main_window import MainWindow
 
 SORT_KEYS = (("Date", "date"), ("Name", "name"), ("Size", "size"), ("Added", "added"))
+SHOWS_ROW = "Shows"  # the photo's tags: ImageNet classes from the scan, above the display floor
 _BLANK = Photo(0, "", "", 0, 0, None, None, None, None, None, None, None, None, "ok", None)
 
 
@@ -43,7 +45,8 @@ class LibraryPage(QWidget):
     def __init__(self, frame: MainWindow, thumb: int) -> None:
         super().__init__(frame)
         self.frame = frame
-        self.library_model = PhotoListModel(frame.thumbs, thumb, self)
+        self.library_model = PhotoListModel(frame.thumbs, thumb, self,
+                                            tag_lookup=frame.content_tags)
         self.library_view = PhotoGrid(thumb, self)
         self.library_view.setModel(self.library_model)
         self.library_view.customContextMenuRequested.connect(self._on_library_view_context_menu)
@@ -81,11 +84,11 @@ class LibraryPage(QWidget):
         layout.addWidget(split, 1)
 
     def _details(self) -> QWidget:
-        """The details pane: the current photo's metadata and two actions."""
+        """The details pane: the current photo's metadata, what it shows, and two actions."""
         self.details = QWidget(self)
         form = QFormLayout(self.details)
         self.detail_labels: dict[str, QLabel] = {}
-        for label, _ in metadata_rows(_BLANK):
+        for label, _ in [*metadata_rows(_BLANK), (SHOWS_ROW, "")]:
             value = QLabel("—", self.details)
             value.setWordWrap(True)
             value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -141,7 +144,10 @@ class LibraryPage(QWidget):
 
     def _on_current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
         photo = current.data(PHOTO_ROLE) if current.isValid() else None
-        for label, value in (metadata_rows(photo) if photo else []):
+        if photo is None:
+            return
+        shows = format_tags(self.library_model.tags(photo.content_hash)) or "—"
+        for label, value in [*metadata_rows(photo), (SHOWS_ROW, shows)]:
             self.detail_labels[label].setText(value)
 
     def _on_library_view_context_menu(self, pos: QPoint) -> None:

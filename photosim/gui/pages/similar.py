@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 from photosim.gui import tasks
 from photosim.gui.embedder import get_embedder
 from photosim.gui.images import load_qimage
-from photosim.gui.models.photos import PHOTO_ROLE, PhotoListModel
+from photosim.gui.models.photos import PHOTO_ROLE, PhotoListModel, format_tags
 from photosim.gui.widgets.common import EmptyState, PhotoGrid
 from photosim.library import Library, SearchResult
 
@@ -53,7 +53,8 @@ class SimilarPage(QWidget):
         self.frame = frame
         self._history: list[str] = []
         self._history_pos = -1
-        self.results_model = PhotoListModel(frame.thumbs, thumb, self)
+        self.results_model = PhotoListModel(frame.thumbs, thumb, self,
+                                            tag_lookup=frame.content_tags)
         self.results_view = PhotoGrid(thumb, self)
         self.results_view.setModel(self.results_model)
         self.results_view.customContextMenuRequested.connect(self._on_results_view_context_menu)
@@ -168,7 +169,8 @@ class SimilarPage(QWidget):
         if result.rerank != "none":
             mode += {"diffusion": ", re-ranked through the library's neighbour graph",
                      "qe": ", re-ranked by query expansion"}.get(result.rerank, "")
-        text = (f"{result.query}\n\n{len(result.hits)} results, ranked by {mode}"
+        shows = f"\nShows: {format_tags(result.query_tags)}" if result.query_tags else ""
+        text = (f"{result.query}{shows}\n\n{len(result.hits)} results, ranked by {mode}"
                 f"{'' if result.in_catalog else ' (query not in the library)'}.")
         if result.notes:
             text += "\n\n" + " ".join(result.notes)

@@ -1,9 +1,9 @@
 """The main window: the frame around the pages.
 
 The frame holds the menus and their actions, one tab per page (:mod:`photosim.gui.pages`:
-library, duplicates, similar, problems), the folders dock (:class:`FoldersPane`), the status
-bar with the scan's progress (:class:`ScanController`), the banner, drag and drop, settings,
-geometry and shutdown; cleanup, undo and history are the :class:`CleanupController`'s. It runs
+library, duplicates, similar, search, problems), the folders dock (:class:`FoldersPane`), the
+status bar with the scan's progress (:class:`ScanController`), the banner, drag and drop,
+settings, geometry and shutdown; cleanup, undo and history are the :class:`CleanupController`'s. It runs
 every part's background work (:meth:`MainWindow.run_task`) and reports its failures.
 
 Thin by design: every retrieval decision is a core call run on a named pool
@@ -40,13 +40,14 @@ from photosim.gui.models.photos import PHOTO_ROLE
 from photosim.gui.pages.duplicates import DuplicatesPage
 from photosim.gui.pages.library import LibraryPage
 from photosim.gui.pages.problems import ProblemsPage
+from photosim.gui.pages.search import SearchPage
 from photosim.gui.pages.similar import SimilarPage
 from photosim.gui.scanning import ScanController
 from photosim.gui.settings import AppSettings
 from photosim.gui.thumbnails import ThumbnailCache
 from photosim.gui.widgets.common import Banner, PhotoGrid
 from photosim.gui.widgets.folders import FoldersPane
-from photosim.library import Library, Photo, sniff
+from photosim.library import Library, Photo, Tag, sniff
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +80,7 @@ class MainWindow(QMainWindow):
         library_loaded(): The library model was refilled from the catalog.
         duplicates_loaded(): Grouping finished and the tier models are filled.
         search_finished(object): A similar search ended (its ``SearchResult``).
+        searched_words(object): A text search ended (its ``TagSearchResult``).
         cleanup_finished(object): A cleanup ended (its ``CleanupResult``).
         undo_finished(object): An undo ended (its ``UndoResult``).
         task_failed(str): A background task failed (also shown to the user).
@@ -88,6 +90,7 @@ class MainWindow(QMainWindow):
     library_loaded = Signal()
     duplicates_loaded = Signal()
     search_finished = Signal(object)
+    searched_words = Signal(object)
     cleanup_finished = Signal(object)
     undo_finished = Signal(object)
     task_failed = Signal(str)
@@ -147,6 +150,9 @@ class MainWindow(QMainWindow):
         self.similar_page = SimilarPage(self, thumb)
         self.similar_page.searched.connect(self.search_finished)
         self.tabs.addTab(self.similar_page, "Similar")
+        self.search_page = SearchPage(self, thumb)
+        self.search_page.searched.connect(self.searched_words)
+        self.tabs.addTab(self.search_page, "Search")
         self.problems_page = ProblemsPage(self)
         self.tabs.addTab(self.problems_page, "Problems")
 
@@ -180,6 +186,9 @@ class MainWindow(QMainWindow):
                                         photo_menu)
         self.show_in_folder_action = self._action(
             "Show in &folder", self.show_selected_in_folder, "Ctrl+Shift+O", photo_menu)
+        photo_menu.addSeparator()
+        self.search_words_action = self._action(
+            "Search by &words…", self.show_search, "Ctrl+K", photo_menu)
         tools = bar.addMenu("&Cleanup")
         self.undo_action = self._action("&Undo last cleanup", self.cleanup.undo_last,
                                         QKeySequence.StandardKey.Undo, tools)
@@ -250,13 +259,30 @@ class MainWindow(QMainWindow):
         self.library_page.set_photos(photos)
         self.library_loaded.emit()
 
+    def content_tags(self, content_hash: str) -> list[Tag]:
+        """What a content shows, from the window's library (GUI thread: one small read).
+
+        Empty when it has no tags, after :meth:`shutdown`, or when the read fails (a tooltip
+        must not raise; the failure is logged).
+        """
+        if self.catalog is None or not content_hash:
+            return []
+        try:
+            return self.catalog.content_tags(content_hash)
+        except Exception:  # a locked or damaged catalog: no tags, the rest still works
+            logger.warning("cannot read the tags of %s", content_hash, exc_info=True)
+            return []
+
     def _current_view(self) -> PhotoGrid | None:
-        page = self.tabs.currentIndex()
-        return {0: self.library_page.library_view, 2: self.similar_page.results_view}.get(page)
+        page = self.tabs.currentWidget()
+        views = {self.library_page: self.library_page.library_view,
+                 self.similar_page: self.similar_page.results_view,
+                 self.search_page: self.search_page.results_view}
+        return views.get(page)
 
     def selected_photo(self) -> Photo | None:
         """The current photo of the visible grid (or duplicates view)."""
-        if self.tabs.currentIndex() == 1:
+        if self.tabs.currentWidget() is self.duplicates_page:
             view = self.duplicates_page.group_view
             row = view.current_row()
             if row < 0:
@@ -301,7 +327,8 @@ class MainWindow(QMainWindow):
         """Refill the Problems view from ``catalog.errors()``."""
         errors = self.catalog.errors()
         self.problems_page.show_errors(errors)
-        self.tabs.setTabText(3, f"Problems ({len(errors)})" if errors else "Problems")
+        self.tabs.setTabText(self.tabs.indexOf(self.problems_page),
+                             f"Problems ({len(errors)})" if errors else "Problems")
 
     # ================================================================== duplicates
     def reload_duplicates(self) -> None:
@@ -322,8 +349,20 @@ class MainWindow(QMainWindow):
     def find_similar(self, path: str, record: bool = True) -> tasks.Task:
         """Show the Similar tab and rank the library against an image file (any file, in the
         library or not); see :meth:`SimilarPage.find_similar`."""
-        self.tabs.setCurrentIndex(2)
+        self.tabs.setCurrentWidget(self.similar_page)
         return self.similar_page.find_similar(path, record)
+
+    # ================================================================== search
+    def show_search(self) -> None:
+        """Show the Search tab with the cursor in its search box."""
+        self.tabs.setCurrentWidget(self.search_page)
+        self.search_page.focus_query()
+
+    def search_words(self, text: str) -> tasks.Task:
+        """Show the Search tab and find the photos that show ``text`` (see
+        :meth:`SearchPage.search`)."""
+        self.tabs.setCurrentWidget(self.search_page)
+        return self.search_page.search(text)
 
     # ================================================================== drag and drop
     def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt override
@@ -351,6 +390,7 @@ class MainWindow(QMainWindow):
             size = self.settings.get("grid_thumb_size")
             self.library_page.library_view.set_thumb_size(size)
             self.similar_page.results_view.set_thumb_size(size)
+            self.search_page.results_view.set_thumb_size(size)
             self.reload_duplicates()
 
     def _open_log_folder(self) -> None:
