@@ -465,8 +465,13 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
             print(f"Photos showing {words}:")
         for note in result.notes:
             print(f"note: {note}")
+        wanted = {label for c in result.query.concepts for label in c.labels}
         for i, hit in enumerate(result.hits, 1):
-            print(f"{i:4}. {hit.score:5.2f}  {hit.photo.path}  [{_tags_text(hit.tags[:3])}]")
+            # The tags that made it match first, then what else it shows.
+            matched = [t for t in hit.tags if t.label in wanted]
+            rest = [t for t in hit.tags if t.label not in wanted][: max(0, 3 - len(matched))]
+            shown = _tags_text(matched) + (" | " if matched and rest else "") + _tags_text(rest)
+            print(f"{i:4}. {hit.score:5.2f}  {hit.photo.path}  [{shown}]")
     if not result.hits:
         _err(f"no photo matches {text!r}")
         return EXIT_ERROR
