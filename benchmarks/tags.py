@@ -3,7 +3,7 @@
 ``python -m benchmarks.tags [--json FILE] [--catalog DB]`` scans ``../shared/data/dev`` and
 ``../shared/data/calib`` into one library (the default model; or reads ``--catalog``, a
 library of exactly those two folders) and judges its tags and its text search against
-``benchmarks/tag_labels.json``: 93 photos labelled by hand, blind to photosim's tags, with the
+``benchmarks/tag_labels.json``: 164 photos labelled by hand, blind to photosim's tags, with the
 objects they show (WordNet nouns; see the file's note for how they were chosen).
 
 Judging, lenient about the labeller's word sense:

@@ -53,6 +53,14 @@ if [ -n "${SMOKE_WEIGHTS:-}" ]; then
     grep -q "descriptors [1-9]" <<<"$out"
 fi
 
+echo "== $exe search (reads the bundled WordNet vocabulary)"
+set +e
+out=$("$exe" search qwxzv 2>&1)
+rc=$?
+set -e
+echo "$out"
+[ "$rc" -eq 2 ] && grep -q "no tag matches 'qwxzv'" <<<"$out"
+
 echo "== offscreen start: window, similar view, exit"
 out=$(PHOTOSIM_EXIT_AFTER_SHOW=1 timeout 120 "$exe" --find-similar --untrusted-args "$work/photos/a.ppm" 2>&1)
 echo "$out"

@@ -223,7 +223,7 @@ GOLDEN, LABRADOR, STRAWBERRY, LEMON, CHURCH, MOSQUE = 207, 208, 949, 951, 497, 6
 
 class ColourTagger(ColorGridEmbedder):
     """:class:`ColorGridEmbedder` with a fake ImageNet head: a red photo is a golden
-    retriever (0.7) or a Labrador (0.2), a green one a strawberry (0.6) or a lemon (0.3), a
+    retriever (0.8) or a Labrador (0.1), a green one a strawberry (0.6) or a lemon (0.3), a
     blue one a church (0.5) or a mosque (0.4); the rest of the mass on classes 0..2."""
 
     model_id = "test-colourtagger"
@@ -236,7 +236,7 @@ class ColourTagger(ColorGridEmbedder):
         self, images: Sequence[np.ndarray], k: int
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         self.tagged += len(images)
-        table = {0: ((GOLDEN, 0.7), (LABRADOR, 0.2)), 1: ((STRAWBERRY, 0.6), (LEMON, 0.3)),
+        table = {0: ((GOLDEN, 0.8), (LABRADOR, 0.1)), 1: ((STRAWBERRY, 0.6), (LEMON, 0.3)),
                  2: ((CHURCH, 0.5), (MOSQUE, 0.4))}
         labels = np.zeros((len(images), k), np.int64)
         probs = np.zeros((len(images), k), np.float32)

@@ -49,7 +49,7 @@ def test_search_json(library, capsys: pytest.CaptureFixture[str]) -> None:
     first = data["results"][0]
     assert first["score"] == pytest.approx(0.9, abs=1e-3)
     assert first["tags"][0] == {"label": 207, "name": "golden retriever",
-                                "probability": pytest.approx(0.7, abs=1e-4)}
+                                "probability": pytest.approx(0.8, abs=1e-4)}
     assert data["concepts"][0]["lemma"] == "dog" and data["concepts"][0]["classes"] >= 110
 
 
@@ -104,12 +104,12 @@ def test_tags_and_info_of_a_photo(library, capsys: pytest.CaptureFixture[str]) -
     rc, out, _ = run(capsys, "--catalog", str(catalog), "tags", str(paths["red"]),
                      str(paths["green"]))
     assert rc == EXIT_OK
-    assert f"{paths['red']}: golden retriever 0.70" in out
+    assert f"{paths['red']}: golden retriever 0.80" in out
     assert f"{paths['green']}: strawberry 0.60, lemon 0.30" in out
     rc, out, _ = run(capsys, "--catalog", str(catalog), "info", str(paths["red"]))
     assert rc == EXIT_OK
     assert "in the library, 1 other copies" in out and str(paths["red copy"]) in out
-    assert "tags:        golden retriever 0.70" in out
+    assert "tags:        golden retriever 0.80" in out
     rc, out, _ = run(capsys, "--catalog", str(catalog), "info", str(paths["red"]), "--json")
     data = json.loads(out)
     assert data["copies"] == [str(paths["red copy"])] and data["tags"][0]["label"] == 207

@@ -1,6 +1,6 @@
 """Tags in the window: the Search tab (text search), the details pane's "Shows" row, grid
 tooltips and the Similar tab's query tags, on a library tagged by the numpy
-:class:`~helpers.ColourTagger` (red: golden retriever 0.7 / Labrador 0.2; green: strawberry 0.6
+:class:`~helpers.ColourTagger` (red: golden retriever 0.8 / Labrador 0.1; green: strawberry 0.6
 / lemon 0.3; blue: church 0.5 / mosque 0.4)."""
 
 from __future__ import annotations
@@ -85,8 +85,8 @@ def test_typing_dogs_and_enter_ranks_the_red_photos(qtbot, window, tagged) -> No
     assert first.data(SIMILARITY_ROLE) == pytest.approx(0.9, abs=1e-3)
     assert first.data().startswith("90 %  ")
     tip = first.data(Qt.ItemDataRole.ToolTipRole)
-    assert "match 0.900" in tip and "matched: golden retriever 70 %" in tip
-    assert "shows: golden retriever 70 %" in tip
+    assert "match 0.900" in tip and "matched: golden retriever 80 %" in tip
+    assert "shows: golden retriever 80 %" in tip
     summary = page.summary.text()
     assert "<b>dog</b> — " in summary and "ImageNet classes" in summary and "3 photos" in summary
     assert page.search_stack.currentIndex() == 1
@@ -150,11 +150,11 @@ def test_details_pane_and_tooltips_show_tags(qtbot, window, tagged) -> None:
     rows = {model.photo(r).path: r for r in range(model.rowCount())}
     shows = page.detail_labels["Shows"]
     page.library_view.setCurrentIndex(model.index(rows[str(paths["red"])], 0))
-    assert shows.text() == "golden retriever 70 %"  # Labrador's 20 % is below the floor
+    assert shows.text() == "golden retriever 80 %"  # Labrador's 10 % is below the floor
     page.library_view.setCurrentIndex(model.index(rows[str(paths["blue"])], 0))
     assert shows.text() == "church 50 %, mosque 40 %"
     tip = model.index(rows[str(paths["red"])], 0).data(Qt.ItemDataRole.ToolTipRole)
-    assert "shows: golden retriever 70 %" in tip
+    assert "shows: golden retriever 80 %" in tip
 
 
 def test_the_similar_tab_shows_the_querys_tags(qtbot, window, tagged) -> None:
@@ -190,18 +190,18 @@ def test_photo_model_tag_lookup_is_cached_and_cleared(qtmodeltester) -> None:
 
     def lookup(content_hash: str) -> list[Tag]:
         calls.append(content_hash)
-        return [Tag(207, "golden retriever", 0.7)] if content_hash.endswith("1") else []
+        return [Tag(207, "golden retriever", 0.8)] if content_hash.endswith("1") else []
 
     a = make_photo_obj(id=1, path="/p/a.jpg", content_hash="0" * 31 + "1")
     b = make_photo_obj(id=2, path="/p/b.jpg", content_hash="0" * 31 + "2")
     model = PhotoListModel(tag_lookup=lookup, score_name="match")
-    model.set_photos([a, b], [0.9, 0.5], ["matched: golden retriever 70 %", ""])
+    model.set_photos([a, b], [0.9, 0.5], ["matched: golden retriever 80 %", ""])
     qtmodeltester.check(model, force_py=True)
     for _ in range(3):
         tip_a = model.index(0, 0).data(Qt.ItemDataRole.ToolTipRole)
         tip_b = model.index(1, 0).data(Qt.ItemDataRole.ToolTipRole)
-    assert tip_a.endswith("match 0.900\nmatched: golden retriever 70 %\n"
-                          "shows: golden retriever 70 %")
+    assert tip_a.endswith("match 0.900\nmatched: golden retriever 80 %\n"
+                          "shows: golden retriever 80 %")
     assert "shows" not in tip_b and "matched" not in tip_b
     assert sorted(calls) == [a.content_hash, b.content_hash]  # once per content
     model.set_photos([a])
