@@ -118,11 +118,16 @@ def cmd_scan(args: argparse.Namespace, settings: Settings) -> int:
     with _open_library(args) as library:
         settings = library.scan_settings(settings, model_given=args.model is not None)
         pca_changed = False
+        if args.index is not None:
+            if settings.model_id is None:
+                _err("--index applies to a descriptor model's index, not to --model none")
+                return EXIT_USAGE
+            pca_changed = library.set_index_kind(settings.model_id, args.index)
         if args.pca is not None:
             if settings.model_id is None:
                 _err("--pca applies to a descriptor model's index, not to --model none")
                 return EXIT_USAGE
-            pca_changed = library.set_pca(settings.model_id, args.pca)
+            pca_changed = library.set_pca(settings.model_id, args.pca) or pca_changed
         embedder, reason = load_embedder(settings, args.quiet, lazy=True)
         cancel = CancelToken()
 
@@ -585,6 +590,13 @@ def cmd_info(args: argparse.Namespace, settings: Settings) -> int:
         pca = "" if name == HASH_MODEL else _pca_text(info)
         missing = info["vectors"] - info["graph_rows"]
         graph = "neighbours stored" if missing <= 0 else f"neighbours of {missing} to compute"
+        if info.get("compressed"):
+            c = info["compressed"]
+            pca = (f"IVF-PQ {c['code_bytes']} B/photo, {c['nlist']} cells, OPQ {c['dim']} -> "
+                   f"{c['opq_dim']}-d, {_human_bytes(c['memory_bytes'] or 0)} in RAM, "
+                   f"float16 re-ranking from {c['store']}")
+        elif info.get("kind") == "ivfpq":
+            pca = "compressed (IVF-PQ) from the next use"
         print(f"index:       {name}: {info['vectors']} vectors, {info['state']}, {graph}"
               f"{', ' + pca if pca else ''}")
     for path, reason in errors:
@@ -947,6 +959,12 @@ def _add_scan_commands(sub: Any, common: argparse.ArgumentParser,
     p.add_argument("--clip-model", metavar="ARCH/TAG",
                    help="the CLIP model of --clip (implies it; default ViT-B-32/laion2b_s34b_b79k)")
     p.add_argument("--clip-weights", metavar="FILE", help="local weights file for --clip")
+    p.add_argument(
+        "--index", choices=("auto", "hnsw", "ivfpq"),
+        help="the model's vector index: hnsw (in RAM), ivfpq (compressed: 32-byte codes, "
+             "exact re-ranking from a float16 file) or auto (ivfpq above 1,000,000 photos, "
+             "the default); remembered by the catalog",
+    )
     p.add_argument(
         "--pca", type=_dimension, metavar="N",
         help="keep the model's vector index in N dimensions after PCA, for very large "

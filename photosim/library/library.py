@@ -16,6 +16,7 @@ from photosim.core.catalog import STATUS_OK, Catalog, Photo
 from photosim.core.dedup.grouping import Group, GroupingResult, GroupingSession, find_duplicates
 from photosim.core.evaluate import Truth
 from photosim.core.index import learned as _learned
+from photosim.core.index.compressed import compressed_paths, index_kind, set_index_kind
 from photosim.core.index.learned import LearnError, Projection
 from photosim.core.index.vectors import (
     HASH_MODEL,
@@ -559,7 +560,9 @@ class Library:
             ``file``, ``vectors``, ``state``, ``dim`` (of the saved index, None when missing),
             ``pca`` (``{dim, input_dim, explained_variance, file}`` when the saved index lives
             in a PCA space, else None), ``pca_setting`` (the dimension asked, 0 for none) and
-            ``graph_rows`` (vectors whose nearest neighbours are stored).
+            ``graph_rows`` (vectors whose nearest neighbours are stored), ``kind`` (``"hnsw"``
+            or ``"ivfpq"``) and ``compressed`` (the IVF-PQ layout, its RAM in bytes and the
+            float16 store's file, when compressed and built).
         """
         from photosim.core.index.graph import stored_rows
 
@@ -583,10 +586,34 @@ class Library:
                     state = "stale: its PCA file is gone (rebuilt on next use)"
         setting = 0 if model == HASH_MODEL else pca_dim(self.catalog, model)
         rows, _ = stored_rows(self.catalog, model)
+        kind = index_kind(self.catalog, model, vectors)
+        compressed = None
+        if kind == "ivfpq":
+            faiss_file, sidecar, store = compressed_paths(self.path, model)
+            hnsw, state, dim = faiss_file, "missing (built on next use)", None
+            try:
+                info = json.loads(sidecar.read_text())
+                dim = info.get("dim")
+                state = ("in sync" if info.get("count") == vectors
+                         else "stale (brought in line on next use)")
+                compressed = {**info.get("shape", {}), "memory_bytes": info.get("memory_bytes"),
+                              "store": str(store)}
+            except (OSError, ValueError):
+                pass
         return {
             "file": str(hnsw), "vectors": vectors, "state": state, "dim": dim, "pca": pca,
-            "pca_setting": setting, "graph_rows": rows,
+            "pca_setting": setting, "graph_rows": rows, "kind": kind, "compressed": compressed,
         }
+
+    def set_index_kind(self, model_id: str, kind: str) -> bool:
+        """Choose ``model_id``'s index: ``"auto"`` (compressed above
+        :data:`~photosim.core.index.compressed.COMPRESS_ABOVE` descriptors), ``"hnsw"`` or
+        ``"ivfpq"``; True when the setting changed (applied on next use).
+
+        Raises:
+            CompressedIndexError: Unknown kind.
+        """
+        return set_index_kind(self.catalog, model_id, kind)
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(

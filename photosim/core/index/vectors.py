@@ -271,12 +271,21 @@ class VectorIndex:
         only when its sidecar names the same projection; a projection learned now (file
         missing, unreadable or for another dimension) always means a new index.
 
+        Above :data:`~photosim.core.index.compressed.COMPRESS_ABOVE` descriptors, or when the
+        catalog's ``index_kind:<model>`` setting says ``ivfpq``, the model's index is a
+        :class:`~photosim.core.index.compressed.CompressedIndex` instead (IVF-PQ with exact
+        float16 re-ranking; same ``knn``, ``sync``, ``save``, ``len``).
+
         Returns:
             The index, or None when the catalog holds no vectors of that model.
         """
         count, _ = catalog.embedding_stats(model)
         if count == 0:
             return None
+        from photosim.core.index.compressed import CompressedIndex, index_kind
+
+        if index_kind(catalog, model, count) == "ivfpq":
+            return CompressedIndex.open(catalog, model)  # type: ignore[return-value]
         paths = index_paths(catalog.path, model)
         pca, learned = _catalog_pca(catalog, model, count)
         dim = pca.dim if pca is not None else catalog.embedding_dim(model)
