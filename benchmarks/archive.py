@@ -131,7 +131,7 @@ def query(work: Path, model: str, nprobes: list[int]) -> dict[str, Any]:
     meta = json.loads(paths[1].read_text())
     index = CompressedIndex(model, meta["dim"], paths, faiss.read_index(str(paths[0])),
                             meta["shape"])
-    index._live = set(np.load(paths[1].with_suffix(".live.npy")).tolist())
+    index.set_live(np.load(paths[1].with_suffix(".live.npy")))
     queries = np.load(work / "queries.npy")
     truth = np.load(work / "truth.npy")
     loaded = _memory()

@@ -232,7 +232,8 @@ class CompressedIndex:
         self._ivf = _faiss().extract_index_ivf(index)
         self._ivf.nprobe = min(NPROBE, shape["nlist"])
         self.store = Float16Store(paths[2], dim)
-        self._live: set[int] = set()
+        self._alive = np.zeros(0, bool)  # label -> live (labels are catalog ids: dense)
+        self._count = 0
         self._lock = threading.Lock()
         self.rerank = RERANK
 
@@ -316,7 +317,7 @@ class CompressedIndex:
                     and meta.get("catalog_id") == catalog.catalog_id and meta.get("dim") == dim):
                 loaded = _faiss().read_index(str(paths[0]))
                 index = cls(model, dim, paths, loaded, meta["shape"], catalog.catalog_id)
-                index._live = set(np.load(paths[1].with_suffix(".live.npy")).tolist())
+                index.set_live(np.load(paths[1].with_suffix(".live.npy")))
         except (OSError, ValueError, KeyError, RuntimeError, CompressedIndexError) as exc:
             logger.info("compressed index for %s not loaded (%s); rebuilding", model, exc)
             index = None
@@ -339,12 +340,11 @@ class CompressedIndex:
         try:
             with self._lock:
                 faiss.write_index(self._index, str(self.paths[0]))
-                np.save(self.paths[1].with_suffix(".live.npy"),
-                        np.fromiter(self._live, np.int64, len(self._live)))
+                np.save(self.paths[1].with_suffix(".live.npy"), self.live_ids())
                 self.store.save()
             self.paths[1].write_text(json.dumps({
                 "format": _FORMAT, "kind": self.kind, "model": self.model,
-                "catalog_id": self.catalog_id, "dim": self.dim, "count": len(self._live),
+                "catalog_id": self.catalog_id, "dim": self.dim, "count": self._count,
                 "shape": self.shape, "memory_bytes": self.memory_bytes,
             }))
         except (OSError, RuntimeError) as exc:
@@ -359,16 +359,18 @@ class CompressedIndex:
         Returns:
             ``(added, deleted)`` label counts.
         """
-        wanted = set(catalog.embedding_ids_by_hash(self.model).values())
-        missing = sorted(wanted - self._live)
-        extra = sorted(self._live - wanted)
+        wanted = catalog.embedding_ids(self.model)
+        live = self.live_ids()
+        missing = np.setdiff1d(wanted, live, assume_unique=True)
+        extra = np.setdiff1d(live, wanted, assume_unique=True)
         for start in range(0, len(missing), 65536):
-            ids, _, vectors = catalog.embeddings(self.model, ids=missing[start : start + 65536])
+            chunk = missing[start : start + 65536].tolist()
+            ids, _, vectors = catalog.embeddings(self.model, ids=chunk)
             if len(ids):
                 self.add(ids, vectors)
-        if extra:
-            self.remove_many(np.array(extra, np.int64))
-        if (missing or extra) and save:
+        if len(extra):
+            self.remove_many(extra)
+        if (len(missing) or len(extra)) and save:
             self.save()
         return len(missing), len(extra)
 
@@ -384,12 +386,12 @@ class CompressedIndex:
             raise CompressedIndexError(
                 f"vector dimension {vectors.shape[1:]} != index dimension {self.dim}")
         with self._lock:
-            again = [i for i in ids.tolist() if i in self._live]
-            if again:
-                self._index.remove_ids(np.array(again, np.int64))
+            again = ids[self._is_live(ids)]
+            if len(again):
+                self._index.remove_ids(again)
             self._index.add_with_ids(vectors, ids)
             self.store.append(ids, vectors)
-            self._live.update(ids.tolist())
+            self._mark(ids, True)
 
     def remove(self, label: int) -> None:
         """Forget one label."""
@@ -397,13 +399,42 @@ class CompressedIndex:
 
     def remove_many(self, labels: np.ndarray) -> None:
         """Forget labels (their store rows stay until a rebuild)."""
+        labels = np.asarray(labels, np.int64)
         with self._lock:
-            self._index.remove_ids(np.asarray(labels, np.int64))
-            self._live.difference_update(int(i) for i in labels.tolist())
+            self._index.remove_ids(labels)
+            self._mark(labels, False)
+
+    # ------------------------------------------------------------------ live labels
+    def _is_live(self, labels: np.ndarray) -> np.ndarray:
+        inside = (labels >= 0) & (labels < len(self._alive))
+        out = np.zeros(len(labels), bool)
+        out[inside] = self._alive[labels[inside]]
+        return out
+
+    def _mark(self, labels: np.ndarray, alive: bool) -> None:
+        if alive and len(labels) and labels.max() >= len(self._alive):
+            grown = np.zeros(max(int(labels.max()) + 1, 2 * len(self._alive)), bool)
+            grown[: len(self._alive)] = self._alive
+            self._alive = grown
+        labels = labels[(labels >= 0) & (labels < len(self._alive))]
+        labels = np.unique(labels)
+        self._count += int((self._alive[labels] != alive).sum()) * (1 if alive else -1)
+        self._alive[labels] = alive
+
+    def set_live(self, labels: np.ndarray) -> None:
+        """Take ``labels`` as the live ones (those a saved index holds)."""
+        self._alive = np.zeros(0, bool)
+        self._count = 0
+        self._mark(np.asarray(labels, np.int64), True)
+
+    def live_ids(self) -> np.ndarray:
+        """``(N,)`` int64 live labels, sorted. A bitmap over labels: 10M photos take 10 MB
+        (a Python set of them would take about 700 MB)."""
+        return np.flatnonzero(self._alive).astype(np.int64)
 
     # ------------------------------------------------------------------ queries
     def __len__(self) -> int:
-        return len(self._live)
+        return self._count
 
     @property
     def memory_bytes(self) -> int:
@@ -441,10 +472,10 @@ class CompressedIndex:
         if queries.ndim != 2 or queries.shape[1] != self.dim:
             raise CompressedIndexError(
                 f"query dimension {queries.shape[1:]} != index dimension {self.dim}")
-        k = min(k, len(self._live))
+        k = min(k, self._count)
         if k == 0:
             return np.zeros((len(queries), 0), np.int64), np.zeros((len(queries), 0), np.float32)
-        fetch = min(max(k, self.rerank), len(self._live))
+        fetch = min(max(k, self.rerank), self._count)
         with self._lock:
             _, labels = self._index.search(queries, fetch)
         labels = labels.astype(np.int64)
