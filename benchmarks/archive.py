@@ -121,7 +121,7 @@ def build(n: int, code_bytes: int, work: Path, log: Any = print) -> dict[str, An
     }
 
 
-def query(work: Path, model: str, nprobes: list[int]) -> dict[str, Any]:
+def query(work: Path, model: str, nprobes: list[int], reranks: list[int]) -> dict[str, Any]:
     """In a fresh process: load the saved index, answer the queries, measure (see module)."""
     import faiss
 
@@ -136,8 +136,9 @@ def query(work: Path, model: str, nprobes: list[int]) -> dict[str, Any]:
     truth = np.load(work / "truth.npy")
     loaded = _memory()
     rows = []
-    for nprobe in nprobes:
+    for nprobe, rerank in [(p, r) for p in nprobes for r in reranks]:
         index.set_nprobe(nprobe)
+        index.rerank = rerank
         _, raw = index._index.search(queries, 100)  # the compressed ranking, for recall@R
         recall_r = {f"recall_at_{r}": round(float(np.mean([truth[i, 0] in raw[i, :r]
                                                            for i in range(len(queries))])), 4)
@@ -151,7 +152,7 @@ def query(work: Path, model: str, nprobes: list[int]) -> dict[str, Any]:
             found.append(labels[0])
         overlap = np.mean([len(set(f.tolist()) & set(t[:10].tolist())) / 10
                            for f, t in zip(found, truth)])
-        rows.append({"nprobe": nprobe, **recall_r, "recall_at_10_reranked": round(overlap, 4),
+        rows.append({"nprobe": nprobe, "rerank": rerank, **recall_r, "recall_at_10_reranked": round(overlap, 4),
                      "p50_ms": round(float(np.percentile(times, 50)) * 1e3, 3),
                      "p99_ms": round(float(np.percentile(times, 99)) * 1e3, 3)})
     return {"loaded": loaded, "after_queries": _memory(), "nprobe": rows}
@@ -193,12 +194,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--codes", default="16,32,64",
                         help="code bytes at the first size (the others use 32)")
     parser.add_argument("--nprobe", default="16,32,64")
+    parser.add_argument("--rerank", default="100", help="candidates re-scored per query")
+    parser.add_argument("--keep", metavar="DIR",
+                        help="build into DIR and keep it; an index already there is reused")
     parser.add_argument("--json", metavar="FILE")
+    parser.add_argument("--no-real", action="store_true", help="skip the dev + calib row")
     parser.add_argument("--query", nargs=2, metavar=("WORK", "MODEL"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     nprobes = [int(v) for v in args.nprobe.split(",")]
+    reranks = [int(v) for v in args.rerank.split(",")]
     if args.query:  # the fresh process of one measurement
-        print(json.dumps(query(Path(args.query[0]), args.query[1], nprobes)))
+        print(json.dumps(query(Path(args.query[0]), args.query[1], nprobes, reranks)))
         return 0
     sizes = [int(v) for v in args.sizes.split(",")]
     codes = [int(v) for v in args.codes.split(",")]
@@ -206,12 +212,21 @@ def main(argv: list[str] | None = None) -> int:
                               "dim": DIM, "rows": []}
     for i, n in enumerate(sizes):
         for code_bytes in (codes if i == 0 else [32]):
-            with tempfile.TemporaryDirectory(dir=os.environ.get("ARCHIVE_WORK")) as work:
-                print(f"{n:,} x {DIM}-d, {code_bytes} B codes: building", flush=True)
-                row = build(n, code_bytes, Path(work))
+            with tempfile.TemporaryDirectory(dir=os.environ.get("ARCHIVE_WORK")) as temp:
+                work = Path(args.keep) / f"{n}-{code_bytes}" if args.keep else Path(temp)
+                work.mkdir(parents=True, exist_ok=True)
+                built = work / "build.json"
+                if built.exists():
+                    row = json.loads(built.read_text())
+                    print(f"{n:,} x {DIM}-d, {code_bytes} B codes: reusing {work}", flush=True)
+                else:
+                    print(f"{n:,} x {DIM}-d, {code_bytes} B codes: building", flush=True)
+                    row = build(n, code_bytes, work)
+                    built.write_text(json.dumps(row))
                 model = Path(row["files"][0]).stem.split(".", 1)[1]
                 proc = subprocess.run([sys.executable, "-m", "benchmarks.archive", "--query",
-                                       work, model, "--nprobe", args.nprobe],
+                                       str(work), model, "--nprobe", args.nprobe,
+                                       "--rerank", args.rerank],
                                       capture_output=True, text=True, check=True)
                 row.update(json.loads(proc.stdout.strip().splitlines()[-1]))
                 del row["files"]
@@ -219,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(json.dumps(row), flush=True)
                 if args.json:
                     Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
-    report["real"] = real_row()
+    report["real"] = None if args.no_real else real_row()
     print(json.dumps(report["real"]))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
