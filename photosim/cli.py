@@ -27,14 +27,17 @@ from photosim.library import (
     CancelToken,
     CatalogError,
     CatalogVersionError,
+    ClusterOptions,
     Embedder,
     Error,
     Library,
     ScanStage,
     ScanSummary,
     SearchError,
+    ShardsFailedError,
     TagQueryError,
     explain,
+    index_shards,
     load_embedder,
     load_truth,
     pca_min_descriptors,
@@ -69,22 +72,36 @@ def _progress_bar(quiet: bool) -> Any:
     return tqdm(total=0, unit="img", dynamic_ncols=True, file=sys.stderr, leave=True)
 
 
-def _drive_scan(gen: Any, quiet: bool) -> ScanSummary:
+def _drive_scan(gen: Any, quiet: bool, label: str = "scanning", messages: bool = False) -> Any:
+    """Drive a scan-like generator under a progress bar; returns its value.
+
+    Args:
+        gen: Yields :class:`~photosim.library.Progress`.
+        quiet: No bar.
+        label: The bar's description while processing.
+        messages: Show the progress messages (``index``: "checking shards", "starting 2
+            workers") instead of the fixed descriptions.
+    """
     bar = _progress_bar(quiet)
     try:
         while True:
             try:
                 progress = next(gen)
             except StopIteration as stop:
-                return stop.value  # type: ignore[no-any-return]
+                return stop.value
             if bar is None:
                 continue
             if progress.stage is ScanStage.WALKING:
-                bar.set_description(f"finding photos ({progress.done})")
+                if messages and progress.message.startswith("checking"):
+                    bar.set_description(progress.message)
+                else:
+                    bar.set_description(f"finding photos ({progress.done})")
             elif progress.stage is ScanStage.PROCESSING:
                 if bar.total != progress.total:
                     bar.reset(total=progress.total)
-                    bar.set_description("scanning")
+                    bar.set_description(label)
+                if messages:
+                    bar.set_description(progress.message or label, refresh=False)
                 bar.n = progress.done
                 bar.set_postfix(errors=progress.errors, refresh=False)
                 bar.refresh()
@@ -842,6 +859,125 @@ def cmd_history(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+# ---------------------------------------------------------------------------- cluster
+def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
+    """``photosim index --engine ray|local [--address ADDR] --out DIR FOLDER...``: embed an
+    archive on a Ray cluster into resumable Parquet shards (``photosim attach DIR`` imports
+    them)."""
+    folders = [os.path.abspath(f) for f in args.folders]
+    for folder in folders:
+        if not os.path.isdir(folder):
+            _err(f"not a folder: {folder}")
+            return EXIT_USAGE
+    address = args.address
+    if args.engine == "ray":
+        address = address or os.environ.get("RAY_ADDRESS")
+        if not address:
+            _err("--engine ray needs --address HEAD:6379 (or $RAY_ADDRESS); "
+                 "--engine local runs on this machine")
+            return EXIT_USAGE
+        if args.num_cpus is not None:
+            _err("--num-cpus sizes a local Ray instance (--engine local), not a cluster")
+            return EXIT_USAGE
+    elif address:
+        _err("--address is for --engine ray; --engine local starts Ray on this machine")
+        return EXIT_USAGE
+    for name in ("shard_size", "num_cpus", "workers", "cpus_per_worker"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            _err(f"--{name.replace('_', '-')} must be at least 1")
+            return EXIT_USAGE
+    options = ClusterOptions(
+        address=address, num_cpus=args.num_cpus, workers=args.workers,
+        cpus_per_worker=args.cpus_per_worker, gpus_per_worker=args.gpus_per_worker,
+        shard_size=args.shard_size, retries=max(0, args.retries),
+        thumbnails=not args.no_thumbnails, verbose=args.verbose,
+    )
+    cancel = CancelToken()
+
+    def on_sigint(signum: int, frame: object) -> None:
+        cancel.cancel()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        _err("stopping: finished shards are kept (Ctrl-C again to abort)")
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    status = EXIT_OK
+    try:
+        gen = index_shards(folders, args.out, settings, options, cancel)
+        summary = _drive_scan(gen, args.quiet, label="embedding", messages=True)
+    except ShardsFailedError as exc:
+        summary, status = exc.summary, EXIT_ERROR
+        failure = str(exc)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if args.json:
+        data = {"schema": "photosim-index/v1", **dataclasses.asdict(summary)}
+        data["failed"] = [{"shard": i, "reason": why} for i, why in summary.failed]
+        data["images_per_second"] = round(summary.images_per_second, 2)
+        print(json.dumps(data, indent=2))
+    else:
+        _print_index_summary(summary)
+    if status != EXIT_OK:
+        _err(failure)
+        return status
+    return EXIT_INTERRUPTED if summary.cancelled else EXIT_OK
+
+
+def _print_index_summary(s: Any) -> None:
+    now = f"{s.shards_done} embedded now" + (f", {s.shards_skipped} already done"
+                                             if s.shards_skipped else "")
+    where = f" on {s.workers} worker{'s' if s.workers != 1 else ''} ({', '.join(s.devices)}) " \
+            f"at {s.address}" if s.workers else ""
+    print(f"{'Stopped' if s.cancelled else 'Indexed'}: {s.files} files in {s.shards} shards "
+          f"({now}) with {s.model_id}{where}")
+    if s.shards_done:
+        print(f"  {s.files_done} files embedded, {s.errors} unreadable, in {s.seconds:.1f} s "
+              f"({s.images_per_second:.1f} images/s while embedding)")
+    for line in s.redone:
+        print(f"  {line}")
+    for note in s.notes:
+        print(f"  note: {note}")
+    if s.cancelled or s.failed:
+        print("  the finished shards are kept: the same command resumes")
+    elif s.files:
+        print(f"  next: photosim attach {s.out_dir}")
+
+
+def cmd_attach(args: argparse.Namespace, settings: Settings) -> int:
+    """``photosim attach DIR``: import the shards of ``photosim index`` into the catalog.
+    Exit status 1 when some shards are unfinished or corrupt (the others are attached)."""
+    cancel = CancelToken()
+    with _open_library(args) as library:
+        summary = _drive_scan(library.attach_shards(args.dir, cancel), args.quiet,
+                              label="attaching")
+        catalog = library.path
+    if args.json:
+        print(json.dumps({"schema": "photosim-attach/v1", "catalog": str(catalog),
+                          **dataclasses.asdict(summary)}, indent=2))
+    else:
+        s = summary
+        before = f" ({s.already} attached before)" if s.already else ""
+        print(f"Attached {s.attached} of {s.shards} shards{before} from {s.out_dir} into "
+              f"{catalog}: {s.photos} photos ({s.errors} unreadable), {s.descriptors} "
+              f"descriptors of {s.model_id} in {s.seconds:.1f} s")
+    status = EXIT_OK
+    if summary.unfinished:
+        _err(f"{len(summary.unfinished)} shards are not finished "
+             f"({_shard_list(summary.unfinished)}): run `photosim index` again, then attach")
+        status = EXIT_ERROR
+    if summary.corrupt:
+        _err(f"{len(summary.corrupt)} shards do not match their checksum "
+             f"({_shard_list(summary.corrupt)}): run `photosim index` again to embed them anew, "
+             "then attach")
+        status = EXIT_ERROR
+    return status
+
+
+def _shard_list(indexes: Sequence[int]) -> str:
+    shown = ", ".join(str(i) for i in indexes[:10])
+    return shown + (f" and {len(indexes) - 10} more" if len(indexes) > 10 else "")
+
+
 # ---------------------------------------------------------------------------- parser
 # ---------------------------------------------------------------------------- integrate
 def cmd_integrate(args: argparse.Namespace, settings: Settings) -> int:
@@ -918,6 +1054,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_scan_commands(sub, common, _model_options())
     _add_cleanup_commands(sub, common)
+    _add_cluster_commands(sub, common, _model_options())
     _add_integrate_command(sub)
     return parser
 
@@ -1062,6 +1199,49 @@ def _add_cleanup_commands(sub: Any, common: argparse.ArgumentParser) -> None:
 
     p = sub.add_parser("history", parents=[common], help="list cleanup sessions")
     p.set_defaults(func=cmd_history)
+
+
+def _add_cluster_commands(sub: Any, common: argparse.ArgumentParser,
+                          model: argparse.ArgumentParser) -> None:
+    """``index`` and ``attach``."""
+    p = sub.add_parser(
+        "index", parents=[common, model],
+        help="embed an archive on a Ray cluster into resumable shards (photosim[cluster])",
+    )
+    p.add_argument("folders", nargs="+", metavar="FOLDER",
+                   help="folders to index, at the same path on every worker")
+    p.add_argument("--engine", choices=("ray", "local"), default="local",
+                   help="ray: a running cluster at --address; local: a Ray instance on this "
+                        "machine (default)")
+    p.add_argument("--address", metavar="ADDR",
+                   help="the cluster's head, HEAD:6379 (`ray start --head` prints it)")
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="shard folder, on a filesystem every worker mounts at the same path; "
+                        "a rerun with the same DIR resumes")
+    p.add_argument("--shard-size", type=int, metavar="N",
+                   help="files per shard (default 512; fixed when DIR is first planned)")
+    p.add_argument("--num-cpus", type=int, metavar="N",
+                   help="CPUs of the local Ray instance (--engine local; default: all)")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="Ray workers, each loading the model once (default: as many as the "
+                        "cluster's CPUs, or GPUs, hold)")
+    p.add_argument("--cpus-per-worker", type=int, metavar="N",
+                   help="CPUs each worker reserves for decoding and CPU inference (default 1; "
+                        "with GPUs: the cluster's CPUs per GPU, at most 8)")
+    p.add_argument("--gpus-per-worker", type=float, metavar="X",
+                   help="GPUs each worker reserves (default 1 when the cluster has GPUs, else 0)")
+    p.add_argument("--retries", type=int, default=3, metavar="N",
+                   help="restarts of a dying worker and tries of a failing shard (default 3)")
+    p.add_argument("--exclude", action="append", default=[], metavar="GLOB",
+                   help="skip files or folders matching this pattern (repeatable)")
+    p.add_argument("--no-thumbnails", action="store_true",
+                   help="keep no thumbnails in the shards (the app then shows placeholders)")
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("attach", parents=[common],
+                       help="import the shards of `photosim index` into the catalog")
+    p.add_argument("dir", metavar="DIR", help="the --out folder of photosim index")
+    p.set_defaults(func=cmd_attach)
 
 
 def _add_integrate_command(sub: Any) -> None:

@@ -6,7 +6,8 @@ them by words; plan, run and undo a cleanup; list the history; describe the libr
 it against ground truth. The command line (:mod:`photosim.cli`) and the desktop app
 (:mod:`photosim.gui`) call only this package, :mod:`photosim.config` and the types re-exported
 here; an import-linter contract keeps them from reaching into :mod:`photosim.core` themselves,
-so each use case is written once.
+so each use case is written once. :mod:`photosim.library.cluster` embeds archives too big
+for one desktop on a Ray cluster, in Parquet shards that :meth:`Library.attach_shards` imports.
 
 Long work (scan, cleanup) is a generator that yields :class:`Progress` and honours a
 :class:`CancelToken`, driven by a progress bar in the CLI and by a worker thread in the app.
@@ -58,6 +59,14 @@ from photosim.core.types import (
     ScanSummary,
     TextImageEmbedder,
 )
+from photosim.library.cluster import (
+    AttachSummary,
+    ClusterError,
+    ClusterOptions,
+    IndexSummary,
+    ShardsFailedError,
+    index_shards,
+)
 from photosim.library.library import Library, load_embedder, pca_min_descriptors
 
 __all__ = [
@@ -70,10 +79,13 @@ __all__ = [
     "STOP_WORDS",
     "TAG_FLOOR",
     "TIERS",
+    "AttachSummary",
     "CancelToken",
     "CatalogError",
     "CatalogVersionError",
     "CleanupError",
+    "ClusterError",
+    "ClusterOptions",
     "CleanupPlan",
     "CleanupResult",
     "DuplicatesError",
@@ -84,6 +96,7 @@ __all__ = [
     "GroupingSession",
     "Hit",
     "ImageTags",
+    "IndexSummary",
     "LearnError",
     "Library",
     "Member",
@@ -95,6 +108,7 @@ __all__ = [
     "SearchError",
     "SearchResult",
     "SessionInfo",
+    "ShardsFailedError",
     "Tag",
     "TagHit",
     "TagQueryError",
@@ -105,6 +119,7 @@ __all__ = [
     "TruthError",
     "UndoResult",
     "explain",
+    "index_shards",
     "load_embedder",
     "load_truth",
     "open_upright",

@@ -41,6 +41,7 @@ from photosim.core.tags import (
 )
 from photosim.core.textsearch import clip_index, clip_model, missing_clip, search_text
 from photosim.core.types import Embedder, Progress, ScanSummary, TextImageEmbedder
+from photosim.library.cluster import AttachSummary
 
 __all__ = ["Library", "load_embedder", "pca_min_descriptors"]
 
@@ -254,6 +255,19 @@ class Library:
         from photosim.core.scan.pipeline import scan
 
         return scan(self.catalog, list(folders), settings, embedder, cancel)
+
+    def attach_shards(
+        self, directory: str | os.PathLike[str], cancel: CancelToken | None = None
+    ) -> Generator[Progress, None, AttachSummary]:
+        """Import the shards that ``photosim index`` wrote into ``directory`` (see
+        :func:`photosim.library.cluster.attach_shards`).
+
+        Raises:
+            ClusterError: pyarrow missing, not a shard folder, or a shard of another model.
+        """
+        from photosim.library.cluster import attach_shards
+
+        return attach_shards(self.catalog, directory, cancel)
 
     def set_pca(self, model_id: str, dim: int) -> bool:
         """Keep ``model_id``'s vector index in ``dim`` dimensions (0: full); True if changed."""
