@@ -265,6 +265,28 @@ def coloured_photo(path: Path, colour: int, seed: int) -> Path:
     return path
 
 
+def tagged_library(folder: Path, extra_red: bool = False) -> tuple[Path, dict[str, Path]]:
+    """A library scanned with :class:`ColourTagger` in ``folder``: ``red``, ``green`` and
+    ``blue`` photos (``red2`` too with ``extra_red``) and ``red copy``, a byte copy of ``red``.
+
+    Returns:
+        ``(catalog file, name -> path)``; the photos are in ``folder / "photos"``.
+    """
+    from photosim.config import Settings
+    from photosim.core.scan.pipeline import run_scan, scan
+
+    photos = folder / "photos"
+    paths = {"red": coloured_photo(photos / "red.jpg", 0, 1)}
+    if extra_red:
+        paths["red2"] = coloured_photo(photos / "red2.jpg", 0, 4)
+    paths["green"] = coloured_photo(photos / "green.jpg", 1, 2)
+    paths["blue"] = coloured_photo(photos / "blue.jpg", 2, 3)
+    paths["red copy"] = byte_copy(paths["red"], photos / "red copy.jpg")
+    with Catalog(folder / "c.db") as catalog:
+        run_scan(scan(catalog, [str(photos)], Settings(workers=1), ColourTagger()))
+    return folder / "c.db", paths
+
+
 class ColourClip:
     """A numpy stand-in for CLIP (:class:`~photosim.core.types.TextImageEmbedder`): an image
     embeds as its mean colour, a text as the colour words it names ("red", "green", "blue")."""

@@ -7,27 +7,15 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import ColourTagger, byte_copy, coloured_photo
+from helpers import coloured_photo, tagged_library
 
 from photosim.cli import EXIT_ERROR, EXIT_OK, EXIT_USAGE, main
-from photosim.config import Settings
 from photosim.core.catalog import Catalog
-from photosim.core.scan.pipeline import run_scan, scan
 
 
 @pytest.fixture(scope="module")
 def library(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Path]]:
-    tmp = tmp_path_factory.mktemp("search")
-    photos = tmp / "photos"
-    paths = {
-        "red": coloured_photo(photos / "red.jpg", 0, 1),
-        "green": coloured_photo(photos / "green.jpg", 1, 2),
-        "blue": coloured_photo(photos / "blue.jpg", 2, 3),
-    }
-    paths["red copy"] = byte_copy(paths["red"], photos / "red copy.jpg")
-    with Catalog(tmp / "c.db") as catalog:
-        run_scan(scan(catalog, [str(photos)], Settings(workers=1), ColourTagger()))
-    return tmp / "c.db", paths
+    return tagged_library(tmp_path_factory.mktemp("search"))
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers import ColourClip, ColourTagger, byte_copy, coloured_photo
+from helpers import ColourClip, ColourTagger, coloured_photo, tagged_library
 
 from photosim.config import Settings
 from photosim.core.cancel import CancelToken
@@ -27,16 +27,8 @@ from photosim.library import Library
 
 @pytest.fixture
 def library(tmp_path: Path) -> tuple[Path, Path, dict[str, Path]]:
-    photos = tmp_path / "photos"
-    paths = {
-        "red": coloured_photo(photos / "red.jpg", 0, 1),
-        "green": coloured_photo(photos / "green.jpg", 1, 2),
-        "blue": coloured_photo(photos / "blue.jpg", 2, 3),
-    }
-    paths["red copy"] = byte_copy(paths["red"], photos / "red copy.jpg")
-    with Catalog(tmp_path / "c.db") as catalog:
-        run_scan(scan(catalog, [str(photos)], Settings(workers=1), ColourTagger()))
-    return tmp_path / "c.db", photos, paths
+    db, paths = tagged_library(tmp_path)
+    return db, tmp_path / "photos", paths
 
 
 def _drain(gen):

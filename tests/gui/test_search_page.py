@@ -8,14 +8,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers import ColourTagger, byte_copy, coloured_photo, make_photo_obj
+from helpers import make_photo_obj, tagged_library
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from photosim.config import Settings
-from photosim.core.catalog import Catalog
-from photosim.core.scan.pipeline import run_scan, scan
 from photosim.gui.models.photos import PHOTO_ROLE, SIMILARITY_ROLE, PhotoListModel
 from photosim.library import Tag
 
@@ -25,18 +22,7 @@ TIMEOUT_MS = 10_000
 @pytest.fixture(scope="module")
 def tagged(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Path]]:
     """A catalog of two red photos (one with a byte copy), a green and a blue one, tagged."""
-    tmp = tmp_path_factory.mktemp("tagged")
-    photos = tmp / "photos"
-    paths = {
-        "red": coloured_photo(photos / "red.jpg", 0, 1),
-        "red2": coloured_photo(photos / "red2.jpg", 0, 4),
-        "green": coloured_photo(photos / "green.jpg", 1, 2),
-        "blue": coloured_photo(photos / "blue.jpg", 2, 3),
-    }
-    paths["red copy"] = byte_copy(paths["red"], photos / "red copy.jpg")
-    with Catalog(tmp / "catalog.db") as catalog:
-        run_scan(scan(catalog, [str(photos)], Settings(workers=1), ColourTagger()))
-    return tmp / "catalog.db", paths
+    return tagged_library(tmp_path_factory.mktemp("tagged"), extra_red=True)
 
 
 @pytest.fixture
