@@ -9,6 +9,7 @@ needs descriptors.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import logging
@@ -17,7 +18,7 @@ import signal
 import sqlite3
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,23 @@ def _progress_bar(quiet: bool) -> Any:
     from tqdm import tqdm
 
     return tqdm(total=0, unit="img", dynamic_ncols=True, file=sys.stderr, leave=True)
+
+
+@contextlib.contextmanager
+def _first_ctrl_c_cancels(cancel: CancelToken, saying: str) -> Iterator[None]:
+    """While inside: the first Ctrl-C sets ``cancel`` and says ``saying`` (the long job stops
+    at its next checkpoint, keeping what it finished); a second one interrupts at once."""
+
+    def on_sigint(signum: int, frame: object) -> None:
+        cancel.cancel()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        _err(f"{saying} (Ctrl-C again to abort)")
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _drive_scan(gen: Any, quiet: bool, label: str = "scanning", messages: bool = False) -> Any:
@@ -147,17 +165,8 @@ def cmd_scan(args: argparse.Namespace, settings: Settings) -> int:
             pca_changed = library.set_pca(settings.model_id, args.pca) or pca_changed
         embedder, reason = load_embedder(settings, args.quiet, lazy=True)
         cancel = CancelToken()
-
-        def on_sigint(signum: int, frame: object) -> None:
-            cancel.cancel()
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-            _err("stopping after the current batch (Ctrl-C again to abort)")
-
-        previous = signal.signal(signal.SIGINT, on_sigint)
-        try:
+        with _first_ctrl_c_cancels(cancel, "stopping after the current batch"):
             summary = _drive_scan(library.scan(folders, settings, embedder, cancel), args.quiet)
-        finally:
-            signal.signal(signal.SIGINT, previous)
         summary.embed_note = summary.embed_note or reason
         clip_status = EXIT_OK
         if not summary.cancelled:
@@ -894,22 +903,14 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
         thumbnails=not args.no_thumbnails, verbose=args.verbose,
     )
     cancel = CancelToken()
-
-    def on_sigint(signum: int, frame: object) -> None:
-        cancel.cancel()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        _err("stopping: finished shards are kept (Ctrl-C again to abort)")
-
-    previous = signal.signal(signal.SIGINT, on_sigint)
     status = EXIT_OK
-    try:
-        gen = index_shards(folders, args.out, settings, options, cancel)
-        summary = _drive_scan(gen, args.quiet, label="embedding", messages=True)
-    except ShardsFailedError as exc:
-        summary, status = exc.summary, EXIT_ERROR
-        failure = str(exc)
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    with _first_ctrl_c_cancels(cancel, "stopping: finished shards are kept"):
+        try:
+            gen = index_shards(folders, args.out, settings, options, cancel)
+            summary = _drive_scan(gen, args.quiet, label="embedding", messages=True)
+        except ShardsFailedError as exc:
+            summary, status = exc.summary, EXIT_ERROR
+            failure = str(exc)
     if args.json:
         data = {"schema": "photosim-index/v1", **dataclasses.asdict(summary)}
         data["failed"] = [{"shard": i, "reason": why} for i, why in summary.failed]
