@@ -153,10 +153,7 @@ def cmd_scan(args: argparse.Namespace, settings: Settings) -> int:
     with _open_library(args) as library:
         settings = library.scan_settings(settings, model_given=args.model is not None)
         pca_changed = False
-        if args.index is not None:
-            if settings.model_id is None:
-                _err("--index applies to a descriptor model's index, not to --model none")
-                return EXIT_USAGE
+        if args.index is not None:  # with --model none: the hash index alone
             pca_changed = library.set_index_kind(settings.model_id, args.index)
         if args.pca is not None:
             if settings.model_id is None:
@@ -616,13 +613,18 @@ def cmd_info(args: argparse.Namespace, settings: Settings) -> int:
         pca = "" if name == HASH_MODEL else _pca_text(info)
         missing = info["vectors"] - info["graph_rows"]
         graph = "neighbours stored" if missing <= 0 else f"neighbours of {missing} to compute"
-        if info.get("compressed"):
+        if info.get("compressed") and info["compressed"].get("kind") == "binary-ivf":
+            c = info["compressed"]
+            pca = (f"binary IVF {c['code_bytes']} B/photo, {c['nlist']} cells, "
+                   f"{_human_bytes(c['memory_bytes'] or 0)} in RAM, exact Hamming distances")
+        elif info.get("compressed"):
             c = info["compressed"]
             pca = (f"IVF-PQ {c['code_bytes']} B/photo, {c['nlist']} cells, OPQ {c['dim']} -> "
                    f"{c['opq_dim']}-d, {_human_bytes(c['memory_bytes'] or 0)} in RAM, "
                    f"float16 re-ranking from {c['store']}")
         elif info.get("kind") == "ivfpq":
-            pca = "compressed (IVF-PQ) from the next use"
+            pca = ("compressed (binary IVF)" if name == HASH_MODEL else "compressed (IVF-PQ)"
+                   ) + " from the next use"
         print(f"index:       {name}: {info['vectors']} vectors, {info['state']}, {graph}"
               f"{', ' + pca if pca else ''}")
     for path, reason in errors:
@@ -1099,8 +1101,9 @@ def _add_scan_commands(sub: Any, common: argparse.ArgumentParser,
     p.add_argument("--clip-weights", metavar="FILE", help="local weights file for --clip")
     p.add_argument(
         "--index", choices=("auto", "hnsw", "ivfpq"),
-        help="the model's vector index: hnsw (in RAM), ivfpq (compressed: 32-byte codes, "
-             "exact re-ranking from a float16 file) or auto (ivfpq above 1,000,000 photos, "
+        help="the model's vector index and the hash index: hnsw (in RAM), ivfpq (compressed: "
+             "32-byte codes with exact re-ranking from a float16 file; 16-byte binary hash "
+             "codes) or auto (ivfpq above 1,000,000 photos, "
              "the default); remembered by the catalog",
     )
     p.add_argument(

@@ -16,6 +16,7 @@ from photosim.core.catalog import STATUS_OK, Catalog, Photo
 from photosim.core.dedup.grouping import Group, GroupingResult, GroupingSession, find_duplicates
 from photosim.core.evaluate import Truth
 from photosim.core.index import learned as _learned
+from photosim.core.index.binary import binary_paths
 from photosim.core.index.compressed import compressed_paths, index_kind, set_index_kind
 from photosim.core.index.learned import LearnError, Projection
 from photosim.core.index.vectors import (
@@ -603,7 +604,10 @@ class Library:
         kind = index_kind(self.catalog, model, vectors)
         compressed = None
         if kind == "ivfpq":
-            faiss_file, sidecar, store = compressed_paths(self.path, model)
+            if model == HASH_MODEL:
+                faiss_file, sidecar, store = binary_paths(self.path, model)
+            else:
+                faiss_file, sidecar, store = compressed_paths(self.path, model)
             hnsw, state, dim = faiss_file, "missing (built on next use)", None
             try:
                 info = json.loads(sidecar.read_text())
@@ -611,7 +615,9 @@ class Library:
                 state = ("in sync" if info.get("count") == vectors
                          else "stale (brought in line on next use)")
                 compressed = {**info.get("shape", {}), "memory_bytes": info.get("memory_bytes"),
-                              "store": str(store)}
+                              "store": str(store), "kind": info.get("kind")}
+                if model == HASH_MODEL:
+                    compressed.update(nlist=info.get("nlist"), code_bytes=info.get("code_bytes"))
             except (OSError, ValueError):
                 pass
         return {
@@ -619,15 +625,18 @@ class Library:
             "pca_setting": setting, "graph_rows": rows, "kind": kind, "compressed": compressed,
         }
 
-    def set_index_kind(self, model_id: str, kind: str) -> bool:
+    def set_index_kind(self, model_id: str | None, kind: str) -> bool:
         """Choose ``model_id``'s index: ``"auto"`` (compressed above
         :data:`~photosim.core.index.compressed.COMPRESS_ABOVE` descriptors), ``"hnsw"`` or
-        ``"ivfpq"``; True when the setting changed (applied on next use).
+        ``"ivfpq"``; True when the setting changed (applied on next use). The perceptual-hash
+        index follows the same setting (``"ivfpq"``: its binary inverted file); with
+        ``model_id`` None only the hash index is set.
 
         Raises:
             CompressedIndexError: Unknown kind.
         """
-        return set_index_kind(self.catalog, model_id, kind)
+        hashes = set_index_kind(self.catalog, HASH_MODEL, kind)
+        return (model_id is not None and set_index_kind(self.catalog, model_id, kind)) or hashes
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(

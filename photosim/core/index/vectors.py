@@ -274,7 +274,9 @@ class VectorIndex:
         Above :data:`~photosim.core.index.compressed.COMPRESS_ABOVE` descriptors, or when the
         catalog's ``index_kind:<model>`` setting says ``ivfpq``, the model's index is a
         :class:`~photosim.core.index.compressed.CompressedIndex` instead (IVF-PQ with exact
-        float16 re-ranking; same ``knn``, ``sync``, ``save``, ``len``).
+        float16 re-ranking; same ``knn``, ``sync``, ``save``, ``len``), and the hash index
+        (:data:`HASH_MODEL`) a :class:`~photosim.core.index.binary.BinaryHashIndex` (16-byte
+        binary codes, exact Hamming distances).
 
         Returns:
             The index, or None when the catalog holds no vectors of that model.
@@ -285,6 +287,10 @@ class VectorIndex:
         from photosim.core.index.compressed import CompressedIndex, index_kind
 
         if index_kind(catalog, model, count) == "ivfpq":
+            if model == HASH_MODEL:
+                from photosim.core.index.binary import BinaryHashIndex
+
+                return BinaryHashIndex.open(catalog, model)  # type: ignore[return-value]
             return CompressedIndex.open(catalog, model)  # type: ignore[return-value]
         paths = index_paths(catalog.path, model)
         pca, learned = _catalog_pca(catalog, model, count)
