@@ -143,6 +143,7 @@ logger = logging.getLogger(__name__)
 SCHEMA = "photosim-shards/v1"
 MANIFEST_NAME = "manifest.json"
 PLAN_NAME = "plan.parquet"
+LOCK_NAME = ".index.lock"  # held by the run writing into the shard folder
 DEFAULT_SHARD_SIZE = 512
 DEFAULT_RETRIES = 3
 CONNECT_PROBE_S = 5.0  # a TCP probe of the head's port before Ray's own (slow, noisy) connect
@@ -1079,6 +1080,30 @@ def _connect_error(address: str, exc: BaseException, said: str) -> str:
     )
 
 
+@contextlib.contextmanager
+def _writing_into(out: Path) -> Iterator[None]:
+    """Hold ``out``'s lock file for the block: one ``photosim index`` writes into a shard
+    folder at a time (filelock's OS lock, released when the process dies).
+
+    Raises:
+        ClusterError: Another run holds it, or the lock file cannot be created.
+    """
+    import filelock
+
+    lock = filelock.FileLock(str(out / LOCK_NAME))
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        raise ClusterError(f"another photosim index is writing into {out}: wait for it to "
+                           "finish (or stop it), or choose another --out") from None
+    except OSError as exc:
+        raise ClusterError(f"cannot lock {out}: {exc.strerror or exc}") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def index_shards(
     folders: Sequence[str | os.PathLike[str]],
     out_dir: str | os.PathLike[str],
@@ -1138,44 +1163,45 @@ def index_shards(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ClusterError(f"cannot create {out}: {exc.strerror or exc}") from None
-    summary = IndexSummary(out_dir=str(out), model_id=model_id)
-    manifest = read_manifest(out)
-    todo: list[int] = []
-    if manifest is not None:
-        refusal = _incompatible(manifest, out, roots, settings, options)
-        if refusal is not None and any(s.get("sha256") for s in manifest["shards"]):
-            raise ClusterError(refusal)
-        if refusal is not None:  # planned, but nothing embedded yet: plan again
-            summary.notes.append("planned again: no shard was finished for the old plan")
-            manifest = None
-    if manifest is not None:
-        todo = yield from _check_shards(out, manifest, summary)
-        summary.files, summary.shards = manifest["files"], len(manifest["shards"])
-        if not todo:
-            summary.seconds = time.monotonic() - started
-            yield Progress(ScanStage.DONE, summary.files, summary.files, "nothing to do")
-            return summary
-    ray = _ray()
-    with _connected(ray, options) as where:
-        summary.address = where
+    with _writing_into(out):
+        summary = IndexSummary(out_dir=str(out), model_id=model_id)
+        manifest = read_manifest(out)
+        todo: list[int] = []
         if manifest is not None:
-            _save_manifest(out, manifest)  # the entries of the shards to redo are forgotten
-        else:
-            manifest = yield from _plan(out, roots, settings, options, cancel, summary.notes)
-            if manifest is None:
-                summary.cancelled = True
-                summary.seconds = time.monotonic() - started
-                return summary
-            todo = [shard["index"] for shard in manifest["shards"]]
+            refusal = _incompatible(manifest, out, roots, settings, options)
+            if refusal is not None and any(s.get("sha256") for s in manifest["shards"]):
+                raise ClusterError(refusal)
+            if refusal is not None:  # planned, but nothing embedded yet: plan again
+                summary.notes.append("planned again: no shard was finished for the old plan")
+                manifest = None
+        if manifest is not None:
+            todo = yield from _check_shards(out, manifest, summary)
             summary.files, summary.shards = manifest["files"], len(manifest["shards"])
-        if todo:
-            run = _Run(ray, out, manifest, todo, settings, options, cancel, summary)
-            yield from run.run()
-    summary.seconds = time.monotonic() - started
-    yield Progress(ScanStage.DONE, summary.files, summary.files, "done", summary.errors)
-    if summary.failed:
-        raise ShardsFailedError(summary)
-    return summary
+            if not todo:
+                summary.seconds = time.monotonic() - started
+                yield Progress(ScanStage.DONE, summary.files, summary.files, "nothing to do")
+                return summary
+        ray = _ray()
+        with _connected(ray, options) as where:
+            summary.address = where
+            if manifest is not None:
+                _save_manifest(out, manifest)  # the entries of the shards to redo are forgotten
+            else:
+                manifest = yield from _plan(out, roots, settings, options, cancel, summary.notes)
+                if manifest is None:
+                    summary.cancelled = True
+                    summary.seconds = time.monotonic() - started
+                    return summary
+                todo = [shard["index"] for shard in manifest["shards"]]
+                summary.files, summary.shards = manifest["files"], len(manifest["shards"])
+            if todo:
+                run = _Run(ray, out, manifest, todo, settings, options, cancel, summary)
+                yield from run.run()
+        summary.seconds = time.monotonic() - started
+        yield Progress(ScanStage.DONE, summary.files, summary.files, "done", summary.errors)
+        if summary.failed:
+            raise ShardsFailedError(summary)
+        return summary
 
 
 @dataclass

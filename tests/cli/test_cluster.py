@@ -324,6 +324,34 @@ def test_an_unreachable_cluster_is_one_clear_line_within_seconds(tmp_path: Path,
     assert usage.returncode == 2 and "--engine ray needs --address" in usage.stderr
 
 
+def test_a_second_run_into_the_same_folder_is_refused_while_the_first_holds_it(
+    tmp_path: Path, photos: Path
+) -> None:
+    """Two runs writing shards into one folder would overwrite each other's files: the second
+    is refused in one line (before it connects to any cluster) and writes nothing."""
+    from photosim.library.cluster import LOCK_NAME
+
+    out = tmp_path / "out"
+    out.mkdir()
+    holder = subprocess.Popen(  # another process holds the folder's lock, like a running index
+        [sys.executable, "-c", "import filelock, sys, time; "
+         f"lock = filelock.FileLock({str(out / LOCK_NAME)!r}); lock.acquire(); "
+         "print('held', flush=True); "
+         "time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        proc = photosim("index", "--engine", "ray", "--address", "127.0.0.1:1", "--out",
+                        str(out), "-q", str(photos), timeout=60)
+    finally:
+        holder.kill()
+        holder.communicate()
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        f"photosim: another photosim index is writing into {out}: wait for it to finish (or "
+        "stop it), or choose another --out"], proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == [LOCK_NAME]  # no manifest, no shard
+
+
 def test_cli_index_on_a_running_cluster_then_attach(
     cluster: str, photos: Path, tmp_path: Path
 ) -> None:
