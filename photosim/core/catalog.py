@@ -296,6 +296,44 @@ class Photo:
         return cls(*values)
 
 
+class IdHashes:
+    """``embedding id -> content hash``, read from the catalog when asked and remembered:
+    what a query's few results need, without a catalog-wide dict (10M ids would take about
+    1.5 GB of Python objects and seconds to read).
+
+    Args:
+        catalog: Open catalog.
+    """
+
+    def __init__(self, catalog: Catalog) -> None:
+        self._catalog = catalog
+        self._known: dict[int, str] = {}
+
+    def fetch(self, ids: Iterable[int]) -> None:
+        """Read the hashes of ``ids`` not known yet (one query a chunk of 900)."""
+        missing = [int(i) for i in ids if int(i) not in self._known and int(i) >= 0]
+        if missing:
+            self._known.update(self._catalog.hashes_of_ids(missing))
+
+    def get(self, label: int, default: str | None = None) -> str | None:
+        """The content hash of ``label``, or ``default``."""
+        label = int(label)
+        if label not in self._known:
+            self.fetch([label])
+        return self._known.get(label, default)
+
+    def __getitem__(self, label: int) -> str:
+        """The content hash of ``label``.
+
+        Raises:
+            KeyError: No vector has that id.
+        """
+        found = self.get(label)
+        if found is None:
+            raise KeyError(label)
+        return found
+
+
 class Catalog:
     """A photosim catalog file.
 
@@ -687,6 +725,24 @@ class Catalog:
         10M ids take 80 MB)."""
         cursor = self.db.execute("SELECT id FROM embeddings WHERE model=? ORDER BY id", [model])
         return np.fromiter((row[0] for row in cursor), np.int64)
+
+    def embedding_id(self, model: str, content_hash: str) -> int | None:
+        """The embedding id of one content's vector of ``model``, or None."""
+        row = self.db.execute(
+            "SELECT id FROM embeddings WHERE content_hash=? AND model=?", [content_hash, model]
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+    def hashes_of_ids(self, ids: Iterable[int]) -> dict[int, str]:
+        """``embedding id -> content hash`` of these ids (unknown ids are left out)."""
+        wanted = sorted({int(i) for i in ids})
+        out: dict[int, str] = {}
+        for start in range(0, len(wanted), 900):  # SQLite's bound-parameter limit
+            chunk = wanted[start : start + 900]
+            marks = ",".join("?" * len(chunk))
+            out.update(self.db.execute(
+                f"SELECT id, content_hash FROM embeddings WHERE id IN ({marks})", chunk))
+        return out
 
     def embedding_ids_by_hash(self, model: str) -> dict[str, int]:
         """``content hash -> embedding id`` for one model."""

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from photosim.core.catalog import Catalog, Photo
+from photosim.core.catalog import Catalog, IdHashes, Photo
 from photosim.core.dedup.keeper import rank
 from photosim.core.index import graph
 from photosim.core.index import learned as _learned
@@ -211,7 +211,7 @@ def find_similar(
         notes.append("re-ranking needs CNN descriptors: ranked by perceptual hashes only")
         rerank = "none"
 
-    label_hash = {label: h for h, label in catalog.embedding_ids_by_hash(model).items()}
+    label_hash = IdHashes(catalog)  # the results' hashes only, read when needed
     hits: list[Hit] = []
     fetch = min(len(index), k + 1)
     if rerank == "diffusion":
@@ -226,6 +226,7 @@ def find_similar(
     ranking = _Ranking(catalog, index, model, vector, rerank, known_hash, projection, label_hash)
     while True:
         labels, sims = ranking.first(fetch)
+        label_hash.fetch(labels.tolist())
         hits = []
         for label, sim in zip(labels.tolist(), sims.tolist()):
             if min_similarity is not None and sim < min_similarity:
@@ -256,13 +257,11 @@ class _Ranking:
     def __init__(
         self, catalog: Catalog, index: VectorIndex, model: str, vector: np.ndarray,
         rerank: str, own_hash: str | None, projection: _learned.Projection | None,
-        label_hash: dict[int, str],
+        label_hash: IdHashes,
     ) -> None:
         self.catalog, self.index, self.model, self.rerank = catalog, index, model, rerank
         self.query = np.asarray(vector, np.float32)
-        self.own_label = (
-            catalog.embedding_ids_by_hash(model).get(own_hash) if own_hash is not None else None
-        )
+        self.own_label = catalog.embedding_id(model, own_hash) if own_hash is not None else None
         self.projection = projection
         self.codes = codes_for(catalog, model, projection) if projection is not None else None
         self.label_hash = label_hash
@@ -279,6 +278,7 @@ class _Ranking:
             return self._knn(vector, n)
         labels, raw = self._knn(vector, max(n, LEARNED_CANDIDATES))
         zero = np.zeros(self.projection.u.shape[1] * 2 + 1, np.float32)
+        self.label_hash.fetch(labels.tolist())
         codes = np.stack([self.codes.get(self.label_hash.get(int(label), ""), zero)
                           for label in labels.tolist()]) if len(labels) else zero[None, :0]
         query = np.repeat(self.projection.codes(vector[None, :]), len(labels), axis=0)

@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from photosim.core.cancel import CancelToken
-from photosim.core.catalog import Catalog
+from photosim.core.catalog import Catalog, IdHashes
 from photosim.core.dedup.keeper import rank
 from photosim.core.index.vectors import VectorIndex
 from photosim.core.tags import (
@@ -136,7 +136,7 @@ def search_clip(
             f"the library has no CLIP embeddings of {model}: run photosim scan --clip FOLDER"
         )
     vector = embedder.embed_text([PROMPT.format(text.strip())])[0]
-    label_hash = {label: h for h, label in catalog.embedding_ids_by_hash(model).items()}
+    label_hash = IdHashes(catalog)  # the results' hashes only, read when needed
     notes = []
     missing = missing_clip(catalog, model)
     if missing:
@@ -145,6 +145,7 @@ def search_clip(
     fetch = min(len(index), k)
     while True:
         labels, sims = index.knn(vector[None, :].astype(np.float32), fetch, catalog=catalog)
+        label_hash.fetch(labels[0].tolist())
         hits = []
         for label, sim in zip(labels[0].tolist(), sims[0].tolist()):
             content_hash = label_hash[label]

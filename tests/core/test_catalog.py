@@ -15,6 +15,7 @@ from photosim.core.catalog import (
     Catalog,
     CatalogError,
     CatalogVersionError,
+    IdHashes,
     db_path,
     py_path,
 )
@@ -240,6 +241,16 @@ def test_embeddings_float16_round_trip(tmp_path: Path) -> None:
             catalog.put_embeddings("m", [H1], -vectors[:1])
         assert catalog.embedding_ids_by_hash("m")[H1] == by_hash[H1]
         np.testing.assert_allclose(catalog.embedding(H1, "m"), -vectors[0], atol=1e-3)
+        # One id, or the hashes of a query's results, without a catalog-wide dict.
+        assert catalog.embedding_id("m", H2) == by_hash[H2]
+        assert catalog.embedding_id("other", H2) is None
+        other_id = catalog.embedding_id("other", H1)
+        assert catalog.hashes_of_ids([by_hash[H3], other_id, 10**9]) == {by_hash[H3]: H3,
+                                                                         other_id: H1}
+        lazy = IdHashes(catalog)
+        assert lazy[by_hash[H2]] == H2 and lazy.get(-1) is None and lazy.get(10**9, "") == ""
+        with pytest.raises(KeyError):
+            lazy[10**9]
 
 
 def test_prune_orphans(tmp_path: Path) -> None:
