@@ -20,6 +20,11 @@ a centre, a decaying spectrum, cosine about 0.8 inside a series), 256-d (descrip
 the product's PCA, ``scan --pca 256``), generated and added in chunks so 10M never sit in RAM;
 exact neighbours of the queries are computed on the fly. A sanity row uses the real
 EfficientNet-Lite0 descriptors (1280-d) of ``../shared/data/dev`` + ``calib`` when present.
+``--hashes 10000000`` adds the perceptual-hash index at that size (the binary inverted file
+of :mod:`photosim.core.index.binary`): synthetic 128-bit hashes in series (members about 48
+bits apart), and for 500 of them planted copies 6, 12 and 22 bits away (22: the near tier's
+hash sum); the share of copies among the 16 neighbours the graph keeps, p50/p99, memory.
+
 Goal (issue 16): 10M photos searchable in <= 2 GB RAM, recall@10 >= 0.9, p99 <= 10 ms.
 """
 
@@ -158,6 +163,86 @@ def query(work: Path, model: str, nprobes: list[int], reranks: list[int]) -> dic
     return {"loaded": loaded, "after_queries": _memory(), "nprobe": rows}
 
 
+HASH_FLIPS = (6, 12, 22)  # bits apart of the planted copies (22: the near tier's hash sum)
+
+
+def hash_codes(n: int, seed: int) -> np.ndarray:
+    """``(n, 128)`` bool hash bits of photo-like structure: series around 1 centre in 10, 25 %
+    of the bits flipped (members of a series are about 48 bits apart)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.integers(0, 2, (max(1, n // 10), 128), dtype=np.uint8).astype(bool)
+    out = np.empty((n, 128), bool)
+    for start in range(0, n, CHUNK):
+        count = min(CHUNK, n - start)
+        out[start:start + count] = (centres[rng.integers(0, len(centres), count)]
+                                    ^ (rng.random((count, 128)) < 0.25))
+    return out
+
+
+def build_hashes(n: int, work: Path, log: Any = print) -> dict[str, Any]:
+    """Build and save the binary hash index of ``n`` codes, ``QUERIES`` of them with a planted
+    copy for each of :data:`HASH_FLIPS` (labels ``n + j * QUERIES + i``)."""
+    from photosim.core.index.binary import BinaryHashIndex, binary_paths
+    from photosim.core.index.vectors import HASH_MODEL
+
+    bits = hash_codes(n, seed=n % 9973)
+    rng = np.random.default_rng(1)
+    queries = rng.choice(n, QUERIES, replace=False)
+    plants = []
+    for flips in HASH_FLIPS:
+        copy = bits[queries].copy()
+        for row in copy:
+            row[rng.choice(128, flips, replace=False)] ^= True
+        plants.append(copy)
+    bits = np.concatenate([bits, *plants])
+    paths = binary_paths(work / "archive.db", HASH_MODEL)
+    started = time.perf_counter()
+
+    def vectors(rows: np.ndarray) -> np.ndarray:
+        return rows.astype(np.float32) * 2 - 1  # the sign is what the index keeps
+
+    pick = np.sort(rng.choice(len(bits), min(len(bits), 200_000), replace=False))
+    index = BinaryHashIndex.create(HASH_MODEL, vectors(bits[pick]), paths, count=len(bits))
+    train_s = time.perf_counter() - started
+    for start in range(0, len(bits), CHUNK):
+        chunk = bits[start:start + CHUNK]
+        index.add(np.arange(start, start + len(chunk), dtype=np.int64), vectors(chunk))
+    index.save()
+    np.save(work / "hash_queries.npy", bits[queries])
+    return {"codes": len(bits), "nlist": index.nlist, "train_s": round(train_s, 1),
+            "build_s": round(time.perf_counter() - started, 1),
+            "index_ram_mb": round(index.memory_bytes / 2**20, 1)}
+
+
+def query_hashes(work: Path, n: int, k: int = 16) -> dict[str, Any]:
+    """In a fresh process: load the binary hash index, query with the originals; the share
+    of planted copies among the first ``k`` (the neighbour graph's k), p50/p99, memory."""
+    import faiss
+
+    from photosim.core.index.binary import BinaryHashIndex, binary_paths
+    from photosim.core.index.vectors import HASH_MODEL
+
+    paths = binary_paths(work / "archive.db", HASH_MODEL)
+    index = BinaryHashIndex(HASH_MODEL, paths, faiss.read_index_binary(str(paths[0])))
+    index.set_live(np.load(paths[2]))
+    queries = np.load(work / "hash_queries.npy").astype(np.float32) * 2 - 1
+    loaded = _memory()
+    index.knn(queries[:5], k)
+    times, found = [], []
+    for q in queries:
+        t0 = time.perf_counter()
+        labels, _ = index.knn(q[None, :], k)
+        times.append(time.perf_counter() - t0)
+        found.append(labels[0])
+    recall = {f"found_at_{flips}_bits": round(float(np.mean(
+        [n + j * QUERIES + i in found[i] for i in range(QUERIES)])), 4)
+        for j, flips in enumerate(HASH_FLIPS)}
+    return {"nprobe": index.shape["nprobe"], "k": k, **recall,
+            "p50_ms": round(float(np.percentile(times, 50)) * 1e3, 3),
+            "p99_ms": round(float(np.percentile(times, 99)) * 1e3, 3),
+            "loaded": loaded, "after_queries": _memory()}
+
+
 def real_row(log: Any = print) -> dict[str, Any] | None:
     """The real Lite0 descriptors of dev + calib through the compressed index (a sanity row:
     231 photos, every one also a query)."""
@@ -191,27 +276,34 @@ def real_row(log: Any = print) -> dict[str, Any] | None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="1000000,10000000")
-    parser.add_argument("--codes", default="16,32,64",
-                        help="code bytes at the first size (the others use 32)")
-    parser.add_argument("--nprobe", default="16,32,64")
+    parser.add_argument("--codes", default="16,32,64", help="code bytes at the first size")
+    parser.add_argument("--codes-after", default="32", help="code bytes at the other sizes")
+    parser.add_argument("--nprobe", default="32,64,128,256")
     parser.add_argument("--rerank", default="100", help="candidates re-scored per query")
     parser.add_argument("--keep", metavar="DIR",
                         help="build into DIR and keep it; an index already there is reused")
     parser.add_argument("--json", metavar="FILE")
     parser.add_argument("--no-real", action="store_true", help="skip the dev + calib row")
+    parser.add_argument("--hashes", default="", metavar="N,...",
+                        help="also the binary hash index at these sizes (e.g. 10000000)")
     parser.add_argument("--query", nargs=2, metavar=("WORK", "MODEL"), help=argparse.SUPPRESS)
+    parser.add_argument("--query-hashes", nargs=2, metavar=("WORK", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     nprobes = [int(v) for v in args.nprobe.split(",")]
     reranks = [int(v) for v in args.rerank.split(",")]
+    if args.query_hashes:
+        print(json.dumps(query_hashes(Path(args.query_hashes[0]), int(args.query_hashes[1]))))
+        return 0
     if args.query:  # the fresh process of one measurement
         print(json.dumps(query(Path(args.query[0]), args.query[1], nprobes, reranks)))
         return 0
-    sizes = [int(v) for v in args.sizes.split(",")]
+    sizes = [int(v) for v in args.sizes.split(",") if v]
     codes = [int(v) for v in args.codes.split(",")]
+    codes_after = [int(v) for v in args.codes_after.split(",")]
     report: dict[str, Any] = {"schema": "photosim-bench-archive/v1", "queries": QUERIES,
                               "dim": DIM, "rows": []}
     for i, n in enumerate(sizes):
-        for code_bytes in (codes if i == 0 else [32]):
+        for code_bytes in (codes if i == 0 else codes_after):
             with tempfile.TemporaryDirectory(dir=os.environ.get("ARCHIVE_WORK")) as temp:
                 work = Path(args.keep) / f"{n}-{code_bytes}" if args.keep else Path(temp)
                 work.mkdir(parents=True, exist_ok=True)
@@ -234,6 +326,17 @@ def main(argv: list[str] | None = None) -> int:
                 print(json.dumps(row), flush=True)
                 if args.json:
                     Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
+    for n in [int(v) for v in args.hashes.split(",") if v]:
+        with tempfile.TemporaryDirectory(dir=os.environ.get("ARCHIVE_WORK")) as temp:
+            work = Path(args.keep) / f"hashes-{n}" if args.keep else Path(temp)
+            work.mkdir(parents=True, exist_ok=True)
+            print(f"{n:,} perceptual hashes: building", flush=True)
+            row = {"codes": n, **build_hashes(n, work)}
+            proc = subprocess.run([sys.executable, "-m", "benchmarks.archive", "--query-hashes",
+                                   str(work), str(n)], capture_output=True, text=True, check=True)
+            row.update(json.loads(proc.stdout.strip().splitlines()[-1]))
+            report.setdefault("hashes", []).append(row)
+            print(json.dumps(row), flush=True)
     report["real"] = None if args.no_real else real_row()
     print(json.dumps(report["real"]))
     if args.json:
