@@ -202,17 +202,6 @@ class BinaryHashIndex(CatalogMirror):
             self._index.add_with_ids(codes, ids)
             self._mark(ids, True)
 
-    def remove(self, label: int) -> None:
-        """Forget one label."""
-        self.remove_many(np.array([label], np.int64))
-
-    def remove_many(self, labels: np.ndarray) -> None:
-        """Forget ``(N,)`` int64 labels."""
-        labels = np.asarray(labels, np.int64)
-        with self._lock:
-            self._index.remove_ids(labels)
-            self._mark(labels, False)
-
     @property
     def memory_bytes(self) -> int:
         """RAM the index holds: 16-byte codes and 8-byte ids, and the centroids."""

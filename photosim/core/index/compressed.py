@@ -259,11 +259,26 @@ class LabelBitmap:
 
 class CatalogMirror:
     """What the compressed indexes share: live labels in a :class:`LabelBitmap`, and
-    :meth:`sync` with a catalog. Subclasses set ``model`` and ``_live`` and define ``add``,
-    ``remove_many`` and ``save``."""
+    :meth:`sync` with a catalog, and removal from the faiss index. Subclasses set ``model``,
+    ``_live``, ``_index`` (a faiss index with ids) and ``_lock``, and define ``add`` and
+    ``save``."""
 
     model: str
     _live: LabelBitmap
+    _index: Any
+    _lock: threading.Lock
+
+    def remove(self, label: int) -> None:
+        """Forget one label."""
+        self.remove_many(np.array([label], np.int64))
+
+    def remove_many(self, labels: np.ndarray) -> None:
+        """Forget ``(N,)`` int64 labels (a compressed index's float16 rows stay until a
+        rebuild)."""
+        labels = np.asarray(labels, np.int64)
+        with self._lock:
+            self._index.remove_ids(labels)
+            self._mark(labels, False)
 
     def __len__(self) -> int:
         return self._live.count
@@ -483,17 +498,6 @@ class CompressedIndex(CatalogMirror):
             self._index.add_with_ids(vectors, ids)
             self.store.append(ids, vectors)
             self._mark(ids, True)
-
-    def remove(self, label: int) -> None:
-        """Forget one label."""
-        self.remove_many(np.array([label], np.int64))
-
-    def remove_many(self, labels: np.ndarray) -> None:
-        """Forget labels (their store rows stay until a rebuild)."""
-        labels = np.asarray(labels, np.int64)
-        with self._lock:
-            self._index.remove_ids(labels)
-            self._mark(labels, False)
 
     # ------------------------------------------------------------------ queries
 
