@@ -449,7 +449,7 @@ class CompressedIndex(CatalogMirror):
             logger.info("compressed index for %s not loaded (%s); rebuilding", model, exc)
             index = None
         if index is None:
-            ids = np.array(sorted(catalog.embedding_ids_by_hash(model).values()), np.int64)
+            ids = catalog.embedding_ids(model)  # sorted int64, no per-row objects
             if len(ids) > TRAIN_MAX:
                 rng = np.random.default_rng(SEED)
                 ids = np.sort(rng.choice(ids, TRAIN_MAX, replace=False))
