@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from helpers import (
     BASE_MTIME_NS,
@@ -361,6 +362,31 @@ def test_the_keeper_is_the_copy_the_others_match_without_an_edit(tmp_path: Path)
     assert captioned.match == "near" and "% edited" in captioned.why
     # Cleanup's keeper rule keeps the group's keeper, not the largest file.
     assert {Path(p).stem for p in auto_mark([group], "keeper")} == {"captioned", "export", "small"}
+
+
+def test_a_brightened_copy_is_not_kept_over_the_original(tmp_path: Path) -> None:
+    """A copy with its brightness and contrast raised, saved as a larger file at the same
+    pixels: the other copies match the original with its tones and differ from the
+    brightened one by a tone change, so the original keeps the group."""
+    from PIL import Image
+
+    def brighter(img: Image.Image) -> Image.Image:
+        arr = np.asarray(img, np.float32) * 1.2 + 10
+        return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "RGB")
+
+    _edited_library(tmp_path / "lib", {"brighter": brighter})
+    with Catalog(tmp_path / "c.db") as catalog:
+        run_scan(scan(catalog, [str(tmp_path / "lib")], SETTINGS, None))
+        photos = {Path(p.path).stem: p for p in catalog.photos()}
+        assert photos["brighter"].size > photos["IMG_0001"].size
+        (group,) = find_duplicates(catalog, "near").groups
+    names = [Path(m.photo.path).stem for m in group.members]
+    assert sorted(names) == ["IMG_0001", "brighter", "export", "small"]
+    assert names[0] == "IMG_0001", [m.why for m in group.members]
+    assert "without an edit" in group.members[0].why and "brighter.jpg" in group.members[0].why
+    assert "tone changed" in group.members[names.index("brighter")].why
+    assert "tone changed" not in group.members[names.index("export")].why
+    assert {Path(p).stem for p in auto_mark([group], "keeper")} == {"brighter", "export", "small"}
 
 
 @pytest.mark.parametrize("framed", ["padded", "meme"])

@@ -271,6 +271,20 @@ def test_copy_evidence_measures_the_transform(verifier: Verifier) -> None:
     assert 0.02 <= logo["changed"] <= 0.2  # the logo is an edit, not a reason to reject
 
 
+def test_tone_measures_a_brightness_or_contrast_edit_only(verifier: Verifier) -> None:
+    """``tone`` (grey levels the tone curve moves a pixel by) is large for a brightness or
+    gamma edit of the whole picture and small for every copy that keeps the tones: a crop,
+    a resize, a rotation, a greyscale copy, an overlay."""
+    from photosim.core.dedup.grouping import TONE_EDIT
+
+    tone = {kind: _verdict(verifier, seed, kind, COPIES[kind][1]).evidence["tone"]
+            for seed in (1, 2) for kind in COPIES}
+    edited = {"brightness", "gamma"}
+    print("\ntone by copy kind:", {k: round(v, 1) for k, v in tone.items()})
+    assert min(tone[k] for k in edited) >= 2 * TONE_EDIT
+    assert max(v for k, v in tone.items() if k not in edited) < TONE_EDIT / 2
+
+
 @pytest.mark.parametrize("seed", [1, 2])
 @pytest.mark.parametrize(
     "kind",

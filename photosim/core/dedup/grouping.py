@@ -84,10 +84,11 @@ VERDICT_MEMO = 50_000  # verification verdicts remembered per process (see _veri
 _VERDICTS: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
 _NEW_VERDICTS: list[tuple[Any, ...]] = []  # computed since the last save_verdicts
 # Bump when verification changes what it accepts: stored verdicts of other versions are ignored.
-VERIFY_VERSION = 3
+VERIFY_VERSION = 4
 # A verified copy with at least this fraction of the picture changed is an edited copy (an
 # overlay, a retouch); why_line says "N % edited" from the same fraction.
 EDITED_FRACTION = 0.02
+TONE_EDIT = 8.0  # grey levels the tone curve moves a pixel by: a brightness/contrast edit
 _ANCHOR_TRIES = 2  # edited-against copies tried as the keeper instead (_unedited_anchor)
 
 
@@ -824,6 +825,8 @@ def _geometry_words(evidence: dict[str, Any]) -> list[str]:
         words.append(f"stretched {max(aniso, 1 / aniso):.2f}x")
     if float(evidence.get("changed", 0.0)) >= EDITED_FRACTION:
         words.append(f"{evidence['changed'] * 100:.0f} % edited")
+    if float(evidence.get("tone", 0.0)) >= TONE_EDIT:
+        words.append(f"tone changed (brightness or contrast, {evidence['tone']:.0f} levels)")
     return words
 
 
@@ -1401,14 +1404,22 @@ def _assign_groups(
     return tally
 
 
+def _is_edit(evidence: dict[str, Any]) -> bool:
+    """True when verification found an edit between the two photos of a pair: a region of
+    at least :data:`EDITED_FRACTION` changed (an overlay, a retouch), or the tone of the
+    whole picture moved by :data:`TONE_EDIT` grey levels or more (brightness, contrast,
+    curves). Either side may be the edited one."""
+    return (float(evidence.get("changed", 0.0)) >= EDITED_FRACTION
+            or float(evidence.get("tone", 0.0)) >= TONE_EDIT)
+
+
 def _edited(members: list[Member]) -> list[str]:
-    """Contents of the members that verification found edited against the keeper: a region
-    of at least :data:`EDITED_FRACTION` changed (an overlay, a retouch; either side may be
-    the edited one)."""
+    """Contents of the members that verification found edited against the keeper
+    (:func:`_is_edit`)."""
     out: list[str] = []
     for m in members[1:]:
         h = m.photo.content_hash
-        if m.evidence.get("changed", 0.0) >= EDITED_FRACTION and h not in out:
+        if _is_edit(m.evidence) and h not in out:
             out.append(h)  # type: ignore[arg-type]
     return out
 
@@ -1489,10 +1500,10 @@ def _unedited_anchor(
 ) -> tuple[list[Member], list[str]] | None:
     """The same group kept by another copy, when the keeper is the edited one.
 
-    Verification says that a region differs between two copies, not which of them was
-    edited. When copies differ from the keeper by an edit, the keeper may be the edited copy
-    (a caption or watermark added to the original, saved as a larger file) and they the
-    unedited ones. Each of the best (by :func:`keeper_key`) of those copies is tried as the
+    Verification says that a region or the tone differs between two copies
+    (:func:`_is_edit`), not which of them was edited. When copies differ from the keeper by
+    an edit, the keeper may be the edited copy (a caption or watermark added to the
+    original, or its brightness raised, saved as a larger file) and they the unedited ones. Each of the best (by :func:`keeper_key`) of those copies is tried as the
     keeper: it keeps the group if every content still matches it and either fewer differ
     from it by an edit (the copy the others match without an edit is the original), or as
     few differ and it gathers more copies (an edit that changed the hashes hides the other
@@ -1517,7 +1528,7 @@ def _unedited_anchor(
         others[0].why = (
             f"kept: the others match it without an edit ({n} "
             f"{'differs' if n == 1 else 'differ'} from {os.path.basename(content.best.path)} "
-            "by an edited region)"
+            "by an edited region or tone)"
         )
         return others, rejoined
     return None

@@ -520,7 +520,8 @@ class Verdict:
         evidence: Measurements: ``inliers``, ``matches``, ``rotation`` (degrees),
             ``anisotropy``, ``mirrored``, ``shared_a``/``shared_b`` (fraction of each photo in
             the shared region), ``crop`` (fraction of the larger photo kept), ``moved`` and
-            ``changed`` (fractions of cells), ``cells``.
+            ``changed`` (fractions of cells), ``cells``, ``tone`` (grey levels the tone curve
+            moved a pixel by on average: a brightness or contrast edit).
         seconds: Time spent on this pair (decoding excluded).
     """
 
@@ -927,7 +928,8 @@ def _photometry(
     Returns:
         ``moved`` (moved cells / textured cells), ``moved_cells`` (by the flow),
         ``moved_together`` (found further away), ``changed`` (changed / compared cells),
-        ``cells`` (compared), ``textured``; None when no cell can be compared.
+        ``cells`` (compared), ``textured``, ``tone`` (mean change of a grey level by the
+        tone curve, 0-255 levels); None when no cell can be compared.
     """
     h, w = ref.shape
     rows, cols = h // CELL_PX, w // CELL_PX
@@ -937,7 +939,11 @@ def _photometry(
     if not inside.any():
         return None
     ref8 = np.clip(ref + 0.5, 0, 255).astype(np.uint8)
-    other8 = _match_histogram(np.clip(other + 0.5, 0, 255).astype(np.uint8), ref8, valid)
+    before = np.clip(other + 0.5, 0, 255).astype(np.uint8)
+    other8 = _match_histogram(before, ref8, valid)
+    # How far the tone curve moved the other photo's grey levels: a brightness, contrast or
+    # curves edit of the whole picture (a re-encode or a resize moves them by about 1).
+    tone_shift = float(np.abs(other8.astype(np.int16) - before.astype(np.int16))[valid].mean())
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
     flow = dis.calc(ref8, other8, None)  # ref(p) ~ other(p + flow(p))
     c = CELL_PX
@@ -983,6 +989,7 @@ def _photometry(
         "changed": int(changed.sum()) / int(inside.sum()),
         "cells": int(inside.sum()),
         "textured": n_textured,
+        "tone": tone_shift,
     }
 
 
@@ -1335,6 +1342,7 @@ class Verifier:
             moved=round(photometry["moved"], 3),
             changed=round(photometry["changed"], 3),
             cells=photometry["cells"],
+            tone=round(photometry["tone"], 1),
         )
         if photometry["moved"] > self.max_moved:
             return Verdict("different", "parts of the picture moved (another shot)", evidence)
