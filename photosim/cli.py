@@ -60,6 +60,10 @@ def _human_bytes(n: float) -> str:
     return f"{n:.1f} TB"
 
 
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _err(message: str) -> None:
     print(f"photosim: {message}", file=sys.stderr)
 
@@ -802,6 +806,9 @@ def cmd_cleanup(args: argparse.Namespace, settings: Settings) -> int:
             f"{len(plan.removals)} photos ({_human_bytes(plan.bytes)}) in {len(groups)} groups "
             f"would move {where}; every group keeps its {args.rule.replace('_', ' ')} copy."
         )
+        if plan.companions:
+            print(f"  with {_plural(plan.companions, 'sidecar file')} (XMP, AAE, JSON) that "
+                  "belong to them alone; undo puts them back too")
         for path, reason in plan.refused:
             print(f"  stays: {path}: {reason}")
         for merge in plan.merges:
@@ -814,6 +821,8 @@ def cmd_cleanup(args: argparse.Namespace, settings: Settings) -> int:
         if args.dry_run or not plan.removals:
             for removal in plan.removals:
                 print(f"  would move: {removal.photo.path}  (keeps {removal.keeper.path})")
+                for companion in removal.companions:
+                    print(f"    with its sidecar {companion}")
             return EXIT_OK
         if not args.yes:
             if not sys.stdin.isatty():
@@ -824,7 +833,10 @@ def cmd_cleanup(args: argparse.Namespace, settings: Settings) -> int:
                 print("Nothing moved.")
                 return EXIT_OK
         result = _drive_plain(library.cleanup(plan, args.to))
-    print(f"Moved {len(result.moved)} photos ({_human_bytes(result.bytes)}); session {result.session}.")
+    with_sidecars = (f" with {_plural(len(result.companions), 'sidecar file')}"
+                     if result.companions else "")
+    print(f"Moved {len(result.moved)} photos ({_human_bytes(result.bytes)}){with_sidecars}; "
+          f"session {result.session}.")
     for path, reason in result.skipped:
         print(f"  skipped: {path}: {reason}")
     for sidecar in result.merged:
@@ -849,7 +861,9 @@ def cmd_undo(args: argparse.Namespace, settings: Settings) -> int:
     if result is None:
         print("Nothing to undo.")
         return EXIT_OK
-    print(f"Restored {len(result.restored)} photos from session {result.session}.")
+    with_sidecars = (f" and {_plural(len(result.companions), 'sidecar file')}"
+                     if result.companions else "")
+    print(f"Restored {len(result.restored)} photos{with_sidecars} from session {result.session}.")
     for path, reason in result.problems:
         print(f"  not restored: {path}: {reason}")
     return EXIT_OK if not result.problems else EXIT_ERROR

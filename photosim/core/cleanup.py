@@ -10,6 +10,8 @@ The safety rules live here, not in any widget, so the GUI, the CLI and tests all
 - before a file moves, its size, mtime and content hash must still be those in the catalog;
   an exact duplicate is also compared byte for byte with the copy that stays;
 - every action is written to the journal before it happens, and marked done after;
+- a photo's own sidecar files (:func:`companions_of`: its XMP sidecar, Apple's ``.AAE``
+  edit file, Google Takeout's ``.json``) move with it and come back with it;
 - the default destination is a quarantine folder inside the scanned root
   (``<root>/.photosim-quarantine/<session>/<relative path>``): same volume, so the move is an
   instant rename, the scan skips it, and undo is a rename back. The system Trash (send2trash)
@@ -78,12 +80,14 @@ class Removal:
         keeper: The copy that stays (must still be intact when the move happens).
         group_id: The group both belong to.
         match: How ``photo`` matched: ``"exact"``, ``"near"`` or ``"similar"``.
+        companions: The photo's own sidecar files (:func:`companions_of`), moved with it.
     """
 
     photo: Photo
     keeper: Photo
     group_id: int
     match: str
+    companions: tuple[str, ...] = ()
 
 
 @dataclass
@@ -106,8 +110,13 @@ class CleanupPlan:
 
     @property
     def bytes(self) -> int:
-        """Total size of the files that will move."""
+        """Total size of the photos that will move, in bytes (sidecars not counted)."""
         return sum(r.photo.size for r in self.removals)
+
+    @property
+    def companions(self) -> int:
+        """How many sidecar files move with the photos."""
+        return sum(len(r.companions) for r in self.removals)
 
 
 @dataclass
@@ -122,6 +131,7 @@ class CleanupResult:
         skipped: ``(path, reason)`` of planned files left in place.
         cancelled: True if stopped early on request.
         merged: Sidecars that received the metadata of copies that moved out.
+        companions: Sidecar files that moved out with their photos.
     """
 
     session: str
@@ -131,15 +141,18 @@ class CleanupResult:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     merged: list[str] = field(default_factory=list)
     cancelled: bool = False
+    companions: list[str] = field(default_factory=list)
 
 
 @dataclass
 class UndoResult:
-    """What an undo did: ``restored`` paths and ``problems`` as ``(path, reason)``."""
+    """What an undo did: ``restored`` photo paths, ``companions`` (sidecar files put back
+    with them) and ``problems`` as ``(path, reason)``."""
 
     session: str
     restored: list[str] = field(default_factory=list)
     problems: list[tuple[str, str]] = field(default_factory=list)
+    companions: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -152,6 +165,57 @@ class SessionInfo:
     status: str
     files: int
     bytes: int
+
+
+# ---------------------------------------------------------------------------- companions
+#: Sidecar files named after the whole file name (``IMG_1.jpg.xmp``): always that photo's.
+_FULL_NAME_COMPANIONS = (".xmp", ".json")
+#: Sidecar files named after the stem (``IMG_1.xmp``, ``IMG_1.AAE``): the photo's only when no
+#: other file shares the stem (a RAW + JPEG pair shares ``IMG_1.xmp``: it stays).
+_STEM_COMPANIONS = (".xmp", ".aae")
+
+
+def companions_of(path: str, entries: Iterable[str] | None = None) -> list[str]:
+    """The sidecar files that belong to the photo at ``path`` alone, which move with it.
+
+    ``<name>.xmp`` (darktable, digiKam) and ``<name>.json`` (Google Takeout) always do;
+    ``<stem>.xmp`` (Lightroom, Capture One) and ``<stem>.aae`` (Apple Photos edits) only when
+    no other file in the folder has the same stem (a RAW and its JPEG share them; they then
+    stay with the file that stays). Suffixes match in any case. Symbolic links and folders
+    are never companions.
+
+    Args:
+        path: A photo's path.
+        entries: The names in its folder, when already listed (else it is listed).
+
+    Returns:
+        Existing regular files, sorted; empty when the folder cannot be listed.
+    """
+    folder, name = os.path.split(path)
+    stem = os.path.splitext(name)[0]
+    if entries is None:
+        try:
+            entries = os.listdir(folder or ".")
+        except OSError:
+            return []
+    full_name: list[str] = []
+    by_stem: list[str] = []
+    shared_stem = False
+    for entry in entries:
+        root, ext = os.path.splitext(entry)
+        if entry == name or root not in (name, stem):
+            continue
+        if root == name and ext.lower() in _FULL_NAME_COMPANIONS:
+            into = full_name
+        elif root == stem and ext.lower() in _STEM_COMPANIONS:
+            into = by_stem
+        else:
+            shared_stem = shared_stem or root == stem  # IMG_1.CR2 beside IMG_1.jpg
+            continue
+        full = os.path.join(folder, entry)
+        if os.path.isfile(full) and not os.path.islink(full):
+            into.append(full)
+    return sorted(full_name + ([] if shared_stem else by_stem))
 
 
 # ---------------------------------------------------------------------------- planning
@@ -187,6 +251,17 @@ def plan_cleanup(
     marked_set = set(marked)
     protected = _protected_roots(catalog)
     plan = CleanupPlan()
+    listings: dict[str, list[str]] = {}
+
+    def companions(path: str) -> tuple[str, ...]:
+        folder = os.path.dirname(path)
+        if folder not in listings:
+            try:
+                listings[folder] = os.listdir(folder or ".")
+            except OSError:
+                listings[folder] = []
+        return tuple(companions_of(path, listings[folder]))
+
     for group in groups:
         members = group.members
         # The copy that stays: the best-ranked member that is not marked, or — when the user
@@ -205,7 +280,8 @@ def plan_cleanup(
             elif member.match == "similar" and not allow_similar:
                 plan.refused.append((path, "only similar (another shot), not a duplicate"))
             else:
-                plan.removals.append(Removal(member.photo, keeper, group.id, member.match))
+                plan.removals.append(Removal(member.photo, keeper, group.id, member.match,
+                                             companions(path)))
     if merge_metadata:
         plan_merges(plan)
     return plan
@@ -441,6 +517,48 @@ def _move_each(
             catalog.delete_paths([photo.path])
         result.moved.append(photo.path)
         result.bytes += photo.size
+        _move_companions(catalog, removal, destination, session, result)
+
+
+def _move_companions(
+    catalog: Catalog, removal: Removal, destination: str, session: str, result: CleanupResult
+) -> None:
+    """Move the sidecar files of a photo that just moved out, each journaled like a photo
+    (its ``photo_json`` names the photo it belongs to: undo puts it back without a catalog
+    row). A sidecar that cannot move stays where it is, with the reason in ``skipped``; one
+    that is gone or no longer a regular file is left alone."""
+    photo = removal.photo
+    for path in removal.companions:
+        try:
+            st = os.stat(path, follow_symlinks=False)
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            content_hash, _ = file_content_hash(path)
+        except OSError:
+            continue  # gone since the plan: nothing to carry
+        dst = _quarantine_path(catalog, session, path) if destination == "quarantine" else None
+        cur = catalog.db.execute(
+            "INSERT INTO journal(session, action, src, dst, size, mtime_ns, content_hash, keeper, "
+            "photo_json, state, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
+            [session, destination, db_path(path), db_path(dst) if dst else None, st.st_size,
+             st.st_mtime_ns, content_hash, db_path(removal.keeper.path),
+             json.dumps({"companion_of": photo.path}), time.time()],
+        )
+        entry = cur.lastrowid
+        try:
+            _move_out(path, dst)
+        except OSError as exc:
+            reason = f"could not move it with {os.path.basename(photo.path)}: {exc.strerror or exc}"
+            _set_state(catalog, entry, "failed", reason)
+            result.skipped.append((path, reason))
+            continue
+        _set_state(catalog, entry, "done")
+        result.companions.append(path)
+
+
+def _companion(record: str | None) -> bool:
+    """True when a journal entry's ``photo_json`` is that of a sidecar file, not a photo."""
+    return bool(record) and '"companion_of"' in record[:20]  # type: ignore[index]
 
 
 def _merge_each(
@@ -592,7 +710,7 @@ def undo_session(catalog: Catalog, session: str) -> UndoResult:
                 result.problems.append((src, f"could not restore: {exc.strerror or exc}"))
                 continue
             _mark_restored(catalog, entry, record)
-            result.restored.append(src)
+            (result.companions if _companion(record) else result.restored).append(src)
             _remove_empty_parents(os.path.dirname(dst), QUARANTINE_DIRNAME)
         _restore_unjournaled(catalog, session, result)
         status = "undone" if not result.problems else "partly undone"
@@ -628,11 +746,13 @@ def _undo_merge(
 
 
 def _mark_restored(catalog: Catalog, entry: int, record: str) -> None:
-    """The journal entry is undone and the photo's catalog row is back, in one transaction."""
+    """The journal entry is undone and the photo's catalog row is back (a sidecar file has
+    none), in one transaction."""
     with catalog.transaction():
-        values = json.loads(record)
-        values["variants"] = bytes.fromhex(values["variants"]) if values["variants"] else None
-        catalog.upsert_photos([values])
+        if not _companion(record):
+            values = json.loads(record)
+            values["variants"] = bytes.fromhex(values["variants"]) if values["variants"] else None
+            catalog.upsert_photos([values])
         catalog.db.execute(
             "UPDATE journal SET state='undone', updated_at=? WHERE id=?", [time.time(), entry]
         )
@@ -784,7 +904,7 @@ def sessions(catalog: Catalog) -> list[SessionInfo]:
         "SELECT s.id, s.created_at, s.destination, s.status, "
         "count(j.id), coalesce(sum(j.size), 0) FROM cleanup_sessions s "
         "LEFT JOIN journal j ON j.session = s.id AND j.state IN ('done', 'undone') "
-        "AND j.action != 'metadata' "
+        "AND j.action != 'metadata' AND j.photo_json NOT LIKE '{\"companion_of\"%' "
         "GROUP BY s.id ORDER BY s.created_at DESC, s.id DESC"
     )
     return [SessionInfo(*r) for r in rows]

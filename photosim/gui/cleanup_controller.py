@@ -66,7 +66,9 @@ class CleanupController(QObject):
     @tasks.while_open
     def _on_finished(self, result: CleanupResult) -> None:
         where = "the quarantine folder" if result.destination == "quarantine" else "the Trash"
-        text = f"Moved {len(result.moved)} photos ({format_bytes(result.bytes)}) to {where}."
+        sidecars = (f" with {len(result.companions)} sidecar file"
+                    f"{'s' if len(result.companions) != 1 else ''}" if result.companions else "")
+        text = f"Moved {len(result.moved)} photos ({format_bytes(result.bytes)}){sidecars} to {where}."
         if result.skipped:
             text += f" {len(result.skipped)} skipped: " + "; ".join(
                 f"{os.path.basename(p)}: {r}" for p, r in result.skipped[:5])

@@ -16,6 +16,7 @@ from photosim.core.cleanup import (
     QUARANTINE_DIRNAME,
     CleanupError,
     auto_mark,
+    companions_of,
     execute_cleanup,
     last_undoable_session,
     plan_cleanup,
@@ -77,6 +78,82 @@ def test_keeper_rule_cleanup_moves_duplicates_to_quarantine_and_undo_restores(li
     assert set(catalog_rows(catalog)) == {str(p) for p in paths.values()}
     assert last_undoable_session(catalog) is None
     assert [s.status for s in sessions(catalog)] == ["undone"]
+
+
+def test_companions_of_names_only_the_photos_own_sidecars(tmp_path: Path) -> None:
+    """``name.xmp`` and ``name.json`` always belong to the photo; ``stem.xmp`` and
+    ``stem.AAE`` only when no other file shares the stem (a RAW + JPEG pair)."""
+    for name in ("IMG_1.jpg", "IMG_1.jpg.xmp", "IMG_1.jpg.json", "IMG_1.AAE", "IMG_1.jpg.bak",
+                 "IMG_10.xmp", "IMG_2.jpg", "IMG_2.CR2", "IMG_2.xmp", "IMG_2.jpg.XMP",
+                 "IMG_3.jpg", "target.xmp"):
+        (tmp_path / name).write_bytes(b"x")
+    os.symlink(tmp_path / "target.xmp", tmp_path / "IMG_3.xmp")
+    (tmp_path / "IMG_3.aae").mkdir()
+
+    def names(photo: str) -> list[str]:
+        return [Path(p).name for p in companions_of(str(tmp_path / photo))]
+
+    assert names("IMG_1.jpg") == ["IMG_1.AAE", "IMG_1.jpg.json", "IMG_1.jpg.xmp"]
+    assert names("IMG_2.jpg") == ["IMG_2.jpg.XMP"]  # IMG_2.xmp stays with IMG_2.CR2
+    assert names("IMG_2.CR2") == []
+    assert names("IMG_3.jpg") == []  # a link and a folder are never moved
+    assert companions_of(str(tmp_path / "gone" / "IMG_1.jpg")) == []
+
+
+def test_a_copys_sidecars_move_with_it_and_come_back_with_undo(library) -> None:  # type: ignore[no-untyped-def]
+    """The copy's XMP sidecar and Apple edit file go into the quarantine with it, the
+    keeper's and another file's stay; history counts photos; undo puts all back."""
+    folder, paths, catalog = library
+    copy = paths["copy"]
+    (folder / "copy.jpg.xmp").write_bytes(b"<not read: metadata off>")
+    (folder / "copy.AAE").write_bytes(b"<plist>crop</plist>")
+    (folder / "original.jpg.xmp").write_bytes(b"keeper's own")
+    before = {p: file_sha256(p) for p in folder.iterdir() if p.is_file()}
+    groups = find_duplicates(catalog, "exact").groups
+    plan = plan_cleanup(catalog, groups, {str(copy)}, merge_metadata=False)
+    (removal,) = plan.removals
+    assert removal.companions == (str(folder / "copy.AAE"), str(folder / "copy.jpg.xmp"))
+    assert plan.companions == 2 and plan.bytes == copy.stat().st_size
+    result = drain(execute_cleanup(catalog, plan))
+    assert result.moved == [str(copy)] and sorted(result.companions) == list(removal.companions)
+    held = folder / QUARANTINE_DIRNAME / result.session
+    assert sorted(p.name for p in held.iterdir()) == ["copy.AAE", "copy.jpg", "copy.jpg.xmp"]
+    assert (folder / "original.jpg.xmp").read_bytes() == b"keeper's own"
+    (info,) = sessions(catalog)
+    assert (info.files, info.bytes) == (1, plan.bytes)  # photos only, as the cleanup said
+    undone = undo_session(catalog, result.session)
+    assert undone.restored == [str(copy)] and not undone.problems
+    assert sorted(undone.companions) == list(removal.companions)
+    assert {p: file_sha256(p) for p in folder.iterdir() if p.is_file()} == before
+    assert not (folder / QUARANTINE_DIRNAME).exists()
+
+
+def test_a_sidecar_that_cannot_move_stays_and_the_photo_still_moves(  # type: ignore[no-untyped-def]
+    library, monkeypatch
+) -> None:
+    from photosim.core import cleanup
+
+    folder, paths, catalog = library
+    sidecar = folder / "copy.jpg.xmp"
+    sidecar.write_bytes(b"x")
+    real = cleanup._move_out
+
+    def refuse_sidecars(src: str, dst: str | None) -> None:
+        if src.endswith(".xmp"):
+            raise PermissionError(13, "Permission denied")
+        real(src, dst)
+
+    monkeypatch.setattr(cleanup, "_move_out", refuse_sidecars)
+    groups = find_duplicates(catalog, "exact").groups
+    plan = plan_cleanup(catalog, groups, {str(paths["copy"])}, merge_metadata=False)
+    result = drain(execute_cleanup(catalog, plan))
+    assert result.moved == [str(paths["copy"])] and result.companions == []
+    assert [(p, "Permission denied" in r) for p, r in result.skipped] == [(str(sidecar), True)]
+    assert sidecar.read_bytes() == b"x"
+    states = catalog.db.execute(
+        "SELECT state FROM journal WHERE session=? ORDER BY id", [result.session]).fetchall()
+    assert [s for (s,) in states] == ["done", "failed"]
+    assert undo_session(catalog, result.session).restored == [str(paths["copy"])]
 
 
 def test_file_changed_after_the_scan_is_skipped(library) -> None:  # type: ignore[no-untyped-def]

@@ -261,3 +261,25 @@ def test_a_merge_that_fails_while_moving_keeps_the_copy_in_place(
     assert path == str(export) and "could not be kept" in reason
     state = catalog.db.execute("SELECT state FROM journal WHERE action='metadata'").fetchone()
     assert state == ("failed",)
+
+
+def test_the_copys_own_sidecar_is_merged_then_moves_with_it(
+    tagged,  # type: ignore[no-untyped-def]
+) -> None:
+    """What only the copy's sidecar says reaches the keeper's sidecar; the copy's sidecar
+    then moves with the copy (no orphan left beside the keeper), and undo puts both back."""
+    folder, original, export, catalog, groups = tagged
+    own = Path(str(export) + ".xmp")
+    write_sidecar(str(own), PhotoMetadata(keywords=("from the sidecar",)))
+    own_bytes = own.read_bytes()
+    plan = plan_cleanup(catalog, groups, auto_mark(groups))
+    (removal,) = plan.removals
+    assert removal.companions == (str(own),)
+    (merge,) = plan.merges
+    assert "from the sidecar" in merge.added.keywords
+    result = drain(execute_cleanup(catalog, plan))
+    assert result.companions == [str(own)] and not own.exists()
+    assert "from the sidecar" in read_metadata(str(original)).keywords
+    undone = undo_session(catalog, result.session)
+    assert undone.restored == [str(export)] and undone.companions == [str(own)]
+    assert own.read_bytes() == own_bytes and not os.path.exists(merge.sidecar)

@@ -41,7 +41,10 @@ class CleanupConfirmDialog(QDialog):
         summary = QLabel(
             f"<b>{move_label(n, plan.bytes)}?</b><br>"
             f"{n} file{'s' if n != 1 else ''}, {format_bytes(plan.bytes)} "
-            f"({plan.bytes:,} bytes) will leave the library. Every group keeps at least one copy.",
+            f"({plan.bytes:,} bytes) will leave the library"
+            + (f", with {plan.companions} sidecar file{'s' if plan.companions != 1 else ''} "
+               "(XMP, AAE) that belong to them alone" if plan.companions else "")
+            + ". Every group keeps at least one copy.",
             self,
         )
         summary.setWordWrap(True)
