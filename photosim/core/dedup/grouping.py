@@ -703,10 +703,16 @@ def _worth_verifying(
     support: int | None,
     presumption: tuple[str, dict[str, Any]] | None | bool = False,
 ) -> bool:
-    """False for a loose candidate whose sketches share too few keys to be a copy."""
+    """False for a loose candidate whose sketches share too few keys to be a copy.
+
+    A pair whose descriptors are as close as copies' (cosine >= ``th.near_cosine``, above
+    99 % of other shots of a scene) is always worth it: a copy stretched to another aspect
+    ratio shares few sketch keys (its keypoints changed shape) and no hash presumption."""
     from photosim.core.dedup.verify import SKETCH_MIN_SHARED
 
     if support is None or support >= SKETCH_MIN_SHARED:
+        return True
+    if cosine is not None and cosine >= th.near_cosine:
         return True
     if presumption is False:
         presumption = match(a, b, cosine, tier, th)

@@ -92,6 +92,7 @@ MIN_INLIERS = 15  # fewer consistent matches than this proves nothing
 MIN_INLIER_RATIO = 0.25  # of the ratio-test matches
 MAX_SHEAR = 0.05  # |shear| of the affine transform (copies are never sheared)
 MAX_ANISOTROPY = 2.5  # max ratio of the x and y scale of a non-uniform resize
+RESTRETCH_FROM = 1.2  # aspect ratios this far apart: also match b resized to a's aspect
 SCALE_RANGE = (0.25, 4.0)  # relative scale of the two working images
 MIN_CONTAINED = 0.80  # the shared region covers at least this much of one photo (the crop)
 MIN_SHARED = 0.25  # ... and at least this much of the other (a crop keeps 30 % of a photo)
@@ -548,8 +549,13 @@ def _match(
     fa: tuple[np.ndarray, np.ndarray],
     fb: tuple[np.ndarray, np.ndarray],
     min_inliers: int = MIN_INLIERS,
+    b_stretch: tuple[float, float] = (1.0, 1.0),
 ) -> _Geometry | None:
-    """Ratio-test matches and a RANSAC affine transform from b to a (None: none found)."""
+    """Ratio-test matches and a RANSAC affine transform from b to a (None: none found).
+
+    ``b_stretch`` ``(sx, sy)``: ``fb`` was computed on b resized by these factors along x and
+    y (see :func:`_stretched_keypoints`); its points are mapped back to b's working pixels,
+    so the transform is always from b's working image."""
     pa, da = fa
     pb, db = fb
     if len(da) < 2 or len(db) < 2:
@@ -559,7 +565,7 @@ def _match(
     good = [m[0] for m in knn if len(m) == 2 and m[0].distance < RATIO * m[1].distance]
     if len(good) < min_inliers:
         return None
-    src = pb[[m.queryIdx for m in good]]
+    src = pb[[m.queryIdx for m in good]] / np.array(b_stretch, np.float32)
     dst = pa[[m.trainIdx for m in good]]
     cv2.setRNGSeed(RANSAC_SEED)  # RANSAC's samples: the same verdict on every run
     matrix, mask = cv2.estimateAffine2D(
@@ -595,6 +601,34 @@ def _match(
         sx / sy,
         shear,
     )
+
+
+def _stretched_keypoints(
+    a: np.ndarray, b: np.ndarray
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[float, float]] | None:
+    """ORB keypoints of ``b`` resized to the aspect ratio of ``a``, and the factors used.
+
+    A copy resized to another aspect ratio (a photo stretched to 16:9, squashed to a square)
+    changes the shape of every keypoint's neighbourhood: ORB descriptors, which are invariant
+    to rotation and scale but not to a non-uniform resize, stop matching beyond about 1.3x.
+    Undoing the stretch first lets them match again; the axis that is enlarged is the one
+    that makes the aspect ratios equal (no detail is thrown away).
+
+    Args:
+        a: ``(H, W)`` uint8 working image whose aspect ratio is the target.
+        b: ``(H, W)`` uint8 working image to resize.
+
+    Returns:
+        ``(features, (sx, sy))``, or None when the aspect ratios differ by less than
+        :data:`RESTRETCH_FROM` (or by more than :data:`MAX_ANISOTROPY`).
+    """
+    ratio = (a.shape[1] / a.shape[0]) / (b.shape[1] / b.shape[0])
+    if not RESTRETCH_FROM <= max(ratio, 1 / ratio) <= MAX_ANISOTROPY:
+        return None
+    sx, sy = (ratio, 1.0) if ratio > 1 else (1.0, 1 / ratio)
+    size = (max(1, round(b.shape[1] * sx)), max(1, round(b.shape[0] * sy)))
+    stretched = cv2.resize(b, size, interpolation=cv2.INTER_LINEAR)
+    return orb_features(stretched, VERIFY_FEATURES), (size[0] / b.shape[1], size[1] / b.shape[0])
 
 
 def _decompose(linear: np.ndarray) -> tuple[float, float, float, float] | None:
@@ -1293,6 +1327,21 @@ class Verifier:
                 mirrored = m
                 break
             geometry = None
+        if geometry is None:
+            # Another aspect ratio: the copy may be stretched or squashed as a whole.
+            for m in parities:
+                grey = b.mirrored_grey() if m else b.grey
+                start = time.perf_counter()
+                stretched = _stretched_keypoints(a.grey, grey)
+                spent[0] += time.perf_counter() - start
+                if stretched is None:
+                    break
+                geometry = _match(self._keypoints(a, False, spent), stretched[0],
+                                  self.min_inliers, stretched[1])
+                if geometry is not None and geometry.inliers >= self.min_inliers:
+                    mirrored = m
+                    break
+                geometry = None
         if geometry is None:
             return Verdict("unknown", "too few matching keypoints")
         evidence: dict[str, Any] = {
