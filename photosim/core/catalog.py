@@ -26,6 +26,9 @@ Tables (schema version :data:`SCHEMA_VERSION`):
 - Schema 7: ``tags(model, content_hash, label, probability)``: the most probable ImageNet-1k
   classes of each content from the backbone's classifier head (:mod:`photosim.core.tags`),
   keyed by content like descriptors; ``tags_label`` indexes them by class for text search.
+- Schema 8: ``sketches(content_hash, codes)``: the detail sketch of each content scanned since
+  (up to 1000 ORB keypoint codes, uint64 little-endian, strongest first; 8 KB at most), the
+  near-duplicate candidates of crops and pasted photos (:mod:`photosim.core.dedup.verify`).
 
 Descriptors and thumbnails are keyed by content hash, so copies and moved files share them.
 A connection belongs to the thread that opened it (SQLite's rule); the catalog runs in WAL mode
@@ -56,7 +59,7 @@ from photosim.core.types import Error
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 STATUS_OK = "ok"
 STATUS_ERROR = "error"
 TAG_MODEL_META = "tag_model"  # meta key: the model of the last tags written
@@ -199,10 +202,19 @@ CREATE TABLE IF NOT EXISTS tags (
 CREATE INDEX IF NOT EXISTS tags_label ON tags(model, label, probability);
 """
 
+# Version 8: each content's detail sketch (ORB keypoint codes computed by the scan, for
+# near-duplicate candidates: photosim.core.dedup.verify.detail_sketch).
+_SCHEMA_V8 = """
+CREATE TABLE IF NOT EXISTS sketches (
+    content_hash TEXT PRIMARY KEY,
+    codes BLOB NOT NULL
+) WITHOUT ROWID;
+"""
+
 # Step-wise forward migrations: MIGRATIONS[n] turns schema n-1 into schema n.
 MIGRATIONS: dict[int, str] = {
     1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3, 4: _SCHEMA_V4, 5: _SCHEMA_V5, 6: _SCHEMA_V6,
-    7: _SCHEMA_V7,
+    7: _SCHEMA_V7, 8: _SCHEMA_V8,
 }
 
 _PHOTO_COLUMNS = (
@@ -637,6 +649,28 @@ class Catalog:
         ).fetchone()
         return bytes(row[0]) if row else None
 
+    # ------------------------------------------------------------------ sketches
+    def put_sketch(self, content_hash: str, codes: bytes) -> None:
+        """Store a content's detail sketch (uint64 little-endian codes; replacing any)."""
+        self.db.execute(
+            "INSERT OR REPLACE INTO sketches(content_hash, codes) VALUES (?, ?)",
+            [content_hash, codes],
+        )
+
+    def sketches(self, hashes: Iterable[str], chunk: int = 500) -> dict[str, np.ndarray]:
+        """The stored detail sketches of these contents: ``{content hash: (N,) uint64}``
+        (contents scanned before schema 8, or without keypoints, are absent)."""
+        out: dict[str, np.ndarray] = {}
+        hashes = list(hashes)
+        for start in range(0, len(hashes), chunk):
+            part = hashes[start : start + chunk]
+            marks = ",".join("?" * len(part))
+            for h, codes in self.db.execute(
+                f"SELECT content_hash, codes FROM sketches WHERE content_hash IN ({marks})", part
+            ):
+                out[h] = np.frombuffer(codes, "<u8").astype(np.uint64)
+        return out
+
     # ------------------------------------------------------------------ embeddings
     def has_embedding(self, content_hash: str, model: str) -> bool:
         """True if a descriptor of this model is stored for this content."""
@@ -939,6 +973,7 @@ class Catalog:
         ]
         self.db.execute(f"DELETE FROM embeddings WHERE content_hash NOT IN ({live})")
         self.db.execute(f"DELETE FROM thumbnails WHERE content_hash NOT IN ({live})")
+        self.db.execute(f"DELETE FROM sketches WHERE content_hash NOT IN ({live})")
         if self.db.execute(f"DELETE FROM tags WHERE content_hash NOT IN ({live})").rowcount:
             self.set_meta(TAGS_VERSION_META, uuid.uuid4().hex)
         self.db.execute("DELETE FROM knn_graph WHERE id NOT IN (SELECT id FROM embeddings)")

@@ -123,11 +123,14 @@ class DecodeRequest:
         path: File path (str; may hold surrogate escapes for non-UTF-8 names).
         model_size: Side in pixels of the square model input to produce, or 0 for none.
         thumb_size: Longest side in pixels of the stored thumbnail.
+        sketch: Also compute the detail sketch (keypoint codes for near-duplicate candidates,
+            see :func:`photosim.core.dedup.verify.detail_sketch`).
     """
 
     path: str
     model_size: int = 0
     thumb_size: int = 256
+    sketch: bool = False
 
 
 @dataclass
@@ -152,6 +155,8 @@ class DecodedImage:
             equal within compression noise; see :func:`photosim.core.scan.imageio.is_grey`).
         capture: The camera's record of the exposure (date taken to the sub-second,
             exposure time, f-number, ISO, bias), or None without one.
+        sketch: The detail sketch, ``(N,)`` uint64 keypoint codes as little-endian bytes
+            (8 N bytes; empty when not asked for or when the picture has no keypoints).
     """
 
     content_hash: str
@@ -168,6 +173,7 @@ class DecodedImage:
     variants: tuple[tuple[int, int], ...] = ()
     grey: bool = False
     capture: str | None = None
+    sketch: bytes = b""
 
 
 class ScanStage(str, enum.Enum):

@@ -211,6 +211,23 @@ def test_schema_6_catalog_gains_the_tags_table(tmp_path: Path) -> None:
         assert catalog.all_tags("other")[0] == []
 
 
+def test_schema_7_catalog_gains_the_sketches_table(tmp_path: Path) -> None:
+    """Detail sketches round-trip as uint64 codes, strongest first; an orphan's goes with
+    its thumbnail."""
+    path = _older_catalog(tmp_path, 7)
+    codes = np.array([2**64 - 1, 1, 2**63], np.uint64)
+    with Catalog(path) as catalog:
+        assert catalog.schema_version() == SCHEMA_VERSION
+        assert catalog.sketches([H1, H2]) == {}
+        catalog.put_sketch(H1, codes.astype("<u8").tobytes())
+        catalog.put_sketch(H3, codes[:1].astype("<u8").tobytes())
+        got = catalog.sketches([H1, H2, H3])
+        assert set(got) == {H1, H3} and got[H1].dtype == np.uint64
+        assert got[H1].tolist() == codes.tolist()
+        catalog.prune_orphans()  # H3 has no photo
+        assert set(catalog.sketches([H1, H3])) == {H1}
+
+
 def test_embeddings_float16_round_trip(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     vectors = rng.normal(size=(3, 40)).astype(np.float32)

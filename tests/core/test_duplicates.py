@@ -273,6 +273,48 @@ def test_every_copy_and_no_other_shot_is_a_near_duplicate(local: Library) -> Non
     assert_json_able(result)
 
 
+def test_a_third_of_a_photo_and_a_photo_pasted_into_a_poster_are_found(tmp_path: Path) -> None:
+    """A crop keeping 30 % of the area and the photo pasted at 45 % of the width into a
+    poster: the scan's detail sketches propose them, verification confirms them. Without
+    detail sketches (a catalog scanned by an older photosim) the thumbnail sketches alone
+    miss the poster."""
+    from photosim.core.dedup.grouping import forget_verdicts
+    from photosim.core.dedup.verify import DETAIL_FEATURES
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for seed in (3, 8):
+        original = scene(seed)
+        original.save(folder / f"o{seed}.jpg", quality=92)
+        COPIES["crop to 30 % of the area"][0](original).save(folder / f"o{seed}-crop.jpg",
+                                                              quality=88)
+        COPIES["pasted into a poster"][0](original).save(folder / f"o{seed}-poster.jpg",
+                                                          quality=88)
+    for seed in (20, 21, 22, 23):
+        scene(seed).save(folder / f"d{seed}.jpg", quality=88)
+    expected = [{"o3.jpg", "o3-crop.jpg", "o3-poster.jpg"}, {"o8.jpg", "o8-crop.jpg",
+                                                            "o8-poster.jpg"}]
+
+    def groups(result: Any) -> list[set[str]]:
+        return sorted(({Path(m.photo.path).name for m in g.members} for g in result.groups),
+                      key=sorted)
+
+    with Catalog(tmp_path / "c.db") as catalog:
+        run_scan(scan(catalog, [str(folder)], SETTINGS, None))
+        stored = catalog.sketches(p.content_hash for p in catalog.photos())
+        assert len(stored) == 10
+        assert all(0 < len(codes) <= DETAIL_FEATURES for codes in stored.values())
+        result = find_duplicates(catalog, "near")
+        assert groups(result) == expected
+        poster = next(m for g in result.groups for m in g.members
+                      if m.photo.path.endswith("o3-poster.jpg"))
+        assert poster.evidence["verification"] == "copy" and poster.evidence["pasted"] >= 0.5
+        catalog.db.execute("DELETE FROM sketches")
+        forget_verdicts()
+        older = find_duplicates(catalog, "near")
+        assert not any("o3-poster.jpg" in g for g in groups(older))
+
+
 def test_without_verification_hashes_decide_as_before(local: Library) -> None:
     result = find_duplicates(local.catalog, "near", Thresholds(verify=False))
     assert not result.local_features and result.verified == 0

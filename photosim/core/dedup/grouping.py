@@ -1013,9 +1013,41 @@ def _local_candidates(
                 codes = verify.sketch_codes(view.grey)
         sketches.append(codes if codes is not None else np.zeros(0, np.uint64))
     cache.save(hashes)
-    pairs = verify.sketch_candidates(sketches, k)
+    pairs = [(hashes[p.a], hashes[p.b]) for p in verify.sketch_candidates(sketches, k)]
+    pairs += _detail_candidates(catalog, hashes, silhouettes, k, set(pairs))
     seconds["sketch"] = time.perf_counter() - started
-    return [(hashes[p.a], hashes[p.b]) for p in pairs], silhouettes, dict(zip(hashes, sketches))
+    return pairs, silhouettes, dict(zip(hashes, sketches))
+
+
+def _detail_candidates(
+    catalog: Catalog, hashes: list[str], silhouettes: set[str], k: int, known: set[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """Candidate pairs from the detail sketches the scan stored (see
+    :func:`photosim.core.dedup.verify.detail_sketch`), not already in ``known``.
+
+    A crop keeping a third of a photo, or a photo pasted at half its width into a poster,
+    shares too few keypoints with it at thumbnail size; at the working size of verification
+    it shares enough. Contents scanned before detail sketches existed have none (their
+    thumbnail sketch still takes part). Each sketch is cut to its strongest
+    ``DETAIL_BUDGET / contents`` codes, so that the inverted file stays within about 1.2 GB;
+    above 50,000 contents (fewer codes per photo than a thumbnail sketch holds) the detail
+    pass is skipped.
+    """
+    from photosim.core.dedup import verify
+
+    wanted = [h for h in hashes if h not in silhouettes]
+    cap = min(verify.DETAIL_FEATURES, verify.DETAIL_BUDGET // max(1, len(wanted)))
+    if cap < verify.SKETCH_FEATURES:
+        logger.info("detail sketches skipped: %d contents exceed the budget", len(wanted))
+        return []
+    detail = catalog.sketches(wanted)
+    if len(detail) < 2:
+        return []
+    keys = [h for h in hashes if h in detail]
+    found = verify.sketch_candidates([detail[h][:cap] for h in keys], k,
+                                     max_posting=verify.DETAIL_MAX_POSTING)
+    pairs = [(keys[p.a], keys[p.b]) for p in found]
+    return [p for p in pairs if p not in known and (p[1], p[0]) not in known]
 
 
 def _alpha_format(content: Content) -> bool:

@@ -82,6 +82,10 @@ SKETCH_MIN_Z = 6.0  # shared keys must exceed chance by this many standard devia
 SKETCH_STRONG = 0.05  # ... or be this fraction of the smaller sketch's keys (unrelated: ~0.5 %)
 SKETCH_MAX_POSTING = 64  # keys held by more photos than this carry no identity (stop words)
 SKETCH_VERSION = 1  # of the sketch cache file: bump when the sketch parameters change
+DETAIL_SIDE = 512  # long side of the image a detail sketch is computed from (at scan time)
+DETAIL_FEATURES = 1000  # ORB keypoints per detail sketch, strongest first
+DETAIL_BUDGET = 10_000_000  # detail codes per grouping in all (then fewer per photo; ~1.2 GB)
+DETAIL_MAX_POSTING = 16  # detail keys held by more photos than this are stop words
 # ----------------------------------------------------------------------------- verification
 VERIFY_SIDE = 512  # long side of the greyscale working image (small photos are upscaled)
 VERIFY_FEATURES = 1000  # ORB keypoints per working image
@@ -301,6 +305,34 @@ def sketch_codes(grey: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(descriptors[:, :8]).view(">u8").ravel().astype(np.uint64)
 
 
+def detail_sketch(grey: np.ndarray) -> np.ndarray:
+    """The detail sketch of one picture, computed by the scan from its decoded pixels.
+
+    The thumbnail sketch (:func:`sketch_codes`, 200 keypoints at 256 px) holds too few
+    keypoints of a small part of a photo: a crop keeping 30 % of the area, a photo pasted at
+    half its width into a poster. This one holds the leading bits of the :data:`DETAIL_FEATURES`
+    ORB keypoints that verification itself uses (:data:`VERIFY_SIDE` px), strongest (Harris
+    response) first, so that a grouping short of memory can keep a prefix.
+
+    Args:
+        grey: ``(H, W)`` uint8 greyscale picture of any size (resized to :data:`DETAIL_SIDE`
+            on its long side).
+
+    Returns:
+        ``(N,)`` uint64, N <= :data:`DETAIL_FEATURES`, like :func:`sketch_codes`; empty for a
+        picture under 8 px or without keypoints.
+    """
+    if min(grey.shape) < 8:
+        return np.zeros(0, np.uint64)
+    orb = cv2.ORB_create(nfeatures=DETAIL_FEATURES)
+    keypoints, descriptors = orb.detectAndCompute(_fit_long_side(grey, DETAIL_SIDE), None)
+    if descriptors is None or not keypoints:
+        return np.zeros(0, np.uint64)
+    order = np.argsort([-k.response for k in keypoints], kind="stable")
+    codes = np.ascontiguousarray(descriptors[order, :8]).view(">u8").ravel()
+    return codes.astype(np.uint64)
+
+
 def sketch_thumbnail(jpeg: bytes | None) -> tuple[np.ndarray, bool]:
     """:func:`sketch_codes` of a stored JPEG thumbnail, and whether it is (almost) blank.
 
@@ -426,7 +458,10 @@ class SketchPair:
 
 
 def sketch_candidates(
-    sketches: Sequence[np.ndarray], k: int, min_z: float = SKETCH_MIN_Z
+    sketches: Sequence[np.ndarray],
+    k: int,
+    min_z: float = SKETCH_MIN_Z,
+    max_posting: int = SKETCH_MAX_POSTING,
 ) -> list[SketchPair]:
     """Pairs of sketches that share far more keys than chance, at most ``k`` per item.
 
@@ -443,10 +478,14 @@ def sketch_candidates(
     :data:`SKETCH_KEY_BITS`), so posting lists stay short as a library grows: comparisons stay
     proportional to the number of photos, not its square.
 
+    Pairs are counted one table at a time and merged (peak memory: the pairs of one table,
+    not of all).
+
     Args:
         sketches: One :func:`sketch_codes` array per item (empty arrays allowed).
         k: Candidates kept per item (the best z first).
         min_z: Minimum z-score.
+        max_posting: Keys held by more sketches than this are stop words.
 
     Returns:
         Pairs ``a < b`` (indices into ``sketches``).
@@ -462,29 +501,50 @@ def sketch_candidates(
     if codes is None:
         return []
     mask = np.uint64((1 << key_bits) - 1)
-    pair_keys: list[np.ndarray] = []
+    # Pair keys a * n + b (a < b < n) with their count in the low 12 bits, one sorted array
+    # per table; summed over tables at the end. Arrays are sorted in place: a grouping of 10k
+    # photos handles about 10M codes.
+    counted: list[np.ndarray] = []
     expected = np.zeros(n, np.float64)
     for table in range(tables):
         shift = np.uint64(SKETCH_BITS - key_bits * (table + 1))
-        keys = ((codes >> shift) & mask).astype(np.int64)
         # One entry per (key, owner): repeated keys of one sketch count once.
-        entries = np.unique(keys * n + owner)
-        key, who = entries // n, entries % n
-        starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-        counts = np.diff(np.r_[starts, len(key)])
-        df = np.repeat(counts, counts)
-        useful = df <= SKETCH_MAX_POSTING  # stop words count neither way
-        np.add.at(expected, who[useful], (df[useful] - 1) / max(1, n - 1))
+        entries = ((codes >> shift) & mask).view(np.int64)
+        entries *= n
+        entries += owner
+        entries.sort()
+        entries = entries[np.r_[True, entries[1:] != entries[:-1]]]
+        who = entries % n
+        entries //= n  # the keys
+        starts = np.flatnonzero(np.r_[True, entries[1:] != entries[:-1]])
+        del entries
+        counts = np.diff(np.r_[starts, len(who)])
+        useful_keys = counts <= max_posting  # stop words count neither way
+        np.add.at(expected, who[np.repeat(useful_keys, counts)],
+                  np.repeat((counts[useful_keys] - 1) / max(1, n - 1), counts[useful_keys]))
+        table_keys: list[np.ndarray] = []
         for size in np.unique(counts):
-            if size < 2 or size > SKETCH_MAX_POSTING:
+            if size < 2 or size > max_posting:
                 continue
             firsts = starts[counts == size]
             members = who[firsts[:, None] + np.arange(size)]  # (buckets, size), sorted owners
             i, j = np.triu_indices(int(size), 1)
-            pair_keys.append((members[:, i] * n + members[:, j]).ravel())
-    if not pair_keys:
+            table_keys.append((members[:, i] * n + members[:, j]).ravel())
+        del who, starts, counts
+        if table_keys:
+            counted.append(_count_sorted(np.concatenate(table_keys)))
+        del table_keys
+    if not counted:
         return []
-    pairs, shared = np.unique(np.concatenate(pair_keys), return_counts=True)
+    merged = np.concatenate(counted)
+    del counted
+    merged.sort()
+    pairs, shared = _sum_counts(merged)
+    del merged
+    enough = shared >= SKETCH_MIN_SHARED  # most pairs share a key or two: drop them first
+    pairs, shared = pairs[enough], shared[enough]
+    if not len(pairs):
+        return []
     a, b = pairs // n, pairs % n
     chance = np.maximum((expected[a] + expected[b]) / 2.0, 1e-3)
     z = (shared - chance) / np.sqrt(chance)
@@ -492,7 +552,7 @@ def sketch_candidates(
     # nothing about chance; a pair sharing a large fraction of its keys is a candidate anyway.
     sizes = np.array([len(x) for x in sketches], np.float64)
     slots = np.maximum(tables * np.minimum(sizes[a], sizes[b]), 1.0)
-    keep = (shared >= SKETCH_MIN_SHARED) & ((z >= min_z) | (shared >= SKETCH_STRONG * slots))
+    keep = (z >= min_z) | (shared >= SKETCH_STRONG * slots)
     a, b, shared, z = a[keep], b[keep], shared[keep], z[keep]
     # At most k per item, best z first; a pair stays if either end keeps it.
     order = np.argsort(-z, kind="stable")
@@ -506,6 +566,28 @@ def sketch_candidates(
         taken[ib] += 1
         out.append(SketchPair(ia, ib, int(shared[idx]), round(float(z[idx]), 2)))
     return out
+
+
+_COUNT_BITS = 12  # low bits of a counted pair key that hold its count
+
+
+def _count_sorted(keys: np.ndarray) -> np.ndarray:
+    """``(M,)`` int64 pair keys (sorted here, in place) -> one entry per distinct key, the key
+    shifted left by :data:`_COUNT_BITS` and its count in the low bits (capped)."""
+    keys.sort()
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    times = np.minimum(np.diff(np.r_[starts, len(keys)]), (1 << _COUNT_BITS) - 1)
+    return (keys[starts] << _COUNT_BITS) | times
+
+
+def _sum_counts(counted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted counted keys (see :func:`_count_sorted`, several tables concatenated) ->
+    ``(distinct pair keys, summed counts)``, both ``(P,)`` int64."""
+    keys = counted >> _COUNT_BITS
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    times = np.add.reduceat(counted & ((1 << _COUNT_BITS) - 1), starts) if len(starts) else (
+        np.zeros(0, np.int64))
+    return keys[starts], times
 
 
 # ============================================================================= verification

@@ -321,6 +321,9 @@ def _decode(data: bytes, req: DecodeRequest) -> DecodedImage:
         src = work if max(work.size) >= min(req.thumb_size, longest) else img
         _fit(src, req.thumb_size, Image.Resampling.BICUBIC).save(buf, "JPEG", quality=THUMB_QUALITY)
         thumbnail = buf.getvalue()
+    sketch = b""
+    if req.sketch:
+        sketch = _detail_sketch(work)
     model_input = None
     if req.model_size > 0:
         s = req.model_size
@@ -342,7 +345,23 @@ def _decode(data: bytes, req: DecodeRequest) -> DecodedImage:
         model_input=model_input,
         grey=is_grey(work),
         capture=_capture(exif),
+        sketch=sketch,
     )
+
+
+def _detail_sketch(work: Image.Image) -> bytes:
+    """The detail sketch of the working copy as bytes (see :class:`DecodedImage`); empty when
+    OpenCV cannot describe the pixels (a hostile file never fails the scan for it)."""
+    import cv2  # lazy: a hash-only decode of one file needs no OpenCV
+
+    from photosim.core.dedup.verify import detail_sketch
+
+    try:
+        codes = detail_sketch(np.asarray(work.convert("L")))
+    except cv2.error as exc:
+        logger.info("no detail sketch: %s", exc)
+        return b""
+    return codes.astype("<u8").tobytes()
 
 
 def is_grey(img: Image.Image) -> bool:

@@ -331,6 +331,8 @@ class _ScanRun:
                 meta = _image_meta(image)
                 rows += [_row(it, image.content_hash, meta, None) for it in its]
                 catalog.put_thumbnail(image.content_hash, image.thumbnail)
+                if image.sketch:
+                    catalog.put_sketch(image.content_hash, image.sketch)
             catalog.upsert_photos(rows)
             if batch:  # hash vectors commit with their photos: the hash index is never behind
                 catalog.put_embeddings(
@@ -457,7 +459,8 @@ class _ScanRun:
                     continue
             self.waiting[content_hash] = [item]
             pool.submit(
-                content_hash, DecodeRequest(item.path, self.model_size, self.settings.thumb_size)
+                content_hash, DecodeRequest(item.path, self.model_size, self.settings.thumb_size,
+                                            sketch=True)
             )
 
     def _collect(self, pool: DecodePool) -> None:
