@@ -426,8 +426,8 @@ def test_a_brightened_copy_is_not_kept_over_the_original(tmp_path: Path) -> None
     assert sorted(names) == ["IMG_0001", "brighter", "export", "small"]
     assert names[0] == "IMG_0001", [m.why for m in group.members]
     assert "without an edit" in group.members[0].why and "brighter.jpg" in group.members[0].why
-    assert "tone changed" in group.members[names.index("brighter")].why
-    assert "tone changed" not in group.members[names.index("export")].why
+    assert "brightness or contrast changed" in group.members[names.index("brighter")].why
+    assert "brightness or contrast changed" not in group.members[names.index("export")].why
     assert {Path(p).stem for p in auto_mark([group], "keeper")} == {"brighter", "export", "small"}
 
 

@@ -832,7 +832,7 @@ def _geometry_words(evidence: dict[str, Any]) -> list[str]:
     if float(evidence.get("changed", 0.0)) >= EDITED_FRACTION:
         words.append(f"{evidence['changed'] * 100:.0f} % edited")
     if float(evidence.get("tone", 0.0)) >= TONE_EDIT:
-        words.append(f"tone changed (brightness or contrast, {evidence['tone']:.0f} levels)")
+        words.append(f"brightness or contrast changed, {evidence['tone']:.0f} levels")
     return words
 
 
