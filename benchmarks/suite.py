@@ -483,7 +483,7 @@ def bench_b1(ctx: Context) -> dict[str, Any]:
     # Stage costs, CPU-seconds per image, each alone in this process on a sample of files.
     sample = paths[: min(n, 12)]
     blobs = [p.read_bytes() for p in sample]
-    req = DecodeRequest(str(sample[0]), embedder.input_size, 256)
+    req = DecodeRequest(str(sample[0]), embedder.input_size, 256, sketch=True)
     short = max(req.model_size, imageio.HASH_MIN_SIDE)
     imageio.decode_bytes(blobs[0], req)  # warm-up (plugins, EXIF code paths)
 
@@ -509,6 +509,7 @@ def bench_b1(ctx: Context) -> dict[str, Any]:
         "perceptual_hashes": cpu(lambda im: orientation_hashes(
             im.reduce(-(-max(im.size) // imageio.WORK_MAX_SIDE))), uprights),
         "thumbnail": cpu(thumb, works),
+        "detail_sketch": cpu(imageio._detail_sketch, works),
         "model_input_resize": cpu(lambda im: np.array(im.resize(
             (req.model_size, req.model_size), Image.Resampling.BILINEAR,
             reducing_gap=imageio.REDUCING_GAP)), uprights),
