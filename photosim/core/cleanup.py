@@ -194,10 +194,7 @@ def companions_of(path: str, entries: Iterable[str] | None = None) -> list[str]:
     folder, name = os.path.split(path)
     stem = os.path.splitext(name)[0]
     if entries is None:
-        try:
-            entries = os.listdir(folder or ".")
-        except OSError:
-            return []
+        entries = _listing(folder)
     full_name: list[str] = []
     by_stem: list[str] = []
     shared_stem = False
@@ -216,6 +213,14 @@ def companions_of(path: str, entries: Iterable[str] | None = None) -> list[str]:
         if os.path.isfile(full) and not os.path.islink(full):
             into.append(full)
     return sorted(full_name + ([] if shared_stem else by_stem))
+
+
+def _listing(folder: str) -> list[str]:
+    """The names in a folder; empty when it cannot be listed."""
+    try:
+        return os.listdir(folder or ".")
+    except OSError:
+        return []
 
 
 # ---------------------------------------------------------------------------- planning
@@ -256,10 +261,7 @@ def plan_cleanup(
     def companions(path: str) -> tuple[str, ...]:
         folder = os.path.dirname(path)
         if folder not in listings:
-            try:
-                listings[folder] = os.listdir(folder or ".")
-            except OSError:
-                listings[folder] = []
+            listings[folder] = _listing(folder)
         return tuple(companions_of(path, listings[folder]))
 
     for group in groups:

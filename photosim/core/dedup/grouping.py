@@ -1014,16 +1014,17 @@ def _local_candidates(
         sketches.append(codes if codes is not None else np.zeros(0, np.uint64))
     cache.save(hashes)
     pairs = [(hashes[p.a], hashes[p.b]) for p in verify.sketch_candidates(sketches, k)]
-    pairs += _detail_candidates(catalog, hashes, silhouettes, k, set(pairs))
+    pairs += _detail_candidates(catalog, hashes, silhouettes, k)
     seconds["sketch"] = time.perf_counter() - started
     return pairs, silhouettes, dict(zip(hashes, sketches))
 
 
 def _detail_candidates(
-    catalog: Catalog, hashes: list[str], silhouettes: set[str], k: int, known: set[tuple[str, str]]
+    catalog: Catalog, hashes: list[str], silhouettes: set[str], k: int
 ) -> list[tuple[str, str]]:
     """Candidate pairs from the detail sketches the scan stored (see
-    :func:`photosim.core.dedup.verify.detail_sketch`), not already in ``known``.
+    :func:`photosim.core.dedup.verify.detail_sketch`); a pair the thumbnail sketches found
+    too is recorded once (:meth:`_Candidates.add`).
 
     A crop keeping a third of a photo, or a photo pasted at half its width into a poster,
     shares too few keypoints with it at thumbnail size; at the working size of verification
@@ -1046,8 +1047,7 @@ def _detail_candidates(
     keys = [h for h in hashes if h in detail]
     found = verify.sketch_candidates([detail[h][:cap] for h in keys], k,
                                      max_posting=verify.DETAIL_MAX_POSTING)
-    pairs = [(keys[p.a], keys[p.b]) for p in found]
-    return [p for p in pairs if p not in known and (p[1], p[0]) not in known]
+    return [(keys[p.a], keys[p.b]) for p in found]
 
 
 def _alpha_format(content: Content) -> bool:
@@ -1541,9 +1541,10 @@ def _unedited_anchor(
     Verification says that a region or the tone differs between two copies
     (:func:`_is_edit`), not which of them was edited. When copies differ from the keeper by
     an edit, the keeper may be the edited copy (a caption or watermark added to the
-    original, or its brightness raised, saved as a larger file) and they the unedited ones. Each of the best (by :func:`keeper_key`) of those copies is tried as the
-    keeper: it keeps the group if every content still matches it and either fewer differ
-    from it by an edit (the copy the others match without an edit is the original), or as
+    original, or its brightness raised, saved as a larger file) and they the unedited ones.
+    Each of the best (by :func:`keeper_key`) of those copies is tried as the keeper: it
+    keeps the group if every content still matches it and either fewer differ from it by an
+    edit (the copy the others match without an edit is the original), or as
     few differ and it gathers more copies (an edit that changed the hashes hides the other
     copies from the edited keeper: they would split into a group of their own).
 

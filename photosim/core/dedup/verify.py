@@ -171,12 +171,16 @@ class View:
         return self._content
 
 
-def orb_features(grey: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+def orb_features(
+    grey: np.ndarray, n: int, strongest_first: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """ORB keypoints and descriptors.
 
     Args:
         grey: ``(H, W)`` uint8 image.
         n: Maximum number of keypoints.
+        strongest_first: Order them by Harris response, strongest first (else OpenCV's
+            order, by pyramid level).
 
     Returns:
         ``(points (N, 2) float32 x/y, descriptors (N, 32) uint8)``, N may be 0.
@@ -186,7 +190,16 @@ def orb_features(grey: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     if descriptors is None or not keypoints:
         return np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8)
     points = np.array([k.pt for k in keypoints], dtype=np.float32)
+    if strongest_first:
+        order = np.argsort([-k.response for k in keypoints], kind="stable")
+        return points[order], descriptors[order]
     return points, descriptors
+
+
+def _leading_codes(descriptors: np.ndarray) -> np.ndarray:
+    """The first :data:`SKETCH_BITS` bits of each ``(N, 32)`` uint8 ORB descriptor, ``(N,)``
+    uint64, most significant bit first."""
+    return np.ascontiguousarray(descriptors[:, :8]).view(">u8").ravel().astype(np.uint64)
 
 
 def fill_mask(grey: np.ndarray) -> np.ndarray:
@@ -300,9 +313,7 @@ def sketch_codes(grey: np.ndarray) -> np.ndarray:
     if min(grey.shape) < 8:
         return np.zeros(0, np.uint64)
     _, descriptors = orb_features(_fit_long_side(grey, SKETCH_SIDE), SKETCH_FEATURES)
-    if not len(descriptors):
-        return np.zeros(0, np.uint64)
-    return np.ascontiguousarray(descriptors[:, :8]).view(">u8").ravel().astype(np.uint64)
+    return _leading_codes(descriptors)
 
 
 def detail_sketch(grey: np.ndarray) -> np.ndarray:
@@ -324,13 +335,9 @@ def detail_sketch(grey: np.ndarray) -> np.ndarray:
     """
     if min(grey.shape) < 8:
         return np.zeros(0, np.uint64)
-    orb = cv2.ORB_create(nfeatures=DETAIL_FEATURES)
-    keypoints, descriptors = orb.detectAndCompute(_fit_long_side(grey, DETAIL_SIDE), None)
-    if descriptors is None or not keypoints:
-        return np.zeros(0, np.uint64)
-    order = np.argsort([-k.response for k in keypoints], kind="stable")
-    codes = np.ascontiguousarray(descriptors[order, :8]).view(">u8").ravel()
-    return codes.astype(np.uint64)
+    _, descriptors = orb_features(_fit_long_side(grey, DETAIL_SIDE), DETAIL_FEATURES,
+                                  strongest_first=True)
+    return _leading_codes(descriptors)
 
 
 def sketch_thumbnail(jpeg: bytes | None) -> tuple[np.ndarray, bool]:
