@@ -21,7 +21,8 @@ emoji         ``augly.image.overlay_emoji`` (a 30 % emoji)
 text          ``augly.image.overlay_text`` (big red text)
 blur          ``augly.image.blur`` (radius 4 px at 1024 px)
 pixelize      ``augly.image.pixelization`` (ratio 0.3)
-perspective   a keystone warp (corners moved by 6 %), Pillow
+perspective   a projective warp (corners moved by 5 % of the short side), border fill
+              cropped out (a keystone corrected) or kept (a skew), Pillow
 ============  ===================================================================
 
 With ``--distractors N``, N distinct generated pictures (:func:`distractor`) fill the library
@@ -102,14 +103,25 @@ def edits() -> dict[str, Any]:
         return out
 
     def perspective(img: Image.Image, rng: random.Random) -> Image.Image:
+        # A projective warp, as an editor's perspective tool makes it (AugLy's
+        # perspective_transform, whose 1.0 release fails on today's NumPy): the corners move
+        # by 5 % of the short side (normal), then either the border fill is cropped out (a
+        # keystone corrected) or kept around the picture (a skew on the same canvas).
+        import cv2
+
         w, h = img.size
-        d = 0.06
-        quad = (0, 0, 0, h, w, h, w, 0)  # upper-left, lower-left, lower-right, upper-right
-        if rng.random() < 0.5:  # top edge narrower (a keystone)
-            quad = (w * d, 0, 0, h, w, h, w * (1 - d), 0)
-        else:
-            quad = (0, h * d, 0, h * (1 - d), w, h, w, 0)
-        return img.transform((w, h), Image.Transform.QUAD, quad, Image.Resampling.BICUBIC)
+        sigma = 0.05 * min(w, h)
+        frame = [(0.0, 0.0), (w, 0.0), (w, h), (0.0, h)]
+        moved = [(x + rng.gauss(0, sigma), y + rng.gauss(0, sigma)) for x, y in frame]
+        to_input = cv2.getPerspectiveTransform(np.float32(moved), np.float32(frame))
+        coefficients = tuple((to_input / to_input[2, 2]).ravel()[:8])
+        out = img.transform((w, h), Image.Transform.PERSPECTIVE, coefficients,
+                            Image.Resampling.BICUBIC)
+        if rng.random() < 0.5:  # crop the fill out
+            (x0, y0), (x1, y1), (x2, y2), (x3, y3) = moved
+            box = (max(0, x0, x3), max(0, y0, y1), min(w, x1, x2), min(h, y2, y3))
+            out = out.crop(tuple(round(v) for v in box))
+        return out
 
     return {
         "crop50": crop(0.5),

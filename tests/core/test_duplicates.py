@@ -23,7 +23,16 @@ from helpers import (
     set_mtime,
     write_photo_set,
 )
-from test_verify import COPIES, _caption_bar, _logo, _logo_rgba, _overlay, _padded, scene
+from test_verify import (
+    COPIES,
+    _caption_bar,
+    _logo,
+    _logo_rgba,
+    _overlay,
+    _padded,
+    _perspective,
+    scene,
+)
 
 from photosim.config import Settings, Thresholds
 from photosim.core.catalog import Catalog
@@ -449,6 +458,49 @@ def test_the_keeper_is_the_photo_not_a_copy_with_a_frame_around_it(
     assert names[0] == "IMG_0001", [m.why for m in group.members]
     assert "the photo itself" in group.members[0].why and f"{framed}.jpg" in group.members[0].why
     assert {Path(p).stem for p in auto_mark([group], "keeper")} == {framed, "export", "small"}
+
+
+def test_a_framed_copy_framed_again_still_keeps_the_photo(tmp_path: Path) -> None:
+    """A meme (caption bar above the photo) shown at full size on a poster: the poster has
+    the most pixels and frames the meme, which frames the photo; the photo is kept."""
+    from PIL import Image, ImageDraw
+
+    def poster(img: Image.Image) -> Image.Image:
+        meme = _caption_bar(img)
+        w, h = meme.size
+        out = Image.new("RGB", (w + 240, h + 200), (30, 110, 60))
+        draw = ImageDraw.Draw(out)
+        for i in range(8):  # shapes of the poster's own, around the meme
+            x, y = (i * 97) % (w + 240), (i * 53) % 90
+            draw.ellipse((x, y, x + 70, y + 70), fill=(200, 60 + 20 * i, 40))
+        out.paste(meme, (120, 100))
+        return out
+
+    _edited_library(tmp_path / "lib", {"meme": _caption_bar, "poster": poster})
+    with Catalog(tmp_path / "c.db") as catalog:
+        run_scan(scan(catalog, [str(tmp_path / "lib")], SETTINGS, None))
+        (group,) = find_duplicates(catalog, "near").groups
+    names = [Path(m.photo.path).stem for m in group.members]
+    assert sorted(names) == ["IMG_0001", "export", "meme", "poster", "small"]
+    assert names[0] == "IMG_0001", [m.why for m in group.members]
+    assert "the photo itself" in group.members[0].why
+
+
+def test_a_perspective_edit_joins_its_original_which_is_kept(tmp_path: Path) -> None:
+    """A skew on the photo's own canvas, saved as a larger file at the same pixels, is a
+    copy (a homography, nothing moved) and an edited one: the original keeps the group."""
+    def skew(img: Any) -> Any:
+        return _perspective(img, [(0.05, 0.04), (-0.02, -0.03), (0.03, -0.04), (-0.04, 0.02)],
+                            crop_out=False)
+
+    _edited_library(tmp_path / "lib", {"skewed": skew})
+    with Catalog(tmp_path / "c.db") as catalog:
+        run_scan(scan(catalog, [str(tmp_path / "lib")], SETTINGS, None))
+        (group,) = find_duplicates(catalog, "near").groups
+    names = [Path(m.photo.path).stem for m in group.members]
+    assert sorted(names) == ["IMG_0001", "export", "skewed", "small"]
+    assert names[0] == "IMG_0001", [m.why for m in group.members]
+    assert "perspective changed" in group.members[names.index("skewed")].why
 
 
 def test_a_colour_photo_is_kept_over_its_greyscale_copy(tmp_path: Path) -> None:

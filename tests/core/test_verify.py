@@ -12,6 +12,7 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
@@ -164,6 +165,22 @@ def _poster(img: Image.Image) -> Image.Image:
     return out
 
 
+def _perspective(img: Image.Image, moved: list[tuple[float, float]], crop_out: bool) -> Image.Image:
+    """An editor's perspective tool: the corners (clockwise from top-left) move by ``moved``
+    (fractions of the width and height), on the same canvas; border fill kept or cropped out."""
+    w, h = img.size
+    frame = [(0.0, 0.0), (w, 0.0), (w, h), (0.0, h)]
+    corners = [(x + dx * w, y + dy * h) for (x, y), (dx, dy) in zip(frame, moved)]
+    to_input = cv2.getPerspectiveTransform(np.float32(corners), np.float32(frame))
+    out = img.transform((w, h), Image.Transform.PERSPECTIVE,
+                        tuple((to_input / to_input[2, 2]).ravel()[:8]), Image.Resampling.BICUBIC)
+    if crop_out:
+        (x0, y0), (x1, y1), (x2, y2), (x3, y3) = corners
+        out = out.crop((round(max(0, x0, x3)), round(max(0, y0, y1)),
+                        round(min(w, x1, x2)), round(min(h, y2, y3))))
+    return out
+
+
 #: Copy kind -> (transform, the copy is mirrored).
 COPIES: dict[str, tuple[Callable[[Image.Image], Image.Image], bool]] = {
     "crop 20 %": (lambda im: im.crop((64, 48, 576, 432)), False),  # 80 % of each side
@@ -191,6 +208,15 @@ COPIES: dict[str, tuple[Callable[[Image.Image], Image.Image], bool]] = {
     "padded to a square": (_padded, False),
     "caption bar above": (_caption_bar, False),
     "pasted into a poster": (_poster, False),
+    "keystone corrected": (
+        lambda im: _perspective(im, [(0.07, 0.0), (-0.07, 0.0), (0.0, 0.0), (0.0, 0.0)], True),
+        False,
+    ),
+    "skewed on its canvas": (
+        lambda im: _perspective(im, [(0.04, 0.05), (-0.03, -0.02), (0.02, -0.05), (-0.05, 0.03)],
+                                False),
+        False,
+    ),
 }
 #: Kinds whose copy shows the original's whole picture with something around it.
 FRAMED = ("padded to a square", "caption bar above", "pasted into a poster",
@@ -221,11 +247,15 @@ def scenes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
                 seed, moved={10: (0.03, -0.02)}, shake=(3.5, -2.0)
             ),
         }
-        # The camera moved sideways: a plane seen from another angle is sheared.
+        # The camera moved sideways: a plane seen from another angle is sheared, and the view
+        # shows scene the original does not (here: another scene's pixels) beyond its frame.
         w, h = original.size
-        shots["shot: another viewpoint"] = original.transform(
-            (w, h), Image.Transform.AFFINE, (1.0, 0.15, -0.075 * h, 0.0, 1.0, 0.0),
-            resample=Image.Resampling.BICUBIC,
+        shear = (1.0, 0.15, -0.075 * h, 0.0, 1.0, 0.0)
+        seen = Image.new("L", (w, h), 255).transform((w, h), Image.Transform.AFFINE, shear)
+        shots["shot: another viewpoint"] = Image.composite(
+            original.transform((w, h), Image.Transform.AFFINE, shear,
+                               resample=Image.Resampling.BICUBIC),
+            scene(seed + 50), seen,
         )
         for kind, img in shots.items():
             paths[f"{seed}/{kind}"] = _write(img, folder / f"s{seed}-{len(paths)}.jpg")
@@ -332,6 +362,27 @@ def test_a_sheared_view_is_another_shot(verifier: Verifier, seed: int) -> None:
     v = _verdict(verifier, seed, "shot: another viewpoint")
     assert v.status == "different", v
     assert v.reason.startswith("sheared") and v.evidence["inliers"] >= verify.MIN_INLIERS
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_perspective_edit_is_a_copy_a_turned_camera_is_not(
+    verifier: Verifier, seed: int, tmp_path: Path
+) -> None:
+    """A homography of the whole frame is a copy only when the copy's picture lies inside the
+    original's frame (fill or nothing around it). The same warp with other scene where the
+    edit has fill is a camera that turned: each shot shows what the other does not."""
+    skew = _verdict(verifier, seed, "skewed on its canvas").evidence
+    keystone = _verdict(verifier, seed, "keystone corrected").evidence
+    assert skew["perspective"] >= 0.05 and keystone["perspective"] >= 0.05
+    assert keystone["inner"] == "b"  # the corrected copy shows less than its original
+    moved = [(0.04, 0.05), (-0.03, -0.02), (0.02, -0.05), (-0.05, 0.03)]
+    warped = _perspective(scene(seed), moved, crop_out=False)
+    seen = _perspective(Image.new("RGB", warped.size, (255, 255, 255)), moved, False).convert("L")
+    turned = Image.composite(warped, scene(seed + 60), seen.point(lambda v: 255 * (v > 128)))
+    paths = dict(verifier.paths)
+    paths["turned"] = (str(_write(turned, tmp_path / "turned.jpg")), "JPEG")
+    v = Verifier(paths).verify(f"{seed}/original", "turned")
+    assert v.status != "copy", v
 
 
 @pytest.mark.parametrize("seed", [1, 2])

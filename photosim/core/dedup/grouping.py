@@ -53,7 +53,7 @@ import logging
 import os
 import time
 from collections import OrderedDict, defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -84,7 +84,7 @@ VERDICT_MEMO = 50_000  # verification verdicts remembered per process (see _veri
 _VERDICTS: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
 _NEW_VERDICTS: list[tuple[Any, ...]] = []  # computed since the last save_verdicts
 # Bump when verification changes what it accepts: stored verdicts of other versions are ignored.
-VERIFY_VERSION = 4
+VERIFY_VERSION = 5
 # A verified copy with at least this fraction of the picture changed is an edited copy (an
 # overlay, a retouch); why_line says "N % edited" from the same fraction.
 EDITED_FRACTION = 0.02
@@ -826,6 +826,8 @@ def _geometry_words(evidence: dict[str, Any]) -> list[str]:
     crop = float(evidence.get("crop", 1.0))
     if crop < 0.97:
         words.append(f"crop keeps {crop * 100:.0f} %")
+    if "perspective" in evidence:
+        words.append(f"perspective changed {float(evidence['perspective']) * 100:.0f} %")
     aniso = float(evidence.get("anisotropy", 1.0))
     if max(aniso, 1 / aniso) > 1.03:
         words.append(f"stretched {max(aniso, 1 / aniso):.2f}x")
@@ -1432,8 +1434,10 @@ def _assign_groups(
             anchored = _unedited_anchor(content, joined, edited, ctx, tally)
             if anchored is not None:
                 members, joined = anchored
-        anchored = _framed_anchor(members, joined, ctx, tally)
-        if anchored is not None:
+        for _ in range(_ANCHOR_TRIES):  # a framed copy may frame the photo in turn (a meme
+            anchored = _framed_anchor(members, joined, ctx, tally)  # pasted into a poster)
+            if anchored is None:
+                break
             members, joined = anchored
         ctx.assigned.update(joined)
         loosest = max((m.match for m in members[1:]), key=_TIER_RANK.__getitem__)
@@ -1444,11 +1448,13 @@ def _assign_groups(
 
 def _is_edit(evidence: dict[str, Any]) -> bool:
     """True when verification found an edit between the two photos of a pair: a region of
-    at least :data:`EDITED_FRACTION` changed (an overlay, a retouch), or the tone of the
+    at least :data:`EDITED_FRACTION` changed (an overlay, a retouch), the tone of the
     whole picture moved by :data:`TONE_EDIT` grey levels or more (brightness, contrast,
-    curves). Either side may be the edited one."""
+    curves), or one is a perspective warp of the other (a keystone corrected, a skew: only
+    such pairs carry ``perspective``). Either side may be the edited one."""
     return (float(evidence.get("changed", 0.0)) >= EDITED_FRACTION
-            or float(evidence.get("tone", 0.0)) >= TONE_EDIT)
+            or float(evidence.get("tone", 0.0)) >= TONE_EDIT
+            or "perspective" in evidence)
 
 
 def _edited(members: list[Member]) -> list[str]:
@@ -1515,16 +1521,20 @@ class _Judging:
 
 
 def _regrouped(
-    candidate: Content, ctx: _Judging, tally: _Tally
+    candidate: Content, ctx: _Judging, tally: _Tally, mates: Sequence[str] = ()
 ) -> tuple[list[Member], list[str], _Tally]:
     """The group ``candidate`` would keep as keeper: ``(members, contents joined, its
     tally)``; the comparisons count in ``tally`` (the rest only if the caller adopts it).
-    A flat content (no structure) keeps no group: ``([], [], empty tally)``."""
+    ``mates`` (the contents of the group it would take over) are judged against it too,
+    candidates or not: a copy the old keeper's candidates found may be missing from the new
+    keeper's (an emoji pasted over the original hides it from the original's nearest
+    neighbours, not from the meme's). A flat content (no structure) keeps no group:
+    ``([], [], empty tally)``."""
     scratch = _Tally()
     if candidate.flat:
         return [], [], scratch
     _verify_ahead(candidate, ctx)
-    others, rejoined = _members_of(candidate, ctx, scratch)
+    others, rejoined = _members_of(candidate, ctx, scratch, mates)
     tally.comparisons += scratch.comparisons
     return others, rejoined, scratch
 
@@ -1554,7 +1564,7 @@ def _unedited_anchor(
     """
     tried = sorted((ctx.contents[h] for h in edited), key=lambda c: keeper_key(c.best))
     for candidate in tried[:_ANCHOR_TRIES]:
-        others, rejoined, scratch = _regrouped(candidate, ctx, tally)
+        others, rejoined, scratch = _regrouped(candidate, ctx, tally, joined)
         still = len(_edited(others))
         if not set(joined) <= set(rejoined) or still > len(edited) or (
             still == len(edited) and len(rejoined) == len(joined)
@@ -1613,7 +1623,7 @@ def _framed_anchor(
                     key=lambda m: keeper_key(m.photo))
     for member in framed[:_ANCHOR_TRIES]:
         candidate = ctx.contents[member.photo.content_hash]  # type: ignore[index]
-        others, rejoined, scratch = _regrouped(candidate, ctx, tally)
+        others, rejoined, scratch = _regrouped(candidate, ctx, tally, joined)
         if not set(joined) <= set(rejoined):
             continue
         tally.confirmed += scratch.confirmed
@@ -1671,9 +1681,12 @@ def _verify_ahead(content: Content, ctx: _Judging) -> None:
 
 
 def _members_of(
-    content: Content, ctx: _Judging, tally: _Tally
+    content: Content, ctx: _Judging, tally: _Tally, mates: Sequence[str] = ()
 ) -> tuple[list[Member], list[str]]:
     """The group ``content`` keeps: its own copies and every candidate judged a match.
+
+    ``mates``: contents judged too, as keypoint candidates, when not candidates already
+    (see :func:`_regrouped`).
 
     Returns:
         ``(members, contents joined)``, the keeper first.
@@ -1682,14 +1695,16 @@ def _members_of(
     assigned, verdicts, verifier = ctx.assigned, ctx.verdicts, ctx.verifier
     members = _own_members(content)
     joined = [content.content_hash]
-    for other_hash, cosine in found.pairs.get(content.content_hash, {}).items():
+    pairs = found.pairs.get(content.content_hash, {})
+    extra = {m: None for m in mates if m != content.content_hash and m not in pairs}
+    for other_hash, cosine in [*pairs.items(), *extra.items()]:
         if other_hash in assigned or other_hash in joined:
             continue
         if tuple(sorted((content.content_hash, other_hash))) in verdicts:
             continue
         tally.comparisons += 1
         other = contents[other_hash]
-        kind = found.source[frozenset((content.content_hash, other_hash))]
+        kind = found.source.get(frozenset((content.content_hash, other_hash)), "keypoints")
         support = _support(found.sketches, content, other, kind, th, found.evidence)
         scene = ctx.scenes.cosine(content.content_hash, other_hash, cosine) if ctx.scenes else None
         result = judge(content, other, cosine, tier, th, verifier, kind, support, found.evidence,

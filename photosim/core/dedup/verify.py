@@ -24,9 +24,13 @@ flow, Kroeger et al., ECCV 2016):
    transform. A copy is related to its original by one *plausible* transform: any rotation
    (turned pixels, straightened horizons, rotations with black corners), a mirror (tried when
    the hashes point to one), any uniform scale, and a non-uniform resize along the axes of
-   either photo; never shear or perspective (:func:`_implausible`). The shared region, border
-   fill excluded (:func:`fill_mask`), must cover most of one photo (:data:`MIN_CONTAINED`:
-   the crop) and a good part of the other (:data:`MIN_SHARED`).
+   either photo; never a shear (:func:`_implausible`): a sheared fit is a camera that moved.
+   The shared region, border fill excluded (:func:`fill_mask`), must cover most of one photo
+   (:data:`MIN_CONTAINED`: the crop) and a good part of the other (:data:`MIN_SHARED`). When
+   no affine transform explains a pair, a homography is tried (:func:`_match_perspective`):
+   an editor's perspective tool (a keystone corrected, a skew) is a copy when the copy's
+   picture lies inside the original's frame (:func:`_perspective_problem`); two shots from
+   a turned camera each show what the other does not.
 3. **Photometric check** (:func:`_photometry`): the one thing geometry cannot see is *time*.
    Two frames of a video, a burst, two shots from a tripod align almost as well as a copy.
    One photo is warped onto the other, at the resolution both really have, brightness matched
@@ -105,6 +109,13 @@ PASTED_SIDES = 0.5  # fraction of the frame (inside the other photo) that must b
 PASTED_STEP = 2.0  # a pasted edge's grey-level step over that of the lines just inside it
 MIN_REPLACED_CELLS = 12  # a replaced picture (see _replaced_picture) spans this many cells
 MIN_SPREAD = 0.05  # convex hull of the inliers / shared region (not degenerate)
+# Perspective edits (a homography, see _perspective_problem): tried when no affine transform
+# explains a pair.
+PERSPECTIVE_RETRY = ("sheared", "parts of the picture moved", "inconsistent matches")
+MAX_PERSPECTIVE = 0.5  # the scale changes across the frame by at most this fraction
+PERSPECTIVE_MARGIN = 0.01  # of the long side: the copy's picture may leave the original's
+PERSPECTIVE_OUTSIDE = 0.005  # frame by this much, with at most this fraction of the picture
+PERSPECTIVE_MIN_SHARED = 0.80  # the inner photo shows this much of the outer one's picture
 # ----------------------------------------------------------------------------- photometric
 CELL_PX = 16  # cell side at comparison resolution
 MIN_TEXTURE = 6.0  # grey-level standard deviation of a cell that shows structure
@@ -623,7 +634,9 @@ class Verdict:
 
 @dataclass
 class _Geometry:
-    matrix: np.ndarray  # (2, 3) float64, b working coords -> a working coords
+    # (2, 3) affine or (3, 3) homography (see _match_perspective), float64, b working coords
+    # -> a working coords
+    matrix: np.ndarray
     inliers: int
     matches: int
     points_a: np.ndarray
@@ -632,6 +645,25 @@ class _Geometry:
     rotation: float
     anisotropy: float
     shear: float
+    perspective: float = 0.0  # how much the scale changes across b's frame (homography only)
+    # All ratio-test matches (b's points in b's working pixels, a's points), for a second fit
+    matched: tuple[np.ndarray, np.ndarray] | None = None
+
+
+def _ratio_matches(
+    fa: tuple[np.ndarray, np.ndarray], fb: tuple[np.ndarray, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Lowe's ratio-test matches from b's descriptors to a's: ``(points of b, points of a)``,
+    each ``(M, 2)`` float32, M may be 0."""
+    pa, da = fa
+    pb, db = fb
+    if len(da) < 2 or len(db) < 2:
+        return np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32)
+    matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
+    knn = matcher.knnMatch(db, da, k=2)
+    good = [m[0] for m in knn if len(m) == 2 and m[0].distance < RATIO * m[1].distance]
+    return (pb[[m.queryIdx for m in good]].reshape(-1, 2),
+            pa[[m.trainIdx for m in good]].reshape(-1, 2))
 
 
 def _match(
@@ -645,17 +677,10 @@ def _match(
     ``b_stretch`` ``(sx, sy)``: ``fb`` was computed on b resized by these factors along x and
     y (see :func:`_stretched_keypoints`); its points are mapped back to b's working pixels,
     so the transform is always from b's working image."""
-    pa, da = fa
-    pb, db = fb
-    if len(da) < 2 or len(db) < 2:
+    src, dst = _ratio_matches(fa, fb)
+    if len(src) < min_inliers:
         return None
-    matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
-    knn = matcher.knnMatch(db, da, k=2)
-    good = [m[0] for m in knn if len(m) == 2 and m[0].distance < RATIO * m[1].distance]
-    if len(good) < min_inliers:
-        return None
-    src = pb[[m.queryIdx for m in good]] / np.array(b_stretch, np.float32)
-    dst = pa[[m.trainIdx for m in good]]
+    src = src / np.array(b_stretch, np.float32)
     cv2.setRNGSeed(RANSAC_SEED)  # RANSAC's samples: the same verdict on every run
     matrix, mask = cv2.estimateAffine2D(
         src, dst, method=cv2.RANSAC, ransacReprojThreshold=RANSAC_PX, maxIters=2000,
@@ -682,13 +707,14 @@ def _match(
     return _Geometry(
         matrix.astype(np.float64),
         int(inl.sum()),
-        len(good),
+        len(src),
         dst[inl],
         src[inl],
         math.sqrt(sx * sy),
         math.degrees(theta),
         sx / sy,
         shear,
+        matched=(src, dst),
     )
 
 
@@ -734,15 +760,154 @@ def _decompose(linear: np.ndarray) -> tuple[float, float, float, float] | None:
     return theta, sx, sy, float(upper[0, 1] / sy)
 
 
+def _match_perspective(
+    matched: tuple[np.ndarray, np.ndarray],
+    b_shape: tuple[int, ...],
+    min_inliers: int = MIN_INLIERS,
+) -> _Geometry | None:
+    """A RANSAC homography from b to a, fitted to ratio-test matches (None: none found).
+
+    Only for the perspective route of :meth:`Verifier._verify`: a copy whose keystone was
+    corrected, or that was skewed in an editor, is related to its original by a homography
+    (Hartley & Zisserman, *Multiple View Geometry*, 2nd ed., ch. 4) that no affine transform
+    fits across the whole frame. Its rotation, scale and anisotropy are those of the local
+    linear map at the centre of b's frame; ``perspective`` is how much the scale changes
+    across b's frame (``max w / min w - 1`` over its corners, ``w`` the homogeneous
+    denominator; 0 for an affine transform).
+
+    Args:
+        matched: ``(points of b, points of a)``, each ``(M, 2)`` float32, b's in b's working
+            pixels (see :func:`_ratio_matches`; the affine fit's, :attr:`_Geometry.matched`).
+        b_shape: ``(h, w)`` of b's working image.
+        min_inliers: Fewer matches than this: None.
+
+    Returns:
+        A geometry with a ``(3, 3)`` float64 matrix normalised to ``H[2, 2] = 1``, or None
+        (too few matches, no homography, a frame that crosses the horizon line, or a mirror).
+    """
+    src, dst = matched
+    if len(src) < max(min_inliers, 4):
+        return None
+    cv2.setRNGSeed(RANSAC_SEED)
+    # A copy's matches are mostly inliers (over 70 %): 500 samples of four find them.
+    matrix, mask = cv2.findHomography(src, dst, cv2.RANSAC, RANSAC_PX, maxIters=500,
+                                      confidence=0.995)
+    if matrix is None or mask is None or abs(matrix[2, 2]) < 1e-12:
+        return None
+    matrix = matrix.astype(np.float64) / matrix[2, 2]
+    h, w = b_shape[:2]
+    corners = np.c_[_quad(w, h), np.ones(4)].astype(np.float64)
+    denominators = corners @ matrix[2]
+    if denominators.min() <= 1e-6:
+        return None  # part of b's frame maps beyond the horizon line: not a view of a photo
+    decomposed = _decompose(_jacobian(matrix, w / 2, h / 2))
+    if decomposed is None:
+        return None
+    theta, sx, sy, shear = decomposed
+    inl = mask.ravel().astype(bool)
+    return _Geometry(
+        matrix, int(inl.sum()), len(src), dst[inl], src[inl], math.sqrt(sx * sy),
+        math.degrees(theta), sx / sy, shear,
+        perspective=float(denominators.max() / denominators.min() - 1.0), matched=matched,
+    )
+
+
+def _jacobian(matrix: np.ndarray, x: float, y: float) -> np.ndarray:
+    """``(2, 2)`` linear part of a ``(3, 3)`` projective transform at the point ``(x, y)``."""
+    d = x * matrix[2, 0] + y * matrix[2, 1] + matrix[2, 2]
+    u = (matrix[0, 0] * x + matrix[0, 1] * y + matrix[0, 2]) / d
+    v = (matrix[1, 0] * x + matrix[1, 1] * y + matrix[1, 2]) / d
+    return (matrix[:2, :2] - np.outer([u, v], matrix[2, :2])) / d
+
+
+def _affine(matrix: np.ndarray) -> bool:
+    return matrix.shape == (2, 3)
+
+
+def _homogeneous(matrix: np.ndarray) -> np.ndarray:
+    """A ``(2, 3)`` affine or ``(3, 3)`` projective transform as ``(3, 3)``."""
+    return np.vstack([matrix, [0.0, 0.0, 1.0]]) if _affine(matrix) else matrix
+
+
+def _invert(matrix: np.ndarray) -> np.ndarray:
+    """The inverse transform, of the same kind (``(2, 3)`` or ``(3, 3)``)."""
+    if _affine(matrix):
+        return cv2.invertAffineTransform(matrix)
+    inverse = np.linalg.inv(matrix)
+    return inverse / inverse[2, 2]
+
+
+def _warp(img: np.ndarray, matrix: np.ndarray, size: tuple[int, int], flags: int) -> np.ndarray:
+    """``cv2.warpAffine`` or ``cv2.warpPerspective`` by the transform's kind."""
+    if _affine(matrix):
+        return cv2.warpAffine(img, matrix, size, flags=flags)
+    return cv2.warpPerspective(img, matrix, size, flags=flags)
+
+
+def _map_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """``(N, 2)`` points mapped by a ``(2, 3)`` or ``(3, 3)`` transform, ``(N, 2)`` float64."""
+    points = np.asarray(points, np.float64).reshape(1, -1, 2)
+    if _affine(matrix):
+        return cv2.transform(points, matrix)[0]
+    return cv2.perspectiveTransform(points, matrix)[0]
+
+
 def _implausible(g: _Geometry) -> str | None:
     """Why a transform is not one a copy can have, or None."""
     if not SCALE_RANGE[0] <= g.scale <= SCALE_RANGE[1]:
         return f"scale {g.scale:.2f} out of range"
-    if abs(g.shear) > MAX_SHEAR:
+    if _affine(g.matrix) and abs(g.shear) > MAX_SHEAR:
         return f"sheared ({g.shear:.2f})"
+    if g.perspective > MAX_PERSPECTIVE:
+        return f"perspective {g.perspective:.2f} out of range"
     aniso = max(g.anisotropy, 1.0 / g.anisotropy)
     if aniso > MAX_ANISOTROPY:
         return f"stretched {aniso:.2f}x"
+    return None
+
+
+def _perspective_problem(
+    a: View, b_content: np.ndarray, g: _Geometry, cover: dict[str, float]
+) -> str | None:
+    """Why a homography between two photos is not a perspective edit of one of them, or None.
+
+    A camera that moved or turned also relates two shots by a homography (of the whole frame
+    for a turn on a tripod, of one plane for a move), so the projective route accepts only
+    what an editor makes: the copy's picture, border fill excluded, lies inside the frame of
+    the original (a keystone corrected and cropped to a rectangle lies inside its original; a
+    skew on the original's canvas holds part of the original and fill around it), up to
+    :data:`PERSPECTIVE_OUTSIDE` of it within :data:`PERSPECTIVE_MARGIN` of that frame. Two
+    shots from a turned camera each show scene beyond the other's frame. The copy also shows
+    most of the original's picture (:data:`PERSPECTIVE_MIN_SHARED`). The photometric check
+    then confirms that nothing moved, with a homography as the correction all cells share:
+    the parallax between two viewpoints moves the cells off the plane the homography fits.
+    (The spread of the matches does not tell the two apart: a keystone-corrected copy of a
+    photo with sky or a plain wall has matches over a third of it, like one facade of a
+    scene seen from two places.)
+
+    Args:
+        a: The first view.
+        b_content: ``(H, W)`` bool picture mask of the second (as matched).
+        g: The ``(3, 3)`` transform from b to a.
+        cover: :func:`_coverage` of the pair.
+
+    Returns:
+        The reason, or None when the pair passes these checks.
+    """
+    a_content = a.content()
+    if cover["shared_b"] >= cover["shared_a"]:  # b is the copy: b's picture in a's frame
+        inner, outer_shape, to_inner = b_content, a_content.shape, _invert(g.matrix)
+    else:
+        inner, outer_shape, to_inner = a_content, b_content.shape, g.matrix
+    h, w = inner.shape
+    frame = _warp(np.ones(outer_shape, np.uint8), to_inner, (w, h), cv2.INTER_NEAREST)
+    margin = max(1, round(PERSPECTIVE_MARGIN * max(h, w)))
+    frame = cv2.dilate(frame, np.ones((2 * margin + 1, 2 * margin + 1), np.uint8))
+    outside = np.count_nonzero(inner & (frame == 0)) / max(1, np.count_nonzero(inner))
+    if outside > PERSPECTIVE_OUTSIDE:
+        return "a view from elsewhere (each shows more than the other)"
+    if min(cover["shared_a"], cover["shared_b"]) < PERSPECTIVE_MIN_SHARED:
+        return "too small a part of one photo"
     return None
 
 
@@ -762,7 +927,7 @@ def _coverage(a: View, b_content: np.ndarray, g: _Geometry) -> dict[str, float]:
     Args:
         a: The first view.
         b_content: ``(H, W)`` bool picture mask of the second (as matched, mirrored or not).
-        g: Transform from b to a.
+        g: Transform from b to a (affine or projective).
 
     Returns:
         ``shared_a`` (fraction of a's picture that b's picture also shows), ``shared_b``
@@ -770,13 +935,16 @@ def _coverage(a: View, b_content: np.ndarray, g: _Geometry) -> dict[str, float]:
     """
     content_a = a.content()
     ha, wa = content_a.shape
-    warped = cv2.warpAffine(
-        b_content.astype(np.uint8), g.matrix, (wa, ha), flags=cv2.INTER_NEAREST
-    )
+    warped = _warp(b_content.astype(np.uint8), g.matrix, (wa, ha), cv2.INTER_NEAREST)
     overlap = float(np.count_nonzero(content_a & (warped > 0)))
-    det = abs(float(np.linalg.det(g.matrix[:, :2])))
     area_a = float(np.count_nonzero(content_a))
-    area_b = float(np.count_nonzero(b_content)) * det
+    if _affine(g.matrix):
+        area_b = float(np.count_nonzero(b_content)) * abs(float(np.linalg.det(g.matrix[:, :2])))
+    else:  # the scale varies across the frame: measure b's share in b's own pixels
+        hb, wb = b_content.shape
+        back = _warp(content_a.astype(np.uint8), _invert(g.matrix), (wb, hb), cv2.INTER_NEAREST)
+        shared_b = np.count_nonzero(b_content & (back > 0)) / max(1, np.count_nonzero(b_content))
+        area_b = overlap / shared_b if shared_b > 0 else 0.0
     if overlap <= 0 or area_a <= 0 or area_b <= 0:
         return {"shared_a": 0.0, "shared_b": 0.0, "spread": 0.0}
     return {
@@ -800,7 +968,8 @@ def _pasted(outer: np.ndarray, to_outer: np.ndarray, inner_shape: tuple[int, ...
 
     Args:
         outer: ``(H, W)`` uint8 working image of the outer photo.
-        to_outer: ``(2, 3)`` affine transform, inner working pixels -> outer working pixels.
+        to_outer: ``(2, 3)`` affine or ``(3, 3)`` projective transform, inner working pixels
+            -> outer working pixels.
         inner_shape: ``(h, w)`` of the inner working image.
 
     Returns:
@@ -808,7 +977,7 @@ def _pasted(outer: np.ndarray, to_outer: np.ndarray, inner_shape: tuple[int, ...
         points of the frame lie inside the outer photo.
     """
     h, w = inner_shape[:2]
-    corners = cv2.transform(_quad(w, h)[None], to_outer)[0].astype(np.float64)
+    corners = _map_points(_quad(w, h), to_outer)
     centre = corners.mean(axis=0)
     img = _gauss(outer.astype(np.float32), 1.0)
     height, width = img.shape
@@ -856,7 +1025,8 @@ def _frames(
         a: ``(Ha, Wa)`` uint8 working image of the first photo; ``a_content`` its picture
             mask (:func:`fill_mask` excluded).
         b: The same for the second photo (as matched: mirrored or not).
-        matrix: ``(2, 3)`` affine transform, b working pixels -> a working pixels.
+        matrix: ``(2, 3)`` affine or ``(3, 3)`` projective transform, b working pixels -> a
+            working pixels.
 
     Returns:
         ``inside_a`` (fraction of a's whole frame, fill included, that is the shared
@@ -865,13 +1035,12 @@ def _frames(
         around the picture: border fill, flat bars.
     """
     out: dict[str, float] = {}
-    inverse = cv2.invertAffineTransform(matrix)
+    inverse = _invert(matrix)
     for name, grey, content, other_content, warp in (
         ("a", a, a_content, b_content, matrix), ("b", b, b_content, a_content, inverse),
     ):
         h, w = grey.shape
-        other = cv2.warpAffine(other_content.astype(np.uint8), warp, (w, h),
-                               flags=cv2.INTER_NEAREST) > 0
+        other = _warp(other_content.astype(np.uint8), warp, (w, h), cv2.INTER_NEAREST) > 0
         shared = content & other
         g = grey.astype(np.float32)
         mean = cv2.blur(g, (9, 9))
@@ -1022,7 +1191,7 @@ def _far_moves(ref: np.ndarray, other: np.ndarray, cells: np.ndarray) -> int:
 
 
 def _photometry(
-    ref: np.ndarray, other: np.ndarray, valid: np.ndarray
+    ref: np.ndarray, other: np.ndarray, valid: np.ndarray, projective: bool = False
 ) -> dict[str, float] | None:
     """Compare ``other`` (already warped onto ``ref`` by the global transform) cell by cell.
 
@@ -1047,6 +1216,8 @@ def _photometry(
         ref: ``(H, W)`` float32 reference image (blurred).
         other: ``(H, W)`` float32 other image warped onto ``ref`` (blurred).
         valid: ``(H, W)`` bool, where the two are compared.
+        projective: The global transform was a homography: the correction all cells agree
+            on is one too (else affine).
 
     Returns:
         ``moved`` (moved cells / textured cells), ``moved_cells`` (by the flow),
@@ -1101,7 +1272,7 @@ def _photometry(
     far = _far_moves(ref, other, changed & cornered)
     moved = _moved_cells(
         textured & ~changed, cell_flow, (txx, tyy, txy), (half_trace, spread), (ncc0, ncc1),
-        np.minimum(std_ref, std_other),
+        np.minimum(std_ref, std_other), projective,
     )
     n_textured = int(textured.sum())
     return {
@@ -1218,8 +1389,9 @@ def _moved_cells(
     eigen: tuple[np.ndarray, np.ndarray],
     ncc: tuple[np.ndarray, np.ndarray],
     sharpness: np.ndarray,
+    projective: bool = False,
 ) -> np.ndarray:
-    """Cells whose content moved, beyond the small affine correction all cells agree on.
+    """Cells whose content moved, beyond the small correction all cells agree on.
 
     Args:
         trusted: ``(rows, cols)`` bool, textured cells that did not change (they fit the
@@ -1229,6 +1401,7 @@ def _moved_cells(
         eigen: ``(half trace, spread)`` of the tensor: eigenvalues are ``half ± spread``.
         ncc: ``(in place, after shifting by the cell's flow)`` correlation per cell.
         sharpness: The smaller of the two photos' standard deviations per cell.
+        projective: Correct by a homography (the global transform was one), else affine.
 
     Returns:
         ``(rows, cols)`` bool, in clusters of at least :data:`MIN_MOVED_CELLS` cells.
@@ -1244,10 +1417,14 @@ def _moved_cells(
     # Global correction: an affine fit of cell centre -> centre + flow over trusted cells.
     centres = np.stack([(xs + 0.5) * c, (ys + 0.5) * c], axis=1).astype(np.float32)
     targets = centres + cell_flow[ys, xs].astype(np.float32)
-    fit, _ = cv2.estimateAffine2D(centres, targets, method=cv2.LMEDS, refineIters=10)
+    fit = None
+    if projective and len(ys) >= 4:
+        fit, _ = cv2.findHomography(centres, targets, cv2.LMEDS)
+    if fit is None:
+        fit, _ = cv2.estimateAffine2D(centres, targets, method=cv2.LMEDS, refineIters=10)
     if fit is None:
         fit = np.array([[1, 0, 0], [0, 1, 0]], np.float64)
-    predicted = cv2.transform(centres[None], fit)[0]
+    predicted = _map_points(centres, fit).astype(np.float32)
     # Only displacement across the cell's structure is observable (the aperture problem:
     # sliding along a straight edge changes nothing): weigh the residual by the structure
     # tensor, normalised by its largest eigenvalue.
@@ -1433,6 +1610,20 @@ class Verifier:
                 geometry = None
         if geometry is None:
             return Verdict("unknown", "too few matching keypoints")
+        verdict = self._judge(a, b, geometry, mirrored)
+        if verdict.status != "copy" and verdict.reason.startswith(PERSPECTIVE_RETRY):
+            # No affine transform explains the pair: a keystone corrected or a skew applied
+            # in an editor is a homography of the whole frame (see _perspective_problem).
+            assert geometry.matched is not None
+            projective = _match_perspective(geometry.matched, b.grey.shape, self.min_inliers)
+            if projective is not None and projective.inliers >= self.min_inliers:
+                second = self._judge(a, b, projective, mirrored)
+                if second.status == "copy":
+                    return second
+        return verdict
+
+    def _judge(self, a: View, b: View, geometry: _Geometry, mirrored: bool) -> Verdict:
+        """The verdict on a pair given its transform (affine or projective)."""
         evidence: dict[str, Any] = {
             "inliers": geometry.inliers,
             "matches": geometry.matches,
@@ -1442,6 +1633,9 @@ class Verifier:
         }
         if geometry.inliers < MIN_INLIER_RATIO * geometry.matches:
             return Verdict("unknown", "inconsistent matches", evidence)
+        projective = not _affine(geometry.matrix)
+        if projective:
+            evidence["perspective"] = round(geometry.perspective, 3)
         problem = _implausible(geometry)
         if problem:
             # A shear is a change of viewpoint: the camera moved between two shots. A copy is
@@ -1466,13 +1660,17 @@ class Verifier:
                 if cover["shared_b"] >= cover["shared_a"]:  # b lies inside a
                     pasted = _pasted(a.grey, geometry.matrix, b_grey.shape)
                 else:
-                    pasted = _pasted(b_grey, cv2.invertAffineTransform(geometry.matrix),
+                    pasted = _pasted(b_grey, _invert(geometry.matrix),
                                      a.grey.shape)
             evidence["pasted"] = round(pasted, 3)
             if pasted < PASTED_SIDES:
                 return Verdict("different", "too small a part of one photo", evidence)
         if cover["spread"] < MIN_SPREAD:
             return Verdict("different", "matches cover only a small part", evidence)
+        if projective:
+            problem = _perspective_problem(a, b_content, geometry, cover)
+            if problem:
+                return Verdict("different", problem, evidence)
         photometry = self._photometry(a, b, b_grey, b_content, geometry, cover)
         if photometry is None:
             return Verdict("unknown", "too small to compare", evidence)
@@ -1499,7 +1697,7 @@ class Verifier:
             if inner == "b":
                 pasted = _pasted(a.grey, geometry.matrix, b_grey.shape)
             else:
-                pasted = _pasted(b_grey, cv2.invertAffineTransform(geometry.matrix),
+                pasted = _pasted(b_grey, _invert(geometry.matrix),
                                  a.grey.shape)
             evidence["pasted"] = round(pasted, 3)
         return Verdict("copy", "", evidence)
@@ -1514,7 +1712,7 @@ class Verifier:
         cover: dict[str, float],
     ) -> dict[str, float] | None:
         """Warp onto the photo that lies inside the other, at the detail both have."""
-        m = np.vstack([g.matrix, [0.0, 0.0, 1.0]])  # b -> a
+        m = _homogeneous(g.matrix)  # b -> a
         if cover["shared_b"] >= cover["shared_a"]:
             # b is the inner photo (a crop of a): compare in b's frame.
             ref, ref_detail, ref_content = b_grey, b.detail, b_content
@@ -1524,34 +1722,35 @@ class Verifier:
             ref, ref_detail, ref_content = a.grey, a.detail, a.content()
             other, other_detail, other_content = b_grey, b.detail, b_content
             to_ref = m
-        scale = math.sqrt(abs(float(np.linalg.det(to_ref[:2, :2]))))  # ref px per other px
+        # ref px per other px (of a homography: at the centre of the other photo)
+        local = _jacobian(to_ref, other.shape[1] / 2, other.shape[0] / 2)
+        scale = math.sqrt(abs(float(np.linalg.det(local))))
         factor = min(1.0, ref_detail, other_detail * scale)
         h, w = ref.shape
         size = (max(1, round(w * factor)), max(1, round(h * factor)))
         if min(size) < MIN_COMPARE_SIDE:
             return None
         down = np.diag([factor, factor, 1.0])
-        warp = (down @ to_ref)[:2]
+        warp = down @ to_ref
+        if _affine(g.matrix):
+            warp = warp[:2]
         ref_small = cv2.resize(ref, size, interpolation=cv2.INTER_AREA).astype(np.float32)
         # Pre-blur when the warp shrinks the other photo (no aliasing), then warp.
         shrink = factor * scale
         src = other.astype(np.float32)
         if shrink < 0.8:
             src = _gauss(src, 0.5 / shrink)
-        warped = cv2.warpAffine(src, warp, size, flags=cv2.INTER_LINEAR)
+        warped = _warp(src, warp, size, cv2.INTER_LINEAR)
         # Compare where the other photo has pixels, leaving out border fill on one side only
         # (black corners of a rotated copy over the picture of the other); fill on both
         # sides (a logo's white background) is picture that agrees.
-        inside = cv2.warpAffine(
-            np.ones(other.shape, np.uint8), warp, size, flags=cv2.INTER_NEAREST
-        )
-        other_fill = cv2.warpAffine(
-            (~other_content).astype(np.uint8), warp, size, flags=cv2.INTER_NEAREST
-        )
+        inside = _warp(np.ones(other.shape, np.uint8), warp, size, cv2.INTER_NEAREST)
+        other_fill = _warp((~other_content).astype(np.uint8), warp, size, cv2.INTER_NEAREST)
         ref_fill = cv2.resize(
             (~ref_content).astype(np.uint8), size, interpolation=cv2.INTER_NEAREST
         )
         valid = inside & ~(other_fill ^ ref_fill) & 1
         valid = cv2.erode(valid.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
         sigma = 0.8
-        return _photometry(_gauss(ref_small, sigma), _gauss(warped, sigma), valid)
+        return _photometry(_gauss(ref_small, sigma), _gauss(warped, sigma), valid,
+                           projective=not _affine(g.matrix))
