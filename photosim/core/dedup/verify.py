@@ -795,6 +795,8 @@ def _match_perspective(
     if matrix is None or mask is None or abs(matrix[2, 2]) < 1e-12:
         return None
     matrix = matrix.astype(np.float64) / matrix[2, 2]
+    if not np.isfinite(matrix).all() or abs(np.linalg.det(matrix)) < 1e-9:
+        return None  # degenerate: all matches on a line, or a point
     h, w = b_shape[:2]
     corners = np.c_[_quad(w, h), np.ones(4)].astype(np.float64)
     denominators = corners @ matrix[2]
@@ -1547,7 +1549,7 @@ class Verifier:
         spent = [0.0]
         try:
             verdict = self._verify(a, b, key[2], spent)
-        except cv2.error as exc:  # hostile pixels can reach odd corners of OpenCV
+        except (cv2.error, np.linalg.LinAlgError) as exc:  # hostile pixels: odd corners
             logger.warning("cannot verify %s with %s: %s", a_key, b_key, exc)
             verdict = Verdict("unknown", "verification failed")
         # Keypoints are computed on first use (the mirrored ones only if tried) and timed
